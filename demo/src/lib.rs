@@ -1,0 +1,1 @@
+//! Demo gRPC backends.

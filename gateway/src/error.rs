@@ -1,0 +1,1 @@
+//! The error taxonomy and the single responder.
