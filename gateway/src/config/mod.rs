@@ -1,1 +1,349 @@
-//! Placeholder for the `config` module.
+//! Typed gateway configuration: the YAML document, its defaults, and strict loading.
+//!
+//! Every struct rejects unknown keys; [`load`] names the file and the key in every error and
+//! resolves relative paths against the config file's folder.
+
+mod load;
+mod units;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, load, parse};
+pub use units::{ByteSize, HumanDuration};
+
+/// The whole configuration of one BFF.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the protobuf descriptors come from, merged in order.
+    #[serde(default)]
+    pub descriptors: Vec<DescriptorSource>,
+    /// The gRPC backends, by name.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+    /// How REST/JSON is mapped onto gRPC.
+    #[serde(default)]
+    pub rest: RestConfig,
+    /// Protective limits on requests and responses.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Which headers cross the gateway, in each direction.
+    #[serde(default)]
+    pub headers: HeadersConfig,
+    /// Deadlines of upstream calls.
+    #[serde(default)]
+    pub deadlines: DeadlinesConfig,
+    /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Name of the file this was read from, for messages; not read from YAML.
+    #[serde(skip)]
+    pub source_name: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// One source of descriptors: exactly one of `file`, `proto` or `reflection`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescriptorSource {
+    /// A binary `FileDescriptorSet` (`protoc --include_imports -o`, `buf build -o`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// A `.proto` file or a folder of them, compiled in-process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<PathBuf>,
+    /// Extra import roots for `proto`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<PathBuf>,
+    /// The name of a backend whose gRPC server reflection provides the descriptors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflection: Option<String>,
+}
+
+/// The kind of a [`DescriptorSource`], once validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DescriptorKind {
+    /// A descriptor-set file.
+    File(PathBuf),
+    /// `.proto` sources and their import roots.
+    Proto {
+        /// The file or folder.
+        path: PathBuf,
+        /// Extra import roots.
+        imports: Vec<PathBuf>,
+    },
+    /// Server reflection of a backend.
+    Reflection(String),
+}
+
+impl DescriptorSource {
+    /// The validated kind (loading guarantees exactly one is set).
+    pub fn kind(&self) -> Option<DescriptorKind> {
+        match (&self.file, &self.proto, &self.reflection) {
+            (Some(f), None, None) => Some(DescriptorKind::File(f.clone())),
+            (None, Some(p), None) => Some(DescriptorKind::Proto {
+                path: p.clone(),
+                imports: self.imports.clone(),
+            }),
+            (None, None, Some(r)) => Some(DescriptorKind::Reflection(r.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// One gRPC backend.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Endpoints, e.g. `http://127.0.0.1:50051`; calls are balanced over them.
+    pub endpoints: Vec<String>,
+    /// Fully-qualified services this backend serves; optional when it serves reflection.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Default deadline of a call to this backend (else `deadlines.default`).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// How long to wait for a TCP connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+}
+
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}
+
+/// How REST/JSON is mapped onto gRPC.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// Serve every method at `POST /{package.Service}/{Method}` too.
+    #[serde(default = "yes")]
+    pub default_routes: bool,
+    /// Write original proto field names (`display_name`) instead of lowerCamelCase.
+    #[serde(default)]
+    pub use_proto_field_names: bool,
+    /// Write fields that hold their default value (0, "", false, []).
+    #[serde(default)]
+    pub emit_unpopulated: bool,
+    /// Ignore unknown JSON fields instead of answering 400.
+    #[serde(default)]
+    pub ignore_unknown_fields: bool,
+    /// Read `+` in a query string as a space (HTML form encoding); off: `+` stays `+`.
+    #[serde(default)]
+    pub query_plus_is_space: bool,
+    /// Query parameters that are ignored rather than rejected as unknown.
+    #[serde(default)]
+    pub ignored_query_params: Vec<String>,
+    /// Per-method settings, keyed by `package.Service.Method`.
+    #[serde(default)]
+    pub methods: BTreeMap<String, MethodConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        Self {
+            default_routes: true,
+            use_proto_field_names: false,
+            emit_unpopulated: false,
+            ignore_unknown_fields: false,
+            query_plus_is_space: false,
+            ignored_query_params: Vec::new(),
+            methods: BTreeMap::new(),
+        }
+    }
+}
+
+/// Settings of one method.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodConfig {
+    /// HTTP status of a success (e.g. 201 for a create); default 200.
+    #[serde(default)]
+    pub success_status: Option<u16>,
+    /// Deadline of this method's calls, overriding the backend's.
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// Protective limits, all on by default.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body, counted after decompression (413 past it).
+    #[serde(default = "d_body")]
+    pub max_body_bytes: ByteSize,
+    /// Deepest JSON nesting accepted in a body (400 past it).
+    #[serde(default = "d_depth")]
+    pub max_json_depth: usize,
+    /// Most request headers (431 past it).
+    #[serde(default = "d_headers")]
+    pub max_headers: usize,
+    /// Largest total size of the request line and headers (431 past it).
+    #[serde(default = "d_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// Time a client has to send its request headers.
+    #[serde(default = "d_header_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// Longest pause allowed between two pieces of a request body (408 past it).
+    #[serde(default = "d_body_idle")]
+    pub body_idle_timeout: HumanDuration,
+    /// Largest gRPC response message accepted from a backend (502 past it).
+    #[serde(default = "d_response")]
+    pub max_response_bytes: ByteSize,
+    /// HTTP/2: concurrent streams per connection.
+    #[serde(default = "d_streams")]
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: streams reset by the client before being served, kept per connection (rapid-reset guard).
+    #[serde(default = "d_resets")]
+    pub http2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2: streams the server may reset for protocol errors before closing the connection.
+    #[serde(default = "d_local_resets")]
+    pub http2_max_local_error_reset_streams: usize,
+}
+
+fn d_body() -> ByteSize {
+    ByteSize(1 << 20)
+}
+fn d_depth() -> usize {
+    32
+}
+fn d_headers() -> usize {
+    100
+}
+fn d_header_bytes() -> ByteSize {
+    ByteSize(16 << 10)
+}
+fn d_header_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn d_body_idle() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn d_response() -> ByteSize {
+    ByteSize(4 << 20)
+}
+fn d_streams() -> u32 {
+    256
+}
+fn d_resets() -> usize {
+    20
+}
+fn d_local_resets() -> usize {
+    1024
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: d_body(),
+            max_json_depth: d_depth(),
+            max_headers: d_headers(),
+            max_header_bytes: d_header_bytes(),
+            header_read_timeout: d_header_timeout(),
+            body_idle_timeout: d_body_idle(),
+            max_response_bytes: d_response(),
+            http2_max_concurrent_streams: d_streams(),
+            http2_max_pending_accept_reset_streams: d_resets(),
+            http2_max_local_error_reset_streams: d_local_resets(),
+        }
+    }
+}
+
+/// Which headers cross the gateway.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    /// Request headers forwarded to backends as gRPC metadata: exact names, or prefixes
+    /// ending in `*` (`x-tenant-*`). Hop-by-hop and `grpc-*` headers are never forwarded.
+    #[serde(default = "d_forward")]
+    pub forward: Vec<String>,
+    /// Backend response metadata (headers and trailers) returned to the client: exact names or
+    /// `prefix*` patterns; each is returned as `<response_prefix><name>`.
+    #[serde(default)]
+    pub response: Vec<String>,
+    /// Prefix of returned metadata headers (grpc-gateway's convention).
+    #[serde(default = "d_response_prefix")]
+    pub response_prefix: String,
+}
+
+fn d_forward() -> Vec<String> {
+    vec!["accept-language".into(), "x-tenant-id".into()]
+}
+fn d_response_prefix() -> String {
+    "grpc-metadata-".into()
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        Self {
+            forward: d_forward(),
+            response: Vec::new(),
+            response_prefix: d_response_prefix(),
+        }
+    }
+}
+
+/// Deadlines of upstream calls.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesConfig {
+    /// Deadline of a call when neither the method nor its backend sets one.
+    #[serde(default = "d_deadline")]
+    pub default: HumanDuration,
+    /// Cap on a client's own deadline (`grpc-timeout` request header).
+    #[serde(default = "d_deadline_max")]
+    pub max: HumanDuration,
+}
+
+fn d_deadline() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn d_deadline_max() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        Self {
+            default: d_deadline(),
+            max: d_deadline_max(),
+        }
+    }
+}
+
+impl Config {
+    /// The deadline of a call to `method` (full name `pkg.Svc.Method`) on `backend`.
+    pub fn call_timeout(&self, backend: &str, method: &str) -> Duration {
+        self.rest
+            .methods
+            .get(method)
+            .and_then(|m| m.timeout)
+            .or_else(|| self.backends.get(backend).and_then(|b| b.timeout))
+            .unwrap_or(self.deadlines.default)
+            .get()
+    }
+
+    /// Resolves a path from the config against the config file's folder.
+    pub fn resolve_path(&self, p: &std::path::Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}

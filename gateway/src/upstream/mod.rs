@@ -1,1 +1,15 @@
-//! Placeholder for the `upstream` module.
+//! The back door: every call, whichever front door it came through, leaves here as a gRPC call.
+//!
+//! [`Call`] is the one type both doors build; [`Upstream`] owns a channel per backend and makes
+//! the call with the dynamic codec, the deadline sent as `grpc-timeout`, and the response size
+//! capped. Resilience (breakers, bulkheads, retries) will wrap this same entry point.
+
+mod backends;
+mod call;
+mod codec;
+mod error;
+
+pub use backends::{Backend, Upstream};
+pub use call::{Call, CallBody, Reply, StreamReply};
+pub use codec::DynamicCodec;
+pub use error::UpstreamError;

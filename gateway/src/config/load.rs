@@ -1,0 +1,293 @@
+//! Reading a config file: YAML parsing with key paths in errors, then semantic validation.
+
+use std::path::Path;
+
+use super::{Config, DescriptorKind};
+
+/// A configuration problem; the message names the file, the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the config file: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key holds a bad value, or is unknown, or is missing.
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The key path, e.g. `backends.users.endpoints[0]`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(cfg: &Config, key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            file: cfg.source_name.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and validates a config file; relative paths inside it are resolved against its folder.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    parse(&text, &file, &base)
+}
+
+/// Parses and validates config text; `file` is used in messages, `base_dir` for relative paths.
+pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    let de = yaml_serde::Deserializer::from_str(text);
+    let mut cfg: Config = match serde_path_to_error::deserialize(de) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let key = e.path().to_string();
+            let key = if key == "." { "(top level)".to_string() } else { key };
+            let mut message = e.into_inner().to_string();
+            // yaml_serde prefixes its own (parent) key path; ours is more precise.
+            if let Some((prefix, rest)) = message.split_once(": ")
+                && key.starts_with(prefix)
+            {
+                message = rest.to_string();
+            }
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                key,
+                message,
+            });
+        }
+    };
+    cfg.source_name = file.to_string();
+    cfg.base_dir = base_dir.to_path_buf();
+    validate(&cfg)?;
+    Ok(cfg)
+}
+
+fn validate(cfg: &Config) -> Result<(), ConfigError> {
+    if cfg.descriptors.is_empty() {
+        return Err(ConfigError::invalid(
+            cfg,
+            "descriptors",
+            "no descriptor source: add at least one `- file:`, `- proto:` or `- reflection:` entry",
+        ));
+    }
+    for (i, src) in cfg.descriptors.iter().enumerate() {
+        let key = format!("descriptors[{i}]");
+        let Some(kind) = src.kind() else {
+            return Err(ConfigError::invalid(
+                cfg,
+                key,
+                "each entry needs exactly one of `file`, `proto` or `reflection`",
+            ));
+        };
+        if !src.imports.is_empty() && !matches!(kind, DescriptorKind::Proto { .. }) {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("{key}.imports"),
+                "`imports` only applies to a `proto` entry",
+            ));
+        }
+        if let DescriptorKind::Reflection(name) = &kind
+            && !cfg.backends.contains_key(name)
+        {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("{key}.reflection"),
+                format!(
+                    "no backend named {name:?} (known: {})",
+                    known(cfg.backends.keys())
+                ),
+            ));
+        }
+    }
+    if cfg.backends.is_empty() {
+        return Err(ConfigError::invalid(cfg, "backends", "no backend configured"));
+    }
+    for (name, b) in &cfg.backends {
+        if b.endpoints.is_empty() {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("backends.{name}.endpoints"),
+                "at least one endpoint is needed, e.g. http://127.0.0.1:50051",
+            ));
+        }
+        for (i, ep) in b.endpoints.iter().enumerate() {
+            if let Err(why) = check_endpoint(ep) {
+                return Err(ConfigError::invalid(
+                    cfg,
+                    format!("backends.{name}.endpoints[{i}]"),
+                    why,
+                ));
+            }
+        }
+        let reflected = cfg
+            .descriptors
+            .iter()
+            .any(|d| d.reflection.as_deref() == Some(name.as_str()));
+        if b.services.is_empty() && !reflected {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("backends.{name}.services"),
+                "list the services this backend serves (e.g. [demo.v1.UserService]), \
+                 or register it with `- reflection: NAME` so they can be discovered",
+            ));
+        }
+    }
+    for (method, m) in &cfg.rest.methods {
+        if let Some(s) = m.success_status
+            && !(200..300).contains(&s)
+        {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("rest.methods.{method}.success_status"),
+                format!("{s} is not a 2xx status"),
+            ));
+        }
+    }
+    for (i, h) in cfg.headers.forward.iter().enumerate() {
+        if http::HeaderName::from_bytes(h.trim_end_matches('*').as_bytes()).is_err() {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("headers.forward[{i}]"),
+                format!("{h:?} is not a valid header name"),
+            ));
+        }
+    }
+    if cfg.limits.max_json_depth == 0 || cfg.limits.max_json_depth > 100 {
+        return Err(ConfigError::invalid(
+            cfg,
+            "limits.max_json_depth",
+            "must be between 1 and 100",
+        ));
+    }
+    if cfg.deadlines.default > cfg.deadlines.max {
+        return Err(ConfigError::invalid(
+            cfg,
+            "deadlines.default",
+            format!(
+                "{} is longer than deadlines.max ({})",
+                cfg.deadlines.default, cfg.deadlines.max
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_endpoint(ep: &str) -> Result<(), String> {
+    let uri: http::Uri = ep
+        .parse()
+        .map_err(|e| format!("{ep:?} is not a valid URI: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{ep:?}: TLS to backends is not supported yet; use http://"
+            ));
+        }
+        _ => return Err(format!("{ep:?} needs a scheme, e.g. http://{ep}")),
+    }
+    if uri.host().is_none() || uri.port_u16().is_none() {
+        return Err(format!("{ep:?} needs a host and a port, e.g. http://127.0.0.1:50051"));
+    }
+    Ok(())
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen: 127.0.0.1:9999
+descriptors:
+  - file: ../descriptors/demo.binpb
+  - reflection: users
+backends:
+  users:
+    endpoints: [http://127.0.0.1:50051]
+    timeout: 2s
+  orders:
+    endpoints: [http://127.0.0.1:50052]
+    services: [demo.v1.OrderService]
+rest:
+  methods:
+    demo.v1.UserService.CreateUser: { success_status: 201 }
+"#;
+
+    fn err(text: &str) -> String {
+        parse(text, "bff.yaml", Path::new("/etc/bff")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_config_loads_with_defaults() {
+        let cfg = parse(GOOD, "bff.yaml", Path::new("/etc/bff")).unwrap();
+        assert_eq!(cfg.listen.port(), 9999);
+        assert_eq!(cfg.limits.max_body_bytes.bytes(), 1 << 20);
+        assert_eq!(
+            cfg.resolve_path(Path::new("../x.binpb")),
+            Path::new("/etc/bff/../x.binpb")
+        );
+        assert_eq!(
+            cfg.call_timeout("users", "demo.v1.UserService.GetUser"),
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            cfg.call_timeout("orders", "x"),
+            std::time::Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let e = err(&GOOD.replace("timeout: 2s", "timout: 2s"));
+        assert!(
+            e.starts_with("bff.yaml: backends.users.timout: unknown field `timout`"),
+            "{e}"
+        );
+        assert!(e.contains("line 9"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = err(&GOOD.replace("timeout: 2s", "timeout: soon"));
+        assert!(e.contains("backends.users.timeout"), "{e}");
+        assert!(e.contains("invalid duration"), "{e}");
+        let e = err(&GOOD.replace("127.0.0.1:9999", "nowhere"));
+        assert!(e.starts_with("bff.yaml: listen:"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let e = err(&GOOD.replace("reflection: users", "reflection: nobody"));
+        assert!(e.contains("descriptors[1].reflection: no backend named \"nobody\""), "{e}");
+        let e = err(&GOOD.replace("http://127.0.0.1:50052", "127.0.0.1:50052"));
+        assert!(e.contains("backends.orders.endpoints[0]"), "{e}");
+        let e = err(&GOOD.replace("services: [demo.v1.OrderService]", "services: []"));
+        assert!(e.contains("backends.orders.services"), "{e}");
+        let e = err(&GOOD.replace("success_status: 201", "success_status: 404"));
+        assert!(e.contains("success_status: 404 is not a 2xx status"), "{e}");
+        let e = err(&GOOD.replace("  - reflection: users\n", "  - {}\n"));
+        assert!(e.contains("descriptors[1]: each entry needs exactly one"), "{e}");
+    }
+}

@@ -1,0 +1,85 @@
+//! What can go wrong on the way to a backend, classified so callers decide by type, not text.
+
+use std::time::Duration;
+
+/// An upstream failure. The backend's name is kept for messages and metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The backend answered with a non-OK gRPC status.
+    #[error("backend {backend:?} answered {}: {}", .status.code(), .status.message())]
+    Status {
+        /// Backend name.
+        backend: String,
+        /// The status as the backend sent it (with its details).
+        status: tonic::Status,
+    },
+    /// The backend could not be reached (connection refused, reset, TLS...).
+    #[error("backend {backend:?} is unavailable: {detail}")]
+    Unavailable {
+        /// Backend name.
+        backend: String,
+        /// Transport detail, for logs only.
+        detail: String,
+    },
+    /// The call's deadline passed; the call was cancelled.
+    #[error("backend {backend:?} did not answer within {timeout:?}")]
+    DeadlineExceeded {
+        /// Backend name.
+        backend: String,
+        /// The deadline the call had.
+        timeout: Duration,
+    },
+    /// A response message was larger than the configured limit.
+    #[error("backend {backend:?} sent a response larger than {limit} bytes")]
+    ResponseTooLarge {
+        /// Backend name.
+        backend: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No configured backend serves the method's service.
+    #[error("no backend serves {service}")]
+    NoBackend {
+        /// Fully-qualified service name.
+        service: String,
+    },
+}
+
+impl UpstreamError {
+    /// Classifies a status produced by tonic for a call to `backend`: local transport failures
+    /// and size-limit errors become their own kinds; anything else is the backend's answer.
+    pub(crate) fn from_status(backend: &str, status: tonic::Status, limit: usize) -> Self {
+        let backend = backend.to_string();
+        if status.code() == tonic::Code::OutOfRange
+            && status.message().starts_with("Error, decoded message length too large")
+        {
+            return UpstreamError::ResponseTooLarge { backend, limit };
+        }
+        // A status tonic made itself from a transport error carries that error as its source;
+        // one decoded from the backend's trailers never does.
+        if status.code() == tonic::Code::Unavailable
+            && let Some(src) = std::error::Error::source(&status)
+        {
+            let mut detail = src.to_string();
+            let mut next = src.source();
+            while let Some(e) = next {
+                detail.push_str(": ");
+                detail.push_str(&e.to_string());
+                next = e.source();
+            }
+            return UpstreamError::Unavailable { backend, detail };
+        }
+        UpstreamError::Status { backend, status }
+    }
+
+    /// The backend this error concerns, when known.
+    pub fn backend(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Status { backend, .. }
+            | UpstreamError::Unavailable { backend, .. }
+            | UpstreamError::DeadlineExceeded { backend, .. }
+            | UpstreamError::ResponseTooLarge { backend, .. } => Some(backend),
+            UpstreamError::NoBackend { .. } => None,
+        }
+    }
+}
