@@ -307,6 +307,7 @@ async fn nothing_listening_is_a_connect_error_not_a_hang() {
         "{err}"
     );
     assert!(err.to_string().starts_with(&origin(addr)), "{err}");
+    assert!(err.to_string().contains("Connection refused"), "{err}");
 }
 
 #[tokio::test]

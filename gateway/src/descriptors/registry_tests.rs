@@ -262,3 +262,28 @@ fn undecodable_file_bytes_are_rejected_with_the_origin() {
         "{err}"
     );
 }
+
+#[test]
+fn the_demo_protos_build() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../descriptors/proto");
+    let source = compile_protos(&dir, &[]).unwrap();
+    assert!(
+        source.files.iter().any(|f| f.name == "demo/v1/users.proto"),
+        "{:?}",
+        source.files.iter().map(|f| &f.name).collect::<Vec<_>>()
+    );
+    let registry = Registry::build(vec![source]).unwrap();
+    let services = registry.services();
+    assert!(!services.is_empty());
+    assert!(
+        services
+            .iter()
+            .all(|s| s.full_name().starts_with("demo.v1."))
+    );
+    let with_http = services
+        .iter()
+        .flat_map(|s| s.methods())
+        .filter(|m| !http_bindings(m).is_empty())
+        .count();
+    assert!(with_http > 0);
+}
