@@ -132,6 +132,24 @@ impl GatewayError {
     /// Renders the error. `pool` lets the backend's typed error details (`google.rpc.*` and
     /// the backend's own detail messages) be written as JSON objects with an `@type`.
     pub fn respond(&self, pool: Option<&DescriptorPool>) -> Response {
+        let body = self.status_json(pool);
+        let mut resp = (
+            self.http_status(),
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body.to_string(),
+        )
+            .into_response();
+        if let GatewayError::MethodNotAllowed { allowed, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&join_methods(allowed))
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        resp
+    }
+
+    /// The `google.rpc.Status` JSON of this error (also used as the error record of streams);
+    /// logs what must not be sent.
+    pub fn status_json(&self, pool: Option<&DescriptorPool>) -> Json {
         match self {
             GatewayError::Internal(detail) => tracing::error!(%detail, "internal gateway error"),
             GatewayError::Upstream(UpstreamError::Unavailable { backend, detail }) => {
@@ -152,23 +170,11 @@ impl GatewayError {
             })],
             _ => Vec::new(),
         };
-        let body = json!({
+        json!({
             "code": self.grpc_code() as i32,
             "message": self.client_message(),
             "details": details,
-        });
-        let mut resp = (
-            self.http_status(),
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            body.to_string(),
-        )
-            .into_response();
-        if let GatewayError::MethodNotAllowed { allowed, .. } = self
-            && let Ok(v) = HeaderValue::from_str(&join_methods(allowed))
-        {
-            resp.headers_mut().insert(header::ALLOW, v);
-        }
-        resp
+        })
     }
 }
 

@@ -1,1 +1,9 @@
-//! e2e
+//! End-to-end tests: real demo backends and a real gateway over real sockets.
+
+mod errors;
+mod fields;
+mod headers;
+mod limits;
+mod registry;
+mod routes;
+mod streaming;

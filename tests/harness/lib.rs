@@ -1,1 +1,205 @@
-//! Test harness.
+//! The end-to-end test harness: real demo backends and a real gateway on ephemeral ports.
+//!
+//! [`TestEnv::start`] spawns the three demo services in-process (each a real tonic server on
+//! 127.0.0.1:0), builds a gateway snapshot from a YAML config pointing at them, and serves it on
+//! another ephemeral port. Everything stops when the `TestEnv` is dropped.
+
+use std::path::{Path, PathBuf};
+
+use portico::app::{Gateway, router};
+use portico::snapshot::{LoadError, Snapshot};
+use portico_demo::{DemoCluster, DemoService};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A config over the demo cluster; `extra` is appended (top-level YAML keys).
+pub fn demo_config(demo: &DemoCluster, extra: &str) -> String {
+    format!(
+        r#"
+listen: 127.0.0.1:0
+descriptors:
+  - file: descriptors/demo.binpb
+backends:
+  users:
+    endpoints: [{users}]
+    services: [demo.v1.UserService]
+  orders:
+    endpoints: [{orders}]
+    services: [demo.v1.OrderService]
+  catalog:
+    endpoints: [{catalog}]
+    services: [demo.v1.CatalogService]
+{extra}
+"#,
+        users = demo.users.endpoint(),
+        orders = demo.orders.endpoint(),
+        catalog = demo.catalog.endpoint(),
+    )
+}
+
+/// Builds a snapshot from config text (relative paths against the repo root).
+pub async fn build_snapshot(yaml: &str) -> Result<Snapshot, LoadError> {
+    let cfg = portico::config::parse(yaml, "test.yaml", &repo_root())?;
+    Snapshot::build(cfg).await
+}
+
+/// A running gateway over running demo backends.
+pub struct TestEnv {
+    /// The demo backends (their knobs inject faults and count calls).
+    pub demo: DemoCluster,
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub base: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Reply {
+    /// The body parsed as JSON (panics with the text if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text))
+    }
+
+    /// A header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl TestEnv {
+    /// Demo backends + a gateway with the default test config.
+    pub async fn start() -> TestEnv {
+        Self::start_with("").await
+    }
+
+    /// Demo backends + a gateway whose config gets `extra` appended.
+    pub async fn start_with(extra: &str) -> TestEnv {
+        let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+            .await
+            .expect("demo backends start");
+        let yaml = demo_config(&demo, extra);
+        Self::start_config(demo, &yaml).await
+    }
+
+    /// A gateway with exactly this config over `demo`.
+    pub async fn start_config(demo: DemoCluster, yaml: &str) -> TestEnv {
+        let snapshot = build_snapshot(yaml)
+            .await
+            .unwrap_or_else(|e| panic!("snapshot builds: {e}"));
+        let limits = snapshot.config.limits.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(Gateway::new(snapshot));
+        tokio::spawn(async move {
+            let _ = portico::server::serve(listener, app, &limits, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        TestEnv {
+            demo,
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+        }
+    }
+
+    /// The knobs of one demo backend.
+    pub fn knobs(&self, s: DemoService) -> &portico_demo::Knobs {
+        &self.demo.get(s).knobs
+    }
+
+    /// The absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body read");
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// Sends `method path` with a JSON body.
+    pub async fn json(&self, method: &str, path: &str, body: &Value) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.send(
+            self.client
+                .request(m, self.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// Sends `method path` with a raw body and content type.
+    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.send(
+            self.client
+                .request(m, self.url(path))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Asserts a `google.rpc.Status` error body: HTTP status, gRPC code and a message fragment.
+pub fn assert_error(reply: &Reply, http: u16, code: i64, fragment: &str) {
+    assert_eq!(reply.status, http, "status of {}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["code"], code, "code in {body}");
+    let msg = body["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(fragment),
+        "message {msg:?} should contain {fragment:?}"
+    );
+    assert!(body["details"].is_array(), "details in {body}");
+}

@@ -1,5 +1,10 @@
 //! The REST door: google.api.http path templates ([`template`]), the route table ([`router`]),
-//! and (later) the handler that turns a matched route into an upstream call.
+//! the routes built from descriptors ([`routes`]), header rules ([`headers`]) and the handler
+//! that turns a matched route into an upstream call ([`handler`]).
 
+pub mod handler;
+pub mod headers;
 pub mod router;
+pub mod routes;
+mod stream;
 pub mod template;

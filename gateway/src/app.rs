@@ -1,0 +1,85 @@
+//! Assembling the gateway: the current snapshot, the axum router with the edge layers, and
+//! running it on a listener.
+
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::header;
+use tower::ServiceBuilder;
+use tower_http::decompression::RequestDecompressionLayer;
+
+use crate::edge;
+use crate::error::GatewayError;
+use crate::rest;
+use crate::snapshot::Snapshot;
+
+/// The running gateway: holds the snapshot requests are served from.
+#[derive(Debug)]
+pub struct Gateway {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Gateway {
+    /// A gateway serving `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Arc<Self> {
+        Arc::new(Self {
+            current: RwLock::new(Arc::new(snapshot)),
+        })
+    }
+
+    /// The snapshot a new request should use; the request keeps it to the end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the snapshot for requests that start from now on.
+    pub fn swap(&self, snapshot: Snapshot) {
+        let new = Arc::new(snapshot);
+        match self.current.write() {
+            Ok(mut g) => *g = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}
+
+/// Request encodings the gateway can decompress.
+const ACCEPTED_ENCODINGS: &[&str] = &["gzip", "x-gzip", "br", "identity"];
+
+/// Rejects a `Content-Encoding` the gateway cannot decompress with a clear 415.
+async fn content_encoding_guard(req: Request, next: Next) -> Response {
+    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
+        let text = enc.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        if !ACCEPTED_ENCODINGS.contains(&text.as_str()) {
+            return GatewayError::UnsupportedMediaType {
+                got: format!("content-encoding: {text}"),
+                expected: "a body encoded with gzip, br or identity",
+            }
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The axum router of the gateway: health endpoints, the REST door, and the edge layers
+/// (request id and access log outermost, then request decompression).
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(rest::handler::handle)
+        .with_state(gateway)
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn(edge::request_context))
+                .layer(middleware::from_fn(content_encoding_guard))
+                .layer(RequestDecompressionLayer::new())
+                .map_request_body(Body::new),
+        )
+}

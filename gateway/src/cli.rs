@@ -1,0 +1,168 @@
+//! The command line every BFF binary shares: flags, `--check`, `--demo` wiring, and running the
+//! server until SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use tokio::net::TcpListener;
+
+use crate::app::{Gateway, router};
+use crate::config::{self, ConfigError};
+use crate::snapshot::{LoadError, Snapshot};
+
+/// Flags of a BFF binary.
+#[derive(Debug, Parser)]
+#[command(version, about = "A Portico Backend-for-Frontend: REST/JSON in, gRPC out.")]
+pub struct Args {
+    /// The config file (default: the BFF's example config, `config.yaml` in its folder).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding the config's `listen` (e.g. 127.0.0.1:8080; port 0 = any).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Validate the config and the descriptors, print what would be served, and exit
+    /// (non-zero on any problem).
+    #[arg(long)]
+    pub check: bool,
+    /// Start the bundled demo backends (users, orders, catalog) in-process on free ports and
+    /// point the config's backends of those names at them.
+    #[arg(long)]
+    pub demo: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What distinguishes one BFF binary from another.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// Short name, e.g. `web`.
+    pub name: &'static str,
+    /// The config used when `--config` is not given.
+    pub default_config: PathBuf,
+}
+
+/// Why a BFF could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The config or the descriptors are wrong.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `--demo` was given but the config lacks a backend the demo provides.
+    #[error("--demo: the config has no backend named {0:?}; the demo provides users, orders and catalog")]
+    DemoBackendMissing(String),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Sets up logging (RUST_LOG, default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}
+
+/// Runs a BFF: loads the config (with `demo_endpoints` replacing the endpoints of the demo's
+/// backends), builds the snapshot, then either prints it (`--check`) or serves until a
+/// shutdown signal.
+pub async fn run(
+    args: Args,
+    profile: Profile,
+    demo_endpoints: Option<BTreeMap<String, String>>,
+) -> Result<(), CliError> {
+    let path = args.config.clone().unwrap_or(profile.default_config.clone());
+    let mut cfg = config::load(&path).map_err(LoadError::from)?;
+    if let Some(demo) = demo_endpoints {
+        for (name, endpoint) in demo {
+            let b = cfg
+                .backends
+                .get_mut(&name)
+                .ok_or_else(|| CliError::DemoBackendMissing(name.clone()))?;
+            b.endpoints = vec![endpoint];
+        }
+    }
+    if let Some(listen) = args.listen {
+        cfg.listen = listen;
+    }
+    let snapshot = Snapshot::build(cfg).await?;
+    if args.check {
+        println!("{}: configuration OK", path.display());
+        print!("{}", snapshot.describe());
+        return Ok(());
+    }
+    let addr = snapshot.config.listen;
+    let limits = snapshot.config.limits.clone();
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| CliError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(CliError::Serve)?;
+    println!(
+        "bff-{} serving {} services, {} REST routes on http://{local}",
+        profile.name,
+        snapshot.services.len(),
+        snapshot.routes.len()
+    );
+    for (svc, backend) in &snapshot.services {
+        println!("  {} -> {backend}", svc.full_name());
+    }
+    println!("try: curl -s http://{local}/v1/users/1");
+    let gateway = Gateway::new(snapshot);
+    crate::server::serve(listener, router(gateway), &limits, shutdown_signal())
+        .await
+        .map_err(CliError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; draining");
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::Load(LoadError::Config(e))
+    }
+}

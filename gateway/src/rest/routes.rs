@@ -1,0 +1,200 @@
+//! Building the REST route table of a snapshot from the descriptors and the config.
+//!
+//! Each method gets a route per `google.api.http` binding (rule plus `additional_bindings`) and,
+//! when `rest.default_routes` is on, `POST /{package.Service}/{Method}` with a JSON body. Field
+//! paths in templates, `body` and `response_body` are resolved here, once, so that a request
+//! only looks things up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use prost_reflect::{MethodDescriptor, ServiceDescriptor};
+
+use super::router::Router;
+use super::template::PathTemplate;
+use crate::config::Config;
+use crate::descriptors::http_bindings;
+use crate::transcode::{BodyTarget, FieldPath};
+
+/// How messages flow in a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Streaming {
+    /// One request, one response.
+    Unary,
+    /// One request, a stream of responses.
+    Server,
+    /// A stream of requests, one response.
+    Client,
+}
+
+/// Where a matched route leads, resolved at load time.
+#[derive(Debug)]
+pub struct RouteTarget {
+    /// The gRPC method.
+    pub method: MethodDescriptor,
+    /// `package.Service.Method`.
+    pub full_name: String,
+    /// The backend serving it.
+    pub backend: String,
+    /// The HTTP method of the binding.
+    pub http_method: Method,
+    /// The path template text of the binding.
+    pub template: String,
+    /// Where the request body goes.
+    pub body: BodyTarget,
+    /// The response field written as the body, if not the whole message.
+    pub response_body: Option<FieldPath>,
+    /// The resolved field of each template variable, in template order.
+    pub variables: Vec<FieldPath>,
+    /// Status of a success.
+    pub success: StatusCode,
+    /// Default deadline of the call.
+    pub timeout: Duration,
+    /// Message flow of the method.
+    pub streaming: Streaming,
+    /// Whether a PATCH body fills an unset `update_mask`.
+    pub fill_update_mask: bool,
+}
+
+/// A problem found while building routes; names the method and the binding.
+#[derive(Debug, thiserror::Error)]
+#[error("{method}: {binding}: {message}")]
+pub struct RouteError {
+    /// `package.Service.Method`.
+    pub method: String,
+    /// e.g. `GET /v1/users/{id}`.
+    pub binding: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Builds the route table for the given services (each with its backend's name).
+pub fn build_routes(
+    services: &[(ServiceDescriptor, String)],
+    cfg: &Config,
+) -> Result<Router<Arc<RouteTarget>>, RouteError> {
+    let mut router = Router::new();
+    for (service, backend) in services {
+        for method in service.methods() {
+            let streaming = match (method.is_client_streaming(), method.is_server_streaming()) {
+                (false, false) => Streaming::Unary,
+                (false, true) => Streaming::Server,
+                (true, false) => Streaming::Client,
+                (true, true) => {
+                    tracing::warn!(
+                        method = %method.full_name(),
+                        "bidirectional streaming is not served over REST; skipped"
+                    );
+                    continue;
+                }
+            };
+            let mut bindings: Vec<(Method, String, Option<String>, Option<String>)> =
+                http_bindings(&method)
+                    .into_iter()
+                    .map(|b| (b.method, b.path, b.body, b.response_body))
+                    .collect();
+            if cfg.rest.default_routes {
+                bindings.push((
+                    Method::POST,
+                    format!("/{}/{}", service.full_name(), method.name()),
+                    Some("*".to_string()),
+                    None,
+                ));
+            }
+            for (http_method, path, body, response_body) in bindings {
+                let target = route_target(
+                    &method, backend, cfg, streaming, http_method.clone(), &path, body,
+                    response_body,
+                )?;
+                let template = PathTemplate::parse(&path).map_err(|e| RouteError {
+                    method: method.full_name().to_string(),
+                    binding: format!("{http_method} {path}"),
+                    message: e.to_string(),
+                })?;
+                router
+                    .insert(http_method.clone(), template, Arc::new(target))
+                    .map_err(|dup| RouteError {
+                        method: dup.new.full_name.clone(),
+                        binding: format!("{} {}", dup.method, dup.template),
+                        message: format!(
+                            "the same route is already bound to {} ({} {})",
+                            dup.existing.full_name, dup.existing.http_method, dup.existing.template
+                        ),
+                    })?;
+            }
+        }
+    }
+    Ok(router)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route_target(
+    method: &MethodDescriptor,
+    backend: &str,
+    cfg: &Config,
+    streaming: Streaming,
+    http_method: Method,
+    path: &str,
+    body: Option<String>,
+    response_body: Option<String>,
+) -> Result<RouteTarget, RouteError> {
+    let err = |message: String| RouteError {
+        method: method.full_name().to_string(),
+        binding: format!("{http_method} {path}"),
+        message,
+    };
+    let template = PathTemplate::parse(path).map_err(|e| err(e.to_string()))?;
+    let input = method.input();
+    let mut variables = Vec::new();
+    for v in template.variables() {
+        let dotted = v.field_path.join(".");
+        let fp = FieldPath::resolve(&input, &dotted)
+            .map_err(|e| err(format!("path variable {{{dotted}}}: {e}")))?;
+        if fp.last().is_list() || fp.last().is_map() {
+            return Err(err(format!(
+                "path variable {{{dotted}}} is a repeated or map field"
+            )));
+        }
+        variables.push(fp);
+    }
+    let body = match body.as_deref() {
+        None | Some("") => BodyTarget::None,
+        Some("*") => BodyTarget::Whole,
+        Some(field) => BodyTarget::Field(
+            FieldPath::resolve(&input, field).map_err(|e| err(format!("body {field:?}: {e}")))?,
+        ),
+    };
+    if streaming == Streaming::Client && !matches!(body, BodyTarget::Whole) {
+        return Err(err(
+            "a client-streaming method needs body: \"*\" (each NDJSON line is one message)".into(),
+        ));
+    }
+    let response_body = match response_body.as_deref() {
+        None | Some("") => None,
+        Some(field) => Some(
+            FieldPath::resolve(&method.output(), field)
+                .map_err(|e| err(format!("response_body {field:?}: {e}")))?,
+        ),
+    };
+    let method_cfg = cfg.rest.methods.get(method.full_name());
+    let success = method_cfg
+        .and_then(|m| m.success_status)
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let fill_update_mask = http_method == Method::PATCH && matches!(body, BodyTarget::Field(_));
+    Ok(RouteTarget {
+        method: method.clone(),
+        full_name: method.full_name().to_string(),
+        backend: backend.to_string(),
+        http_method,
+        template: path.to_string(),
+        body,
+        response_body,
+        variables,
+        success,
+        timeout: cfg.call_timeout(backend, method.full_name()),
+        streaming,
+        fill_update_mask,
+    })
+}

@@ -1,0 +1,109 @@
+//! Server-streaming responses over HTTP: newline-delimited JSON, or Server-Sent Events.
+//!
+//! NDJSON (`application/x-ndjson`, the default): one line per message, `{"result": MESSAGE}`;
+//! if the stream fails after it started, one last line `{"error": STATUS}` (a
+//! `google.rpc.Status`), then the body ends. The wrapper keeps a message from ever being
+//! mistaken for the error record (this is grpc-gateway's format).
+//!
+//! SSE (`text/event-stream`, when the client's `Accept` asks for it): each message is a
+//! `data:` event; a failure is an `event: error` whose data is the status.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use prost_reflect::DynamicMessage;
+use tokio::time::Instant;
+use tonic::Streaming;
+
+use super::routes::RouteTarget;
+use crate::error::GatewayError;
+use crate::snapshot::Snapshot;
+use crate::transcode;
+use crate::upstream::UpstreamError;
+
+/// Builds the streaming response; `first` is already received (so errors before it were
+/// answered as plain HTTP errors by the caller).
+pub(crate) fn stream_response(
+    snap: Arc<Snapshot>,
+    target: Arc<RouteTarget>,
+    first: Option<DynamicMessage>,
+    mut rest: Streaming<DynamicMessage>,
+    deadline: Instant,
+    sse: bool,
+) -> Response {
+    let body = async_stream::stream! {
+        let Some(first) = first else { return; };
+        match message_frame(&snap, &target, &first, sse) {
+            Ok(b) => yield Ok::<Bytes, Infallible>(b),
+            Err(e) => { yield Ok(error_frame(&snap, &e, sse)); return; }
+        }
+        loop {
+            let next = tokio::time::timeout_at(deadline, rest.message()).await;
+            let err = match next {
+                Ok(Ok(Some(msg))) => match message_frame(&snap, &target, &msg, sse) {
+                    Ok(b) => { yield Ok(b); continue; }
+                    Err(e) => e,
+                },
+                Ok(Ok(None)) => break,
+                Ok(Err(status)) => GatewayError::Upstream(UpstreamError::Status {
+                    backend: target.backend.clone(),
+                    status,
+                }),
+                Err(_) => GatewayError::Upstream(UpstreamError::DeadlineExceeded {
+                    backend: target.backend.clone(),
+                    timeout: target.timeout,
+                }),
+            };
+            tracing::warn!(method = %target.full_name, error = %err, "stream ended with an error");
+            yield Ok(error_frame(&snap, &err, sse));
+            break;
+        }
+    };
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/x-ndjson"
+    };
+    let mut resp = Response::new(Body::from_stream(body));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+fn message_frame(
+    snap: &Snapshot,
+    target: &RouteTarget,
+    msg: &DynamicMessage,
+    sse: bool,
+) -> Result<Bytes, GatewayError> {
+    let json = transcode::encode_response(msg, target.response_body.as_ref(), &snap.encode)
+        .map_err(|e| GatewayError::Internal(format!("encoding a stream message: {e}")))?;
+    let mut out = Vec::with_capacity(json.len() + 16);
+    if sse {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"\n\n");
+    } else {
+        out.extend_from_slice(b"{\"result\":");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"}\n");
+    }
+    Ok(Bytes::from(out))
+}
+
+fn error_frame(snap: &Snapshot, err: &GatewayError, sse: bool) -> Bytes {
+    let status = err.status_json(Some(snap.registry.pool()));
+    let text = if sse {
+        format!("event: error\ndata: {status}\n\n")
+    } else {
+        format!("{{\"error\":{status}}}\n")
+    };
+    Bytes::from(text)
+}

@@ -1,0 +1,242 @@
+//! The immutable bundle a request runs against: config, descriptors, routes and backends.
+//!
+//! A snapshot is built completely on the side and validated before it serves anything; a
+//! request takes one `Arc<Snapshot>` and keeps it to the end, so it never mixes old routes with
+//! new descriptors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prost_reflect::ServiceDescriptor;
+
+use crate::config::{Config, ConfigError, DescriptorKind};
+use crate::descriptors::{self, Registry, RegistryError, SourceFiles};
+use crate::rest::headers::HeaderRules;
+use crate::rest::router::Router;
+use crate::rest::routes::{RouteError, RouteTarget, build_routes};
+use crate::transcode::{DecodeOptions, EncodeOptions};
+use crate::upstream::{Backend, Upstream};
+
+/// Why a snapshot could not be built; each names the file, key, source or method at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The config itself is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A descriptor source is wrong, or two sources conflict.
+    #[error("{file}: descriptors: {source}")]
+    Registry {
+        /// The config file.
+        file: String,
+        /// The registry's error.
+        source: RegistryError,
+    },
+    /// A route could not be built.
+    #[error("{file}: routes: {source}")]
+    Route {
+        /// The config file.
+        file: String,
+        /// The route error.
+        source: RouteError,
+    },
+}
+
+/// Everything one version of the configuration serves.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The config it was built from.
+    pub config: Config,
+    /// The merged descriptors.
+    pub registry: Registry,
+    /// Backends and the calls to them.
+    pub upstream: Upstream,
+    /// The REST route table.
+    pub routes: Router<Arc<RouteTarget>>,
+    /// Exposed services and the backend of each, sorted by service name.
+    pub services: Vec<(ServiceDescriptor, String)>,
+    /// Header rules.
+    pub headers: HeaderRules,
+    /// JSON/query decoding options.
+    pub decode: DecodeOptions,
+    /// JSON encoding options.
+    pub encode: EncodeOptions,
+}
+
+impl Snapshot {
+    /// Builds and validates a snapshot: loads every descriptor source (contacting backends
+    /// that are registered by reflection), maps services to backends, and builds the routes.
+    pub async fn build(config: Config) -> Result<Snapshot, LoadError> {
+        let file = config.source_name.clone();
+        let invalid = |key: String, message: String| {
+            LoadError::Config(ConfigError::Invalid {
+                file: file.clone(),
+                key,
+                message,
+            })
+        };
+        let mut backends = HashMap::new();
+        for (name, b) in &config.backends {
+            let backend =
+                Backend::new(name, b).map_err(|m| invalid(format!("backends.{name}"), m))?;
+            backends.insert(name.clone(), backend);
+        }
+
+        let mut sources: Vec<SourceFiles> = Vec::new();
+        let mut reflected: Vec<(String, Vec<String>)> = Vec::new();
+        let reg_err = |source| LoadError::Registry {
+            file: file.clone(),
+            source,
+        };
+        for src in &config.descriptors {
+            match src.kind() {
+                Some(DescriptorKind::File(p)) => {
+                    sources.push(
+                        descriptors::load_descriptor_set(&config.resolve_path(&p))
+                            .map_err(reg_err)?,
+                    );
+                }
+                Some(DescriptorKind::Proto { path, imports }) => {
+                    let imports: Vec<_> = imports.iter().map(|i| config.resolve_path(i)).collect();
+                    sources.push(
+                        descriptors::compile_protos(&config.resolve_path(&path), &imports)
+                            .map_err(reg_err)?,
+                    );
+                }
+                Some(DescriptorKind::Reflection(name)) => {
+                    let Some(backend) = backends.get(&name) else {
+                        continue; // validated by config loading
+                    };
+                    let endpoints = config
+                        .backends
+                        .get(&name)
+                        .map(|b| b.endpoints.join(", "))
+                        .unwrap_or_default();
+                    let origin = format!("reflection from backend {name:?} ({endpoints})");
+                    let r = descriptors::fetch_reflection(backend.channel(), origin)
+                        .await
+                        .map_err(reg_err)?;
+                    sources.push(r.files);
+                    reflected.push((name, r.services));
+                }
+                None => {}
+            }
+        }
+        let registry = Registry::build(sources).map_err(reg_err)?;
+
+        // Which backend serves which service: listed ones first, then reflected ones.
+        let mut service_backend: HashMap<String, String> = HashMap::new();
+        for (name, b) in &config.backends {
+            for (i, svc) in b.services.iter().enumerate() {
+                if registry.pool().get_service_by_name(svc).is_none() {
+                    return Err(invalid(
+                        format!("backends.{name}.services[{i}]"),
+                        format!("no service {svc:?} in the registered descriptors{}", suggest(&registry, svc)),
+                    ));
+                }
+                if let Some(other) = service_backend.insert(svc.clone(), name.clone())
+                    && &other != name
+                {
+                    return Err(invalid(
+                        format!("backends.{name}.services[{i}]"),
+                        format!("{svc} is already served by backend {other:?}"),
+                    ));
+                }
+            }
+        }
+        for (name, services) in reflected {
+            for svc in services {
+                service_backend.entry(svc).or_insert_with(|| name.clone());
+            }
+        }
+        for method in config.rest.methods.keys() {
+            if registry.pool().get_service_by_name(method.rsplit_once('.').map_or("", |(s, _)| s))
+                .is_none_or(|s| s.methods().all(|m| m.full_name() != method))
+            {
+                return Err(invalid(
+                    format!("rest.methods.{method}"),
+                    "no such method in the registered descriptors (write package.Service.Method)"
+                        .into(),
+                ));
+            }
+        }
+
+        let mut services: Vec<(ServiceDescriptor, String)> = service_backend
+            .iter()
+            .filter_map(|(svc, b)| {
+                registry
+                    .pool()
+                    .get_service_by_name(svc)
+                    .map(|s| (s, b.clone()))
+            })
+            .collect();
+        services.sort_by(|a, b| a.0.full_name().cmp(b.0.full_name()));
+        let routes = build_routes(&services, &config).map_err(|source| LoadError::Route {
+            file: file.clone(),
+            source,
+        })?;
+        let upstream = Upstream::new(
+            backends,
+            &service_backend,
+            config.limits.max_response_bytes.as_usize(),
+        );
+        let decode = DecodeOptions {
+            ignore_unknown_fields: config.rest.ignore_unknown_fields,
+            max_depth: config.limits.max_json_depth,
+            query_plus_is_space: config.rest.query_plus_is_space,
+            ignored_query_params: config.rest.ignored_query_params.clone(),
+        };
+        let encode = EncodeOptions {
+            use_proto_field_names: config.rest.use_proto_field_names,
+            emit_unpopulated: config.rest.emit_unpopulated,
+        };
+        Ok(Snapshot {
+            headers: HeaderRules::new(&config.headers),
+            config,
+            registry,
+            upstream,
+            routes,
+            services,
+            decode,
+            encode,
+        })
+    }
+
+    /// A human-readable listing of what this snapshot serves (for `--check` and startup).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (svc, backend) in &self.services {
+            let origin = self.registry.service_origin(svc.full_name()).unwrap_or("?");
+            out.push_str(&format!(
+                "service {} -> backend {backend:?} (from {origin})\n",
+                svc.full_name()
+            ));
+        }
+        let mut lines: Vec<String> = self
+            .routes
+            .routes()
+            .map(|(m, t, target)| format!("  {m:<6} {t}  ->  {}", target.full_name))
+            .collect();
+        lines.sort();
+        out.push_str(&format!("{} REST routes:\n", lines.len()));
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn suggest(registry: &Registry, wanted: &str) -> String {
+    let short = wanted.rsplit('.').next().unwrap_or(wanted);
+    let near: Vec<String> = registry
+        .services()
+        .iter()
+        .map(|s| s.full_name().to_string())
+        .filter(|n| n.ends_with(short))
+        .collect();
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", near.join(" or "))
+    }
+}
