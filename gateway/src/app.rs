@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::header;
 use tower::ServiceBuilder;
-use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use crate::edge;
 use crate::error::GatewayError;
@@ -80,6 +80,6 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
                 .layer(middleware::from_fn(edge::request_context))
                 .layer(middleware::from_fn(content_encoding_guard))
                 .layer(RequestDecompressionLayer::new())
-                .map_request_body(Body::new),
+                .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new)),
         )
 }

@@ -22,7 +22,7 @@ pub enum UpstreamError {
         detail: String,
     },
     /// The call's deadline passed; the call was cancelled.
-    #[error("backend {backend:?} did not answer within {timeout:?}")]
+    #[error("backend {backend:?} did not answer within {}", humantime::format_duration(round_ms(*.timeout)))]
     DeadlineExceeded {
         /// Backend name.
         backend: String,
@@ -43,6 +43,12 @@ pub enum UpstreamError {
         /// Fully-qualified service name.
         service: String,
     },
+}
+
+/// Rounds up to whole milliseconds, for messages (`49.93ms` left of a 50ms budget is "50ms").
+fn round_ms(d: Duration) -> Duration {
+    let ms = d.as_micros().div_ceil(1000);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 impl UpstreamError {

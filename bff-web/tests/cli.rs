@@ -1,0 +1,69 @@
+//! The `bff-web` binary itself: `--check` on the example config, a broken config's message,
+//! and `--demo` serving a curl-able API (the README's first command).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
+
+#[test]
+fn check_validates_the_example_config_and_lists_routes() {
+    let out = Command::new(BIN).arg("--check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    assert!(stdout.contains("GET    /v1/users/{id}  ->  demo.v1.UserService.GetUser"), "{stdout}");
+    assert!(stdout.contains("POST   /demo.v1.OrderService/ImportOrders"), "{stdout}");
+}
+
+#[test]
+fn check_fails_with_the_file_and_key_named() {
+    let dir = std::env::temp_dir().join(format!("portico-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("broken.yaml");
+    std::fs::write(
+        &cfg,
+        "descriptors:\n  - file: nowhere.binpb\nbackends:\n  users:\n    endpoints: [http://127.0.0.1:1]\n    services: [x]\n    retries: 3\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("broken.yaml: backends.users.retries: unknown field `retries`"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn demo_mode_serves_the_readme_curl() {
+    let mut child = Command::new(BIN)
+        .args(["--demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(url) = line.split(" on ").nth(1).filter(|_| line.contains("serving")) {
+                return url.trim().to_string();
+            }
+        }
+        panic!("bff-web did not print where it serves");
+    })
+    .await
+    .unwrap();
+    let resp = reqwest::get(format!("{base}/v1/users/1")).await.unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Ada Lovelace"), "{body}");
+}
