@@ -12,10 +12,20 @@ const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
 fn check_validates_the_example_config_and_lists_routes() {
     let out = Command::new(BIN).arg("--check").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("configuration OK"), "{stdout}");
-    assert!(stdout.contains("GET    /v1/users/{id}  ->  demo.v1.UserService.GetUser"), "{stdout}");
-    assert!(stdout.contains("POST   /demo.v1.OrderService/ImportOrders"), "{stdout}");
+    assert!(
+        stdout.contains("GET    /v1/users/{id}  ->  demo.v1.UserService.GetUser"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("POST   /demo.v1.OrderService/ImportOrders"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -35,7 +45,10 @@ fn check_fails_with_the_file_and_key_named() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("broken.yaml: backends.users.retries: unknown field `retries`"), "{stderr}");
+    assert!(
+        stderr.contains("broken.yaml: backends.users.retries: unknown field `retries`"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -48,17 +61,23 @@ async fn demo_mode_serves_the_readme_curl() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let base = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if let Some(url) = line.split(" on ").nth(1).filter(|_| line.contains("serving")) {
-                return url.trim().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Reads stdout to the end (so the child never writes into a closed pipe), reporting the
+    // address from the "serving ... on URL" line.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line
+                .split(" on ")
+                .nth(1)
+                .filter(|_| line.contains("serving"))
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(url.trim().to_string());
             }
         }
-        panic!("bff-web did not print where it serves");
-    })
-    .await
-    .unwrap();
+    });
+    let base = rx.await.expect("bff-web prints where it serves");
     let resp = reqwest::get(format!("{base}/v1/users/1")).await.unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap();

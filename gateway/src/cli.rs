@@ -14,7 +14,10 @@ use crate::snapshot::{LoadError, Snapshot};
 
 /// Flags of a BFF binary.
 #[derive(Debug, Parser)]
-#[command(version, about = "A Portico Backend-for-Frontend: REST/JSON in, gRPC out.")]
+#[command(
+    version,
+    about = "A Portico Backend-for-Frontend: REST/JSON in, gRPC out."
+)]
 pub struct Args {
     /// The config file (default: the BFF's example config, `config.yaml` in its folder).
     #[arg(long, value_name = "FILE")]
@@ -60,7 +63,9 @@ pub enum CliError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// `--demo` was given but the config lacks a backend the demo provides.
-    #[error("--demo: the config has no backend named {0:?}; the demo provides users, orders and catalog")]
+    #[error(
+        "--demo: the config has no backend named {0:?}; the demo provides users, orders and catalog"
+    )]
     DemoBackendMissing(String),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -79,10 +84,16 @@ pub enum CliError {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
 }
 
@@ -94,7 +105,10 @@ pub async fn run(
     profile: Profile,
     demo_endpoints: Option<BTreeMap<String, String>>,
 ) -> Result<(), CliError> {
-    let path = args.config.clone().unwrap_or(profile.default_config.clone());
+    let path = args
+        .config
+        .clone()
+        .unwrap_or(profile.default_config.clone());
     let mut cfg = config::load(&path).map_err(LoadError::from)?;
     if let Some(demo) = demo_endpoints {
         for (name, endpoint) in demo {
@@ -120,16 +134,22 @@ pub async fn run(
         .await
         .map_err(|source| CliError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(CliError::Serve)?;
-    println!(
-        "bff-{} serving {} services, {} REST routes on http://{local}",
+    // The banner must never take the server down (stdout may be a closed pipe).
+    let mut banner = format!(
+        "bff-{} serving {} services, {} REST routes on http://{local}\n",
         profile.name,
         snapshot.services.len(),
         snapshot.routes.len()
     );
     for (svc, backend) in &snapshot.services {
-        println!("  {} -> {backend}", svc.full_name());
+        banner.push_str(&format!("  {} -> {backend}\n", svc.full_name()));
     }
-    println!("try: curl -s http://{local}/v1/users/1");
+    banner.push_str(&format!("try: curl -s http://{local}/v1/users/1\n"));
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     let gateway = Gateway::new(snapshot);
     crate::server::serve(listener, router(gateway), &limits, shutdown_signal())
         .await

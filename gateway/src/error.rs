@@ -135,7 +135,10 @@ impl GatewayError {
         let body = self.status_json(pool);
         let mut resp = (
             self.http_status(),
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body.to_string(),
         )
             .into_response();

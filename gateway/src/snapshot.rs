@@ -130,7 +130,10 @@ impl Snapshot {
                 if registry.pool().get_service_by_name(svc).is_none() {
                     return Err(invalid(
                         format!("backends.{name}.services[{i}]"),
-                        format!("no service {svc:?} in the registered descriptors{}", suggest(&registry, svc)),
+                        format!(
+                            "no service {svc:?} in the registered descriptors{}",
+                            suggest(&registry, svc)
+                        ),
                     ));
                 }
                 if let Some(other) = service_backend.insert(svc.clone(), name.clone())
@@ -149,7 +152,9 @@ impl Snapshot {
             }
         }
         for method in config.rest.methods.keys() {
-            if registry.pool().get_service_by_name(method.rsplit_once('.').map_or("", |(s, _)| s))
+            if registry
+                .pool()
+                .get_service_by_name(method.rsplit_once('.').map_or("", |(s, _)| s))
                 .is_none_or(|s| s.methods().all(|m| m.full_name() != method))
             {
                 return Err(invalid(
@@ -214,7 +219,7 @@ impl Snapshot {
         let mut lines: Vec<String> = self
             .routes
             .routes()
-            .map(|(m, t, target)| format!("  {m:<6} {t}  ->  {}", target.full_name))
+            .map(|(m, t, target)| format!("  {:<6} {t}  ->  {}", m.as_str(), target.full_name))
             .collect();
         lines.sort();
         out.push_str(&format!("{} REST routes:\n", lines.len()));

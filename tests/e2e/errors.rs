@@ -14,7 +14,10 @@ async fn not_found_carries_the_backends_typed_details() {
     let r = env.get("/v1/users/4242").await;
     assert_error(&r, 404, 5, "user 4242 not found");
     let details = r.json()["details"].clone();
-    assert_eq!(details[0]["@type"], "type.googleapis.com/google.rpc.ResourceInfo", "{details}");
+    assert_eq!(
+        details[0]["@type"], "type.googleapis.com/google.rpc.ResourceInfo",
+        "{details}"
+    );
     assert_eq!(details[0]["resourceName"], "users/4242");
 }
 
@@ -22,11 +25,18 @@ async fn not_found_carries_the_backends_typed_details() {
 async fn invalid_argument_carries_field_violations() {
     let env = TestEnv::start().await;
     let r = env
-        .json("POST", "/v1/users", &json!({"user": {"displayName": "X", "email": "no-at-sign"}}))
+        .json(
+            "POST",
+            "/v1/users",
+            &json!({"user": {"displayName": "X", "email": "no-at-sign"}}),
+        )
         .await;
     assert_error(&r, 400, 3, "");
     let d = &r.json()["details"][0];
-    assert_eq!(d["@type"], "type.googleapis.com/google.rpc.BadRequest", "{d}");
+    assert_eq!(
+        d["@type"], "type.googleapis.com/google.rpc.BadRequest",
+        "{d}"
+    );
     assert_eq!(d["fieldViolations"][0]["field"], "user.email");
 }
 
@@ -58,15 +68,24 @@ async fn the_status_table() {
 #[tokio::test]
 async fn a_deadline_is_a_504_and_the_client_can_shorten_it() {
     let env = TestEnv::start_with("deadlines:\n  default: 300ms\n").await;
-    env.knobs(DemoService::Users).set_latency(Duration::from_secs(3));
+    env.knobs(DemoService::Users)
+        .set_latency(Duration::from_secs(3));
     let r = env.get("/v1/users/1").await;
     assert_error(&r, 504, 4, "did not answer within");
     let r = env
-        .send(env.client.get(env.url("/v1/users/1")).header("grpc-timeout", "50m"))
+        .send(
+            env.client
+                .get(env.url("/v1/users/1"))
+                .header("grpc-timeout", "50m"),
+        )
         .await;
     assert_error(&r, 504, 4, "50ms");
     let r = env
-        .send(env.client.get(env.url("/v1/users/1")).header("grpc-timeout", "soon"))
+        .send(
+            env.client
+                .get(env.url("/v1/users/1"))
+                .header("grpc-timeout", "soon"),
+        )
         .await;
     assert_error(&r, 400, 3, "grpc-timeout");
 }
@@ -78,12 +97,19 @@ async fn a_dead_backend_is_a_503_without_internal_details() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let yaml = portico_e2e::demo_config(&env.demo, "").replace(&env.demo.users.endpoint(), &format!("http://{dead}"));
-    let demo = portico_demo::spawn_all([127, 0, 0, 1].into()).await.unwrap();
+    let yaml = portico_e2e::demo_config(&env.demo, "")
+        .replace(&env.demo.users.endpoint(), &format!("http://{dead}"));
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
     let env2 = TestEnv::start_config(demo, &yaml).await;
     let r = env2.get("/v1/users/1").await;
     assert_error(&r, 503, 14, "backend \"users\" is unavailable");
-    assert!(!r.text.contains("tcp"), "no transport detail leaks: {}", r.text);
+    assert!(
+        !r.text.contains("tcp"),
+        "no transport detail leaks: {}",
+        r.text
+    );
 }
 
 #[tokio::test]
@@ -94,21 +120,39 @@ async fn bad_json_is_a_400_naming_the_problem() {
         (r#"{"user": {"verified": "yes"}}"#, "verified"),
         (r#"{"user": {"dispayName": "x"}}"#, "dispayName"),
         (r#"{"user": {"email": "a@b", "email": "c@d"}}"#, "email"),
-        (r#"{"user": {"email": "a@b", "displayName": "x", "display_name": "y"}}"#, "display"),
+        (
+            r#"{"user": {"email": "a@b", "displayName": "x", "display_name": "y"}}"#,
+            "display",
+        ),
         (r#"{"user": {"role": "USER_ROLE_KING"}}"#, "role"),
         (r#"{"user": {"id": "12abc"}}"#, "id"),
         (r#"[1, 2]"#, ""),
     ];
     for (body, fragment) in cases {
-        let r = env.raw("POST", "/v1/users", "application/json", body.to_string()).await;
+        let r = env
+            .raw("POST", "/v1/users", "application/json", body.to_string())
+            .await;
         assert_eq!(r.status, 400, "{body} -> {}", r.text);
         let msg = r.json()["message"].as_str().unwrap().to_string();
-        assert!(msg.contains(fragment), "{body}: {msg:?} should mention {fragment:?}");
+        assert!(
+            msg.contains(fragment),
+            "{body}: {msg:?} should mention {fragment:?}"
+        );
     }
-    let deep = format!("{}{}", "{\"user\":{\"preferences\":".repeat(1), "[".repeat(60) + &"]".repeat(60) + "}}");
+    // nesting past limits.max_json_depth (32) is refused before any parsing cost is paid
+    let deep = format!(
+        "{{\"user\":{{\"preferences\":{{\"a\":{}{}}}}}}}",
+        "[".repeat(60),
+        "]".repeat(60)
+    );
     let r = env.raw("POST", "/v1/users", "application/json", deep).await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(env.knobs(DemoService::Users).total_calls(), 0, "no call was made");
+    assert!(r.text.contains("nest"), "{}", r.text);
+    assert_eq!(
+        env.knobs(DemoService::Users).total_calls(),
+        0,
+        "no call was made"
+    );
 }
 
 #[tokio::test]
@@ -136,10 +180,22 @@ async fn ignored_query_params_are_configurable() {
 #[tokio::test]
 async fn a_body_value_disagreeing_with_the_path_is_a_400() {
     let env = TestEnv::start().await;
-    let r = env.json("PATCH", "/v1/users/1", &json!({"id": "2", "displayName": "x"})).await;
+    let r = env
+        .json(
+            "PATCH",
+            "/v1/users/1",
+            &json!({"id": "2", "displayName": "x"}),
+        )
+        .await;
     assert_error(&r, 400, 3, "id");
     // the same value is fine
-    let r = env.json("PATCH", "/v1/users/1", &json!({"id": "1", "displayName": "x"})).await;
+    let r = env
+        .json(
+            "PATCH",
+            "/v1/users/1",
+            &json!({"id": "1", "displayName": "x"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 

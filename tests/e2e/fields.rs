@@ -29,8 +29,18 @@ async fn every_user_field_kind_round_trips() {
     let u = r.json();
     let sent = &input["user"];
     for key in [
-        "displayName", "email", "role", "address", "tags", "attributes", "avatar", "chatHandle",
-        "loyaltyPoints", "verified", "rating", "legacyUsername",
+        "displayName",
+        "email",
+        "role",
+        "address",
+        "tags",
+        "attributes",
+        "avatar",
+        "chatHandle",
+        "loyaltyPoints",
+        "verified",
+        "rating",
+        "legacyUsername",
     ] {
         assert_eq!(u[key], sent[key], "field {key} in {u}");
     }
@@ -82,15 +92,27 @@ async fn orders_and_products_carry_the_remaining_kinds() {
     let orders = orders.json();
     let o = &orders["orders"][0];
     assert!(o["placedAt"].as_str().unwrap().ends_with('Z'), "{o}");
-    assert!(o["deliveryEstimate"].as_str().unwrap().ends_with('s'), "duration: {o}");
+    assert!(
+        o["deliveryEstimate"].as_str().unwrap().ends_with('s'),
+        "duration: {o}"
+    );
     assert!(o["items"].as_array().is_some_and(|i| !i.is_empty()));
-    assert!(o["total"]["units"].is_string(), "int64 in nested message: {o}");
-    assert!(o.get("card").is_some() || o.get("voucherCode").is_some(), "{o}");
+    assert!(
+        o["total"]["units"].is_string(),
+        "int64 in nested message: {o}"
+    );
+    assert!(
+        o.get("card").is_some() || o.get("voucherCode").is_some(),
+        "{o}"
+    );
 
     let p = env.get("/v1/products/p-1").await.json();
     assert!(p["sku"].is_string(), "fixed64 as string: {p}");
     assert!(p["shippingTime"].as_str().unwrap().ends_with('s'), "{p}");
-    assert!(p["status"].as_str().unwrap().starts_with("PRODUCT_STATUS_"), "{p}");
+    assert!(
+        p["status"].as_str().unwrap().starts_with("PRODUCT_STATUS_"),
+        "{p}"
+    );
     assert!(p["attributes"].is_object(), "{p}");
 }
 
@@ -106,7 +128,11 @@ async fn proto_field_names_on_output_when_configured() {
 async fn unpopulated_fields_on_output_when_configured() {
     let env = TestEnv::start_with("rest:\n  emit_unpopulated: true\n").await;
     let r = env
-        .json("POST", "/v1/users", &json!({"user": {"displayName": "Min", "email": "m@x.io"}, "validateOnly": true}))
+        .json(
+            "POST",
+            "/v1/users",
+            &json!({"user": {"displayName": "Min", "email": "m@x.io"}, "validateOnly": true}),
+        )
         .await;
     let u = r.json();
     assert_eq!(u["verified"], false, "{u}");

@@ -9,16 +9,27 @@ async fn every_request_gets_an_id_that_reaches_the_backend() {
     let r = env.get("/v1/users/1").await;
     let id = r.header("x-request-id").to_string();
     assert_eq!(id.len(), 32, "a fresh id: {id:?}");
-    let md = env.knobs(DemoService::Users).last_metadata("GetUser").unwrap();
+    let md = env
+        .knobs(DemoService::Users)
+        .last_metadata("GetUser")
+        .unwrap();
     assert_eq!(md.get("x-request-id").unwrap().to_str().unwrap(), id);
 
     // a sane client id is kept; an unsafe one is replaced
     let r = env
-        .send(env.client.get(env.url("/v1/users/1")).header("x-request-id", "abc-123"))
+        .send(
+            env.client
+                .get(env.url("/v1/users/1"))
+                .header("x-request-id", "abc-123"),
+        )
         .await;
     assert_eq!(r.header("x-request-id"), "abc-123");
     let r = env
-        .send(env.client.get(env.url("/v1/users/1")).header("x-request-id", "bad id\"<>"))
+        .send(
+            env.client
+                .get(env.url("/v1/users/1"))
+                .header("x-request-id", "bad id\"<>"),
+        )
         .await;
     assert_ne!(r.header("x-request-id"), "bad id\"<>");
     // error responses carry it too
@@ -39,7 +50,10 @@ async fn only_allowlisted_headers_are_forwarded() {
         )
         .await;
     assert_eq!(r.status, 200);
-    let md = env.knobs(DemoService::Users).last_metadata("GetUser").unwrap();
+    let md = env
+        .knobs(DemoService::Users)
+        .last_metadata("GetUser")
+        .unwrap();
     assert_eq!(md.get("x-tenant-id").unwrap(), "acme");
     assert!(md.get("cookie").is_none());
     assert!(md.get("authorization").is_none());

@@ -25,7 +25,10 @@ async fn the_limit_counts_decompressed_bytes() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(big.as_bytes()).unwrap();
     let compressed = gz.finish().unwrap();
-    assert!(compressed.len() < 1024, "the compressed body fits the limit");
+    assert!(
+        compressed.len() < 1024,
+        "the compressed body fits the limit"
+    );
     let r = env
         .send(
             env.client
@@ -74,7 +77,11 @@ async fn too_many_or_too_large_headers_are_a_431() {
     let r = env.send(req).await;
     assert_eq!(r.status, 431);
     let r = env
-        .send(env.client.get(env.url("/v1/users/1")).header("x-big", "v".repeat(20_000)))
+        .send(
+            env.client
+                .get(env.url("/v1/users/1"))
+                .header("x-big", "v".repeat(20_000)),
+        )
         .await;
     assert_eq!(r.status, 431);
     assert_eq!(env.knobs(DemoService::Users).total_calls(), 0);

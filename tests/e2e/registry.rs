@@ -5,7 +5,9 @@ use portico_e2e::{TestEnv, build_snapshot, demo_config};
 
 #[tokio::test]
 async fn proto_sources_compiled_in_process() {
-    let demo = portico_demo::spawn_all([127, 0, 0, 1].into()).await.unwrap();
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
     let yaml = demo_config(&demo, "").replace(
         "  - file: descriptors/demo.binpb",
         "  - proto: descriptors/proto",
@@ -17,7 +19,9 @@ async fn proto_sources_compiled_in_process() {
 
 #[tokio::test]
 async fn reflection_from_a_live_backend_discovers_services_and_http_rules() {
-    let demo = portico_demo::spawn_all([127, 0, 0, 1].into()).await.unwrap();
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
     // users and catalog by reflection only (no services listed), orders from the file
     let yaml = format!(
         r#"
@@ -47,20 +51,28 @@ backends:
 
 #[tokio::test]
 async fn config_and_descriptor_errors_name_what_is_wrong() {
-    let demo = portico_demo::spawn_all([127, 0, 0, 1].into()).await.unwrap();
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
     let base = demo_config(&demo, "");
 
     let e = build_snapshot(&base.replace("descriptors/demo.binpb", "descriptors/missing.binpb"))
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("test.yaml: descriptors:") && e.contains("missing.binpb"), "{e}");
+    assert!(
+        e.starts_with("test.yaml: descriptors:") && e.contains("missing.binpb"),
+        "{e}"
+    );
 
     let e = build_snapshot(&base.replace("[demo.v1.UserService]", "[demo.v1.UserServic]"))
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("backends.users.services[0]") && e.contains("UserServic"), "{e}");
+    assert!(
+        e.contains("backends.users.services[0]") && e.contains("UserServic"),
+        "{e}"
+    );
 
     let e = build_snapshot(&base.replace("endpoints: [", "endpoint: ["))
         .await
@@ -68,10 +80,12 @@ async fn config_and_descriptor_errors_name_what_is_wrong() {
         .to_string();
     assert!(e.contains("unknown field `endpoint`"), "{e}");
 
-    let e = build_snapshot(&format!("{base}rest:\n  methods:\n    demo.v1.UserService.Nope: {{}}\n"))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = build_snapshot(&format!(
+        "{base}rest:\n  methods:\n    demo.v1.UserService.Nope: {{}}\n"
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("rest.methods.demo.v1.UserService.Nope"), "{e}");
 
     // a backend that serves no reflection is named in the error

@@ -23,7 +23,9 @@ async fn additional_bindings_and_default_routes_reach_the_same_method() {
     let a = env.get("/v1/people/2").await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.json()["displayName"], "Grace Hopper");
-    let b = env.json("POST", "/demo.v1.UserService/GetUser", &json!({"id": "2"})).await;
+    let b = env
+        .json("POST", "/demo.v1.UserService/GetUser", &json!({"id": "2"}))
+        .await;
     assert_eq!(b.status, 200, "{}", b.text);
     assert_eq!(a.json(), b.json());
     assert_eq!(env.knobs(DemoService::Users).calls("GetUser"), 2);
@@ -67,7 +69,9 @@ async fn post_with_body_star_and_a_configured_success_status() {
     let u = r.json();
     assert_eq!(u["displayName"], "Linus");
     assert!(u["id"].as_str().unwrap().parse::<i64>().unwrap() > 25);
-    let again = env.get(&format!("/v1/users/{}", u["id"].as_str().unwrap())).await;
+    let again = env
+        .get(&format!("/v1/users/{}", u["id"].as_str().unwrap()))
+        .await;
     assert_eq!(again.status, 200);
 }
 
@@ -96,7 +100,9 @@ async fn patch_with_a_sub_field_body_fills_the_update_mask() {
 #[tokio::test]
 async fn custom_verbs_and_response_body() {
     let env = TestEnv::start().await;
-    let r = env.get("/v1/products:batchGet?ids=p-1&ids=p-2&ids=nope").await;
+    let r = env
+        .get("/v1/products:batchGet?ids=p-1&ids=p-2&ids=nope")
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let mut ids: Vec<String> = r.json()["products"]
         .as_array()
@@ -107,7 +113,9 @@ async fn custom_verbs_and_response_body() {
     ids.sort();
     assert_eq!(ids, ["p-1", "p-2"]);
     // response_body: "products" makes the body the array itself
-    let s = env.json("POST", "/v1/products:search", &json!({"query": ""})).await;
+    let s = env
+        .json("POST", "/v1/products:search", &json!({"query": ""}))
+        .await;
     assert_eq!(s.status, 200, "{}", s.text);
     assert!(s.json().is_array(), "{}", s.text);
 }

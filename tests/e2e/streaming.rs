@@ -81,11 +81,15 @@ async fn an_error_after_the_first_message_ends_with_an_error_record() {
 async fn client_streaming_from_an_ndjson_body() {
     let env = TestEnv::start().await;
     let body = concat!(
-        r#"{"id": "imp-1", "userId": "1", "total": {"currencyCode": "EUR", "units": "10"}}"#, "\n",
+        r#"{"id": "imp-1", "userId": "1", "total": {"currencyCode": "EUR", "units": "10"}}"#,
         "\n",
-        r#"{"userId": "2", "total": {"currencyCode": "EUR", "units": "5"}}"#, "\n",
+        "\n",
+        r#"{"userId": "2", "total": {"currencyCode": "EUR", "units": "5"}}"#,
+        "\n",
     );
-    let r = env.raw("POST", "/v1/orders:import", "application/x-ndjson", body).await;
+    let r = env
+        .raw("POST", "/v1/orders:import", "application/x-ndjson", body)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let s = r.json();
     assert_eq!(s["imported"], 2);
@@ -93,7 +97,9 @@ async fn client_streaming_from_an_ndjson_body() {
     assert_eq!(s["orderIds"][0], "imp-1");
 
     let bad = "{\"userId\": \"1\"}\n{\"userId\": true}\n";
-    let r = env.raw("POST", "/v1/orders:import", "application/x-ndjson", bad).await;
+    let r = env
+        .raw("POST", "/v1/orders:import", "application/x-ndjson", bad)
+        .await;
     assert_error(&r, 400, 3, "line 2");
     assert_eq!(env.knobs(DemoService::Orders).calls("ImportOrders"), 1);
 }

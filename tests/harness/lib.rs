@@ -171,7 +171,13 @@ impl TestEnv {
     }
 
     /// Sends `method path` with a raw body and content type.
-    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         self.send(
             self.client

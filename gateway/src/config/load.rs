@@ -28,7 +28,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(cfg: &Config, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        cfg: &Config,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             file: cfg.source_name.clone(),
             key: key.into(),
@@ -44,10 +48,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: file.clone(),
         source,
     })?;
-    let base = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, &file, &base)
 }
 
@@ -58,7 +59,11 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigEr
         Ok(cfg) => cfg,
         Err(e) => {
             let key = e.path().to_string();
-            let key = if key == "." { "(top level)".to_string() } else { key };
+            let key = if key == "." {
+                "(top level)".to_string()
+            } else {
+                key
+            };
             let mut message = e.into_inner().to_string();
             // yaml_serde prefixes its own (parent) key path; ours is more precise.
             if let Some((prefix, rest)) = message.split_once(": ")
@@ -117,7 +122,11 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
         }
     }
     if cfg.backends.is_empty() {
-        return Err(ConfigError::invalid(cfg, "backends", "no backend configured"));
+        return Err(ConfigError::invalid(
+            cfg,
+            "backends",
+            "no backend configured",
+        ));
     }
     for (name, b) in &cfg.backends {
         if b.endpoints.is_empty() {
@@ -203,14 +212,20 @@ fn check_endpoint(ep: &str) -> Result<(), String> {
         _ => return Err(format!("{ep:?} needs a scheme, e.g. http://{ep}")),
     }
     if uri.host().is_none() || uri.port_u16().is_none() {
-        return Err(format!("{ep:?} needs a host and a port, e.g. http://127.0.0.1:50051"));
+        return Err(format!(
+            "{ep:?} needs a host and a port, e.g. http://127.0.0.1:50051"
+        ));
     }
     Ok(())
 }
 
 fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<&str> = names.map(String::as_str).collect();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -236,7 +251,9 @@ rest:
 "#;
 
     fn err(text: &str) -> String {
-        parse(text, "bff.yaml", Path::new("/etc/bff")).unwrap_err().to_string()
+        parse(text, "bff.yaml", Path::new("/etc/bff"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -246,7 +263,11 @@ rest:
         assert_eq!(cfg.limits.max_body_bytes.bytes(), 1 << 20);
         assert_eq!(
             cfg.resolve_path(Path::new("../x.binpb")),
-            Path::new("/etc/bff/../x.binpb")
+            Path::new("/etc/x.binpb")
+        );
+        assert_eq!(
+            cfg.resolve_path(Path::new("./a/../../b/c")),
+            Path::new("/etc/b/c")
         );
         assert_eq!(
             cfg.call_timeout("users", "demo.v1.UserService.GetUser"),
@@ -280,7 +301,10 @@ rest:
     #[test]
     fn semantic_errors_name_the_key() {
         let e = err(&GOOD.replace("reflection: users", "reflection: nobody"));
-        assert!(e.contains("descriptors[1].reflection: no backend named \"nobody\""), "{e}");
+        assert!(
+            e.contains("descriptors[1].reflection: no backend named \"nobody\""),
+            "{e}"
+        );
         let e = err(&GOOD.replace("http://127.0.0.1:50052", "127.0.0.1:50052"));
         assert!(e.contains("backends.orders.endpoints[0]"), "{e}");
         let e = err(&GOOD.replace("services: [demo.v1.OrderService]", "services: []"));
@@ -288,6 +312,9 @@ rest:
         let e = err(&GOOD.replace("success_status: 201", "success_status: 404"));
         assert!(e.contains("success_status: 404 is not a 2xx status"), "{e}");
         let e = err(&GOOD.replace("  - reflection: users\n", "  - {}\n"));
-        assert!(e.contains("descriptors[1]: each entry needs exactly one"), "{e}");
+        assert!(
+            e.contains("descriptors[1]: each entry needs exactly one"),
+            "{e}"
+        );
     }
 }

@@ -340,10 +340,33 @@ impl Config {
 
     /// Resolves a path from the config against the config file's folder.
     pub fn resolve_path(&self, p: &std::path::Path) -> PathBuf {
-        if p.is_absolute() {
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.base_dir.join(p)
+        };
+        normalize(&joined)
+    }
+}
+
+/// Removes `.` and `a/..` pairs lexically (no file system access), for readable messages.
+fn normalize(p: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !matches!(
+                    out.components().next_back(),
+                    Some(Component::Normal(_)) | None
+                ) || !out.pop()
+                {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
         }
     }
+    out
 }

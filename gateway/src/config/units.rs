@@ -40,13 +40,21 @@ impl<'de> Deserialize<'de> for HumanDuration {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
                 humantime::parse_duration(v.trim())
                     .map(HumanDuration)
-                    .map_err(|e| E::custom(format!("invalid duration {v:?}: {e} (write e.g. \"250ms\", \"5s\")")))
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "invalid duration {v:?}: {e} (write e.g. \"250ms\", \"5s\")"
+                        ))
+                    })
             }
             fn visit_u64<E: de::Error>(self, _v: u64) -> Result<HumanDuration, E> {
-                Err(E::custom("a duration needs a unit, e.g. \"5s\" or \"250ms\""))
+                Err(E::custom(
+                    "a duration needs a unit, e.g. \"5s\" or \"250ms\"",
+                ))
             }
             fn visit_i64<E: de::Error>(self, _v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom("a duration needs a unit, e.g. \"5s\" or \"250ms\""))
+                Err(E::custom(
+                    "a duration needs a unit, e.g. \"5s\" or \"250ms\"",
+                ))
             }
         }
         d.deserialize_any(V)
@@ -105,9 +113,9 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        if n >= 1 << 20 && n % (1 << 20) == 0 {
+        if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
             write!(f, "{}MiB", n >> 20)
-        } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
             write!(f, "{}KiB", n >> 10)
         } else {
             write!(f, "{n}B")
@@ -155,7 +163,11 @@ mod tests {
         assert_eq!(ByteSize::parse("100").unwrap().bytes(), 100);
         assert_eq!(ByteSize::parse("4MiB").unwrap().bytes(), 4 << 20);
         assert_eq!(ByteSize::parse("1 KB").unwrap().bytes(), 1000);
-        assert!(ByteSize::parse("1 parsec").unwrap_err().contains("unknown unit"));
+        assert!(
+            ByteSize::parse("1 parsec")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(ByteSize::parse("x").is_err());
         assert_eq!(ByteSize(4 << 20).to_string(), "4MiB");
     }

@@ -63,7 +63,10 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
             });
         }
         Lookup::BadPath { reason } => {
-            return Err(GatewayError::bad_request(None, format!("invalid path: {reason}")));
+            return Err(GatewayError::bad_request(
+                None,
+                format!("invalid path: {reason}"),
+            ));
         }
     };
     let timeout = call_timeout(&parts.headers, &target, snap)?;
@@ -86,7 +89,11 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
         let fp = target
             .variables
             .iter()
-            .find(|fp| fp.as_str().split('.').eq(b.field_path.iter().map(String::as_str)))
+            .find(|fp| {
+                fp.as_str()
+                    .split('.')
+                    .eq(b.field_path.iter().map(String::as_str))
+            })
             .ok_or_else(|| {
                 GatewayError::Internal(format!("unresolved path variable in {}", target.template))
             })?;
@@ -137,18 +144,31 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
             }
             Ok(Ok(first)) => first,
         };
-        let mut resp = stream_response(snap.clone(), target.clone(), first, reply.stream, deadline, sse);
+        let mut resp = stream_response(
+            snap.clone(),
+            target.clone(),
+            first,
+            reply.stream,
+            deadline,
+            sse,
+        );
         snap.headers
             .response_headers(&reply.metadata, resp.headers_mut());
         return Ok(resp);
     }
 
     let reply = snap.upstream.unary(call).await?;
-    let json = transcode::encode_response(&reply.message, target.response_body.as_ref(), &snap.encode)
-        .map_err(|e| GatewayError::Internal(format!("encoding the reply of {}: {e}", target.full_name)))?;
+    let json =
+        transcode::encode_response(&reply.message, target.response_body.as_ref(), &snap.encode)
+            .map_err(|e| {
+                GatewayError::Internal(format!("encoding the reply of {}: {e}", target.full_name))
+            })?;
     let mut resp = (
         target.success,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         Body::from(json),
     )
         .into_response();
@@ -203,10 +223,19 @@ fn check_content_type(headers: &HeaderMap, ndjson: bool) -> Result<(), GatewayEr
         return Ok(());
     };
     let ct = ct.to_str().unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let ok = essence == "application/json"
         || essence.ends_with("+json")
-        || (ndjson && matches!(essence.as_str(), "application/x-ndjson" | "application/jsonl"));
+        || (ndjson
+            && matches!(
+                essence.as_str(),
+                "application/x-ndjson" | "application/jsonl"
+            ));
     if ok {
         Ok(())
     } else {
@@ -226,7 +255,10 @@ fn wants_sse(headers: &HeaderMap) -> bool {
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().starts_with("text/event-stream")))
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().starts_with("text/event-stream"))
+        })
 }
 
 /// Reads the whole body, at most `limit` bytes (after decompression), failing when the client
@@ -313,11 +345,17 @@ mod tests {
     fn json_and_ndjson_content_types() {
         let mut h = HeaderMap::new();
         assert!(check_content_type(&h, false).is_ok());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert!(check_content_type(&h, false).is_ok());
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(check_content_type(&h, false).is_err());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
         assert!(check_content_type(&h, true).is_ok());
         assert!(check_content_type(&h, false).is_err());
     }

@@ -98,7 +98,8 @@ impl HeaderRules {
             if n.starts_with("grpc-") || NEVER_RETURNED.contains(&n) || !self.response.matches(n) {
                 continue;
             }
-            let Ok(out_name) = HeaderName::from_bytes(format!("{}{n}", self.response_prefix).as_bytes())
+            let Ok(out_name) =
+                HeaderName::from_bytes(format!("{}{n}", self.response_prefix).as_bytes())
             else {
                 continue;
             };
@@ -124,7 +125,10 @@ mod tests {
 
     #[test]
     fn only_allowlisted_request_headers_are_forwarded() {
-        let r = rules(&["x-tenant-*", "authorization", "connection", "grpc-timeout"], &[]);
+        let r = rules(
+            &["x-tenant-*", "authorization", "connection", "grpc-timeout"],
+            &[],
+        );
         let mut h = HeaderMap::new();
         h.insert("x-tenant-id", HeaderValue::from_static("t1"));
         h.insert("authorization", HeaderValue::from_static("Bearer x"));

@@ -104,7 +104,13 @@ pub fn build_routes(
             }
             for (http_method, path, body, response_body) in bindings {
                 let target = route_target(
-                    &method, backend, cfg, streaming, http_method.clone(), &path, body,
+                    &method,
+                    backend,
+                    cfg,
+                    streaming,
+                    http_method.clone(),
+                    &path,
+                    body,
                     response_body,
                 )?;
                 let template = PathTemplate::parse(&path).map_err(|e| RouteError {

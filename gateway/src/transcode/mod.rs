@@ -274,6 +274,11 @@ pub fn decode_request(
         )?;
     }
 
+    // Fields bound from the URL path identify the resource; they are not part of the update.
+    let mask_paths = mask_paths.map(|mut p| {
+        p.retain(|path| !watch.contains(path));
+        p
+    });
     if let (Some(mask_field), Some(paths)) = (mask_field, mask_paths)
         && !paths.is_empty()
         && !msg.has_field(&mask_field)

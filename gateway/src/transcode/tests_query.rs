@@ -254,3 +254,20 @@ fn update_mask_filled_from_patch_body() {
     .unwrap();
     assert!(!json(&m).contains("updateMask"));
 }
+
+#[test]
+fn update_mask_leaves_out_fields_bound_from_the_path() {
+    let target = BodyTarget::Field(fp("UpdateUserRequest", "user"));
+    let uid = fp("UpdateUserRequest", "user.id");
+    let m = req(
+        "UpdateUserRequest",
+        r#"{"id": 1, "displayName": "x"}"#,
+        &target,
+        &[(&uid, "1")],
+        None,
+        true,
+    )
+    .unwrap();
+    let out = json(&m);
+    assert!(out.contains(r#""updateMask":"displayName""#), "{out}");
+}

@@ -114,7 +114,11 @@ impl Upstream {
         Grpc::new(backend.channel()).max_decoding_message_size(self.max_response_bytes)
     }
 
-    fn request<T>(msg: T, call_metadata: tonic::metadata::MetadataMap, timeout: Duration) -> tonic::Request<T> {
+    fn request<T>(
+        msg: T,
+        call_metadata: tonic::metadata::MetadataMap,
+        timeout: Duration,
+    ) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         *req.metadata_mut() = call_metadata;
         // Sends `grpc-timeout` so the backend knows the budget too.
@@ -140,8 +144,12 @@ impl Upstream {
                 }
                 CallBody::Stream(msgs) => {
                     let stream = tokio_stream::iter(msgs);
-                    grpc.client_streaming(Self::request(stream, call.metadata, timeout), path, codec)
-                        .await
+                    grpc.client_streaming(
+                        Self::request(stream, call.metadata, timeout),
+                        path,
+                        codec,
+                    )
+                    .await
                 }
             }
         };
@@ -168,9 +176,9 @@ impl Upstream {
         let limit = self.max_response_bytes;
         let msg: DynamicMessage = match call.body {
             CallBody::Unary(m) => m,
-            CallBody::Stream(mut v) => v.pop().unwrap_or_else(|| {
-                DynamicMessage::new(call.method.input())
-            }),
+            CallBody::Stream(mut v) => v
+                .pop()
+                .unwrap_or_else(|| DynamicMessage::new(call.method.input())),
         };
         let fut = async move {
             grpc.ready()

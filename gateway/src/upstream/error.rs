@@ -57,7 +57,9 @@ impl UpstreamError {
     pub(crate) fn from_status(backend: &str, status: tonic::Status, limit: usize) -> Self {
         let backend = backend.to_string();
         if status.code() == tonic::Code::OutOfRange
-            && status.message().starts_with("Error, decoded message length too large")
+            && status
+                .message()
+                .starts_with("Error, decoded message length too large")
         {
             return UpstreamError::ResponseTooLarge { backend, limit };
         }
