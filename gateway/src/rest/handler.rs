@@ -22,7 +22,7 @@ use crate::edge::RequestId;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::transcode::{self, BodyTarget, FieldPath, HttpRequestParts, TranscodeError};
-use crate::upstream::{Call, CallBody};
+use crate::upstream::{Call, CallBody, UpstreamError};
 
 /// The axum fallback handler serving every REST route of the current snapshot.
 pub async fn handle(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
@@ -127,20 +127,19 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
         // An error before the first message is an ordinary HTTP error.
         let first = match tokio::time::timeout_at(deadline, reply.stream.message()).await {
             Err(_) => {
-                return Err(GatewayError::Upstream(
-                    crate::upstream::UpstreamError::DeadlineExceeded {
-                        backend: target.backend.clone(),
-                        timeout,
-                    },
-                ));
+                return Err(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
+                    backend: target.backend.clone(),
+                    timeout,
+                }));
             }
             Ok(Err(status)) => {
-                return Err(GatewayError::Upstream(
-                    crate::upstream::UpstreamError::Status {
-                        backend: target.backend.clone(),
-                        status,
-                    },
-                ));
+                return Err(GatewayError::Upstream(UpstreamError::from_call_status(
+                    &target.backend,
+                    status,
+                    deadline,
+                    timeout,
+                    snap.config.limits.max_response_bytes.as_usize(),
+                )));
             }
             Ok(Ok(first)) => first,
         };

@@ -49,10 +49,13 @@ pub(crate) fn stream_response(
                     Err(e) => e,
                 },
                 Ok(Ok(None)) => break,
-                Ok(Err(status)) => GatewayError::Upstream(UpstreamError::Status {
-                    backend: target.backend.clone(),
+                Ok(Err(status)) => GatewayError::Upstream(UpstreamError::from_call_status(
+                    &target.backend,
                     status,
-                }),
+                    deadline,
+                    target.timeout,
+                    snap.config.limits.max_response_bytes.as_usize(),
+                )),
                 Err(_) => GatewayError::Upstream(UpstreamError::DeadlineExceeded {
                     backend: target.backend.clone(),
                     timeout: target.timeout,

@@ -133,6 +133,7 @@ impl Upstream {
         let codec = DynamicCodec::new(call.method.output());
         let mut grpc = self.client(&backend);
         let limit = self.max_response_bytes;
+        let deadline = call.deadline;
         let fut = async move {
             grpc.ready()
                 .await
@@ -158,7 +159,13 @@ impl Upstream {
                 backend: backend.name().to_string(),
                 timeout,
             }),
-            Ok(Err(status)) => Err(UpstreamError::from_status(backend.name(), status, limit)),
+            Ok(Err(status)) => Err(UpstreamError::from_call_status(
+                backend.name(),
+                status,
+                deadline,
+                timeout,
+                limit,
+            )),
             Ok(Ok(resp)) => {
                 let (metadata, message, _) = resp.into_parts();
                 Ok(Reply { message, metadata })
@@ -174,6 +181,7 @@ impl Upstream {
         let codec = DynamicCodec::new(call.method.output());
         let mut grpc = self.client(&backend);
         let limit = self.max_response_bytes;
+        let deadline = call.deadline;
         let msg: DynamicMessage = match call.body {
             CallBody::Unary(m) => m,
             CallBody::Stream(mut v) => v
@@ -192,7 +200,13 @@ impl Upstream {
                 backend: backend.name().to_string(),
                 timeout,
             }),
-            Ok(Err(status)) => Err(UpstreamError::from_status(backend.name(), status, limit)),
+            Ok(Err(status)) => Err(UpstreamError::from_call_status(
+                backend.name(),
+                status,
+                deadline,
+                timeout,
+                limit,
+            )),
             Ok(Ok(resp)) => {
                 let (metadata, stream, _) = resp.into_parts();
                 Ok(StreamReply { metadata, stream })

@@ -80,6 +80,31 @@ impl UpstreamError {
         UpstreamError::Status { backend, status }
     }
 
+    /// Classifies the status that ended a call with this `deadline` and `timeout` budget. A
+    /// backend that gave up because of the `grpc-timeout` we sent (servers answer CANCELLED or
+    /// DEADLINE_EXCEEDED) can beat our own timer by a few milliseconds: that is the gateway's
+    /// deadline either way.
+    pub fn from_call_status(
+        backend: &str,
+        status: tonic::Status,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        limit: usize,
+    ) -> Self {
+        let expired = matches!(
+            status.code(),
+            tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+        ) && deadline.saturating_duration_since(tokio::time::Instant::now())
+            < Duration::from_millis(20);
+        if expired {
+            return UpstreamError::DeadlineExceeded {
+                backend: backend.to_string(),
+                timeout,
+            };
+        }
+        Self::from_status(backend, status, limit)
+    }
+
     /// The backend this error concerns, when known.
     pub fn backend(&self) -> Option<&str> {
         match self {
