@@ -86,3 +86,19 @@ async fn demo_mode_serves_the_readme_curl() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Ada Lovelace"), "{body}");
 }
+
+#[test]
+fn the_docker_compose_configs_are_valid() {
+    for cfg in ["web.yaml", "mobile.yaml"] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/").to_string() + cfg;
+        let out = Command::new(BIN)
+            .args(["--check", "--config", &path])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cfg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -178,7 +178,13 @@ impl UserService for UsersApi {
             return Err(rpc::invalid_field("id", "must be a positive user id"));
         }
         let user = self.lock().users.get(&id).cloned();
-        user.map(Response::new).ok_or_else(|| user_not_found(id))
+        let mut resp = user.map(Response::new).ok_or_else(|| user_not_found(id))?;
+        // Response metadata, so that gateways can show how they map it to headers.
+        resp.metadata_mut().insert(
+            "x-demo-served-by",
+            tonic::metadata::MetadataValue::from_static("users"),
+        );
+        Ok(resp)
     }
 
     async fn list_users(

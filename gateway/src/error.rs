@@ -152,7 +152,7 @@ impl GatewayError {
 
     /// The `google.rpc.Status` JSON of this error (also used as the error record of streams);
     /// logs what must not be sent.
-    pub fn status_json(&self, pool: Option<&DescriptorPool>) -> Json {
+    pub fn status_json(&self, pool: Option<&DescriptorPool>) -> StatusBody {
         match self {
             GatewayError::Internal(detail) => tracing::error!(%detail, "internal gateway error"),
             GatewayError::Upstream(UpstreamError::Unavailable { backend, detail }) => {
@@ -173,11 +173,31 @@ impl GatewayError {
             })],
             _ => Vec::new(),
         };
-        json!({
-            "code": self.grpc_code() as i32,
-            "message": self.client_message(),
-            "details": details,
-        })
+        StatusBody {
+            code: self.grpc_code() as i32,
+            message: self.client_message(),
+            details,
+        }
+    }
+}
+
+/// A `google.rpc.Status` as JSON, fields in their proto order.
+#[derive(Debug, serde::Serialize)]
+pub struct StatusBody {
+    /// The gRPC code, as a number.
+    pub code: i32,
+    /// The message for the client.
+    pub message: String,
+    /// Typed details, each with an `@type`.
+    pub details: Vec<Json>,
+}
+
+impl std::fmt::Display for StatusBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_string(self) {
+            Ok(s) => f.write_str(&s),
+            Err(_) => Err(std::fmt::Error),
+        }
     }
 }
 

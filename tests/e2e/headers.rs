@@ -60,3 +60,15 @@ async fn only_allowlisted_headers_are_forwarded() {
     // the deadline travels as grpc-timeout
     assert!(md.get("grpc-timeout").is_some(), "{md:?}");
 }
+
+#[tokio::test]
+async fn allowlisted_response_metadata_comes_back_as_prefixed_headers() {
+    let env = TestEnv::start_with("headers:\n  response: [x-demo-*]\n").await;
+    let r = env.get("/v1/users/1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("grpc-metadata-x-demo-served-by"), "users");
+    // not allowlisted: not returned
+    let env = TestEnv::start().await;
+    let r = env.get("/v1/users/1").await;
+    assert_eq!(r.header("grpc-metadata-x-demo-served-by"), "");
+}

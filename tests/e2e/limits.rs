@@ -113,3 +113,21 @@ async fn a_response_over_the_limit_is_a_502() {
     let r = env.get("/v1/users?page_size=50").await;
     assert_error(&r, 502, 13, "larger than 200 bytes");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let env = TestEnv::start_with("limits:\n  header_read_timeout: 200ms\n").await;
+    let addr = env.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /v1/users/1 HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("the gateway gives up on a slow client")
+        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || head.starts_with("HTTP/1.1 408"), "{head}");
+    assert_eq!(env.knobs(DemoService::Users).total_calls(), 0);
+}

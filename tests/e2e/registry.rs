@@ -98,3 +98,35 @@ async fn config_and_descriptor_errors_name_what_is_wrong() {
     let e = build_snapshot(&yaml).await.unwrap_err().to_string();
     assert!(e.contains("ghost"), "{e}");
 }
+
+#[tokio::test]
+async fn two_methods_claiming_one_route_is_a_load_error_naming_both() {
+    let dir = std::env::temp_dir().join(format!("portico-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("dup.proto"),
+        r#"syntax = "proto3";
+package dup.v1;
+import "google/api/annotations.proto";
+service Things {
+  rpc GetThing(Req) returns (Req) { option (google.api.http) = { get: "/v1/things/{id}" }; }
+}
+service Stuff {
+  rpc FetchStuff(Req) returns (Req) { option (google.api.http) = { get: "/v1/things/{name}" }; }
+}
+message Req { string id = 1; string name = 2; }
+"#,
+    )
+    .unwrap();
+    let yaml = format!(
+        "descriptors:\n  - proto: {}\nbackends:\n  things:\n    endpoints: [http://127.0.0.1:9]\n    services: [dup.v1.Things, dup.v1.Stuff]\n",
+        dir.display()
+    );
+    let e = build_snapshot(&yaml).await.unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        e.contains("dup.v1.Things.GetThing") && e.contains("dup.v1.Stuff.FetchStuff"),
+        "{e}"
+    );
+    assert!(e.contains("/v1/things/"), "{e}");
+}

@@ -41,7 +41,8 @@ fn fresh() -> HeaderValue {
 }
 
 /// Middleware: assigns the request id, opens the request's span, writes one log line per
-/// request with method, path, status and latency (time to the response head).
+/// request with method, path, status and latency (time to the response head). The REST door
+/// records the gRPC method it called in the span's `rpc` field.
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -52,7 +53,13 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let span = tracing::info_span!("request", request_id = %RequestId(id.clone()).as_str(), %method, %path);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %RequestId(id.clone()).as_str(),
+        %method,
+        %path,
+        rpc = tracing::field::Empty,
+    );
     let start = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();

@@ -69,6 +69,7 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
             ));
         }
     };
+    tracing::Span::current().record("rpc", target.full_name.as_str());
     let timeout = call_timeout(&parts.headers, &target, snap)?;
     let deadline = Instant::now() + timeout;
     let takes_body = !matches!(target.body, BodyTarget::None);
