@@ -13,6 +13,8 @@ pub mod config;
 pub mod descriptors;
 pub mod edge;
 pub mod error;
+pub mod graphql;
+pub mod resilience;
 pub mod rest;
 pub mod server;
 pub mod snapshot;

@@ -1,0 +1,1 @@
+//! Placeholder for the resilience module (deadlines, breakers, bulkheads, retries).
