@@ -1,1 +1,0 @@
-//! Placeholder for `graphql::sdl_diff`.

@@ -1,0 +1,1 @@
+//! Breaking changes between two GraphQL SDLs (work in progress).
