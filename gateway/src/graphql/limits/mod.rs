@@ -16,8 +16,8 @@
 //!   (the fields count as if included). This only ever over-estimates.
 //! - Depth: root fields are at depth 1, each nested selection set adds 1. `__typename` adds no
 //!   depth. Introspection fields (`__schema`, `__type`) and everything below them add no depth
-//!   either, so the usual introspection query (its `TypeRef` fragment nests `ofType` 8 deep) passes the default
-//!   limit; they still count for aliases, root fields and cost.
+//!   either, so the usual introspection query (its `TypeRef` fragment nests `ofType` 8 deep)
+//!   passes the default limit; they still count for aliases, root fields and cost.
 //! - Aliases: every field with an alias, including `__typename`, inside fragments as expanded.
 //! - Root fields: the selections of the operation's root selection set after expansion
 //!   (inline fragments and spreads at the root are replaced by their fields).
