@@ -36,6 +36,21 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print the BFF's GraphQL schema (SDL) to stdout.
+    Schema {
+        /// Compare with this previous SDL instead: list the changes, exit non-zero on any
+        /// breaking one.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
 }
 
 /// How log lines are written.
@@ -75,6 +90,23 @@ pub enum CliError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `schema` was asked but GraphQL is disabled in the config.
+    #[error("GraphQL is disabled in this config (graphql.enabled: false)")]
+    NoGraphql,
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An SDL file does not parse.
+    #[error("{0}")]
+    Sdl(String),
+    /// `schema --check` found breaking changes.
+    #[error("{0} breaking change(s) in the GraphQL schema (listed above)")]
+    Breaking(usize),
     /// The server failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -123,6 +155,9 @@ pub async fn run(
         cfg.listen = listen;
     }
     let snapshot = Snapshot::build(cfg).await?;
+    if let Some(Command::Schema { check }) = &args.command {
+        return schema_command(&snapshot, check.as_deref());
+    }
     if args.check {
         println!("{}: configuration OK", path.display());
         print!("{}", snapshot.describe());
@@ -156,6 +191,49 @@ pub async fn run(
         .map_err(CliError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn schema_command(snapshot: &Snapshot, check: Option<&std::path::Path>) -> Result<(), CliError> {
+    let Some(schema) = &snapshot.graphql else {
+        return Err(CliError::NoGraphql);
+    };
+    let sdl = schema.sdl();
+    match check {
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(sdl.as_bytes()).and_then(|()| out.flush());
+            Ok(())
+        }
+        Some(previous) => {
+            let old = std::fs::read_to_string(previous).map_err(|source| CliError::Read {
+                path: previous.to_path_buf(),
+                source,
+            })?;
+            let changes = crate::graphql::sdl_diff::diff(&old, &sdl)
+                .map_err(|e| CliError::Sdl(format!("{}: {e}", previous.display())))?;
+            let breaking = changes.iter().filter(|c| c.breaking).count();
+            let mut report = String::new();
+            for c in &changes {
+                report.push_str(&format!("{c}\n"));
+            }
+            report.push_str(&format!(
+                "{} change(s) against {}, {breaking} breaking\n",
+                changes.len(),
+                previous.display()
+            ));
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(report.as_bytes()).and_then(|()| out.flush());
+            }
+            if breaking > 0 {
+                Err(CliError::Breaking(breaking))
+            } else {
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

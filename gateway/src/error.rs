@@ -229,7 +229,7 @@ pub fn http_status_of(code: Code) -> StatusCode {
 
 /// Decodes `grpc-status-details-bin` (a `google.rpc.Status`) and renders each `Any` detail:
 /// as its JSON form when the pool knows its type, else as `{"@type", "value": base64}`.
-fn render_details(raw: &[u8], pool: Option<&DescriptorPool>) -> Vec<Json> {
+pub(crate) fn render_details(raw: &[u8], pool: Option<&DescriptorPool>) -> Vec<Json> {
     if raw.is_empty() {
         return Vec::new();
     }

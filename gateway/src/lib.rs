@@ -13,6 +13,7 @@ pub mod config;
 pub mod descriptors;
 pub mod edge;
 pub mod error;
+pub mod fanout;
 pub mod graphql;
 pub mod resilience;
 pub mod rest;

@@ -11,6 +11,7 @@ use prost_reflect::ServiceDescriptor;
 
 use crate::config::{Config, ConfigError, DescriptorKind};
 use crate::descriptors::{self, Registry, RegistryError, SourceFiles};
+use crate::graphql::schema::{GraphqlBuildError, GraphqlSchema};
 use crate::rest::headers::HeaderRules;
 use crate::rest::router::Router;
 use crate::rest::routes::{RouteError, RouteTarget, build_routes};
@@ -30,6 +31,14 @@ pub enum LoadError {
         file: String,
         /// The registry's error.
         source: RegistryError,
+    },
+    /// The GraphQL schema could not be built.
+    #[error("{file}: {source}")]
+    Graphql {
+        /// The config file.
+        file: String,
+        /// What is wrong.
+        source: GraphqlBuildError,
     },
     /// A route could not be built.
     #[error("{file}: routes: {source}")]
@@ -60,6 +69,8 @@ pub struct Snapshot {
     pub decode: DecodeOptions,
     /// JSON encoding options.
     pub encode: EncodeOptions,
+    /// The GraphQL schema (when `graphql.enabled`).
+    pub graphql: Option<Arc<GraphqlSchema>>,
 }
 
 impl Snapshot {
@@ -179,6 +190,17 @@ impl Snapshot {
             file: file.clone(),
             source,
         })?;
+        let graphql = if config.graphql.enabled {
+            let schema = crate::graphql::schema::build(&services, &config.graphql).map_err(
+                |source| LoadError::Graphql {
+                    file: file.clone(),
+                    source,
+                },
+            )?;
+            Some(Arc::new(schema))
+        } else {
+            None
+        };
         let upstream = Upstream::new(
             backends,
             &service_backend,
@@ -203,6 +225,7 @@ impl Snapshot {
             services,
             decode,
             encode,
+            graphql,
         })
     }
 

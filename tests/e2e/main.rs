@@ -2,6 +2,7 @@
 
 mod errors;
 mod fields;
+mod graphql;
 mod headers;
 mod limits;
 mod registry;

@@ -5,6 +5,7 @@
 //! another ephemeral port. Everything stops when the `TestEnv` is dropped.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use portico::app::{Gateway, router};
 use portico::snapshot::{LoadError, Snapshot};
@@ -22,7 +23,31 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// A config over the demo cluster; `extra` is appended (top-level YAML keys).
+/// The cross-service links of the example BFF configs: `User.orders`, `Order.user` and the
+/// batched `OrderItem.product`.
+pub const DEMO_LINKS: &str = r#"
+    - on: demo.v1.User
+      field: orders
+      call: demo.v1.OrderService.ListOrdersByUser
+      args: { user_id: id }
+      result: orders
+    - on: demo.v1.Order
+      field: user
+      call: demo.v1.UserService.GetUser
+      args: { id: user_id }
+    - on: demo.v1.OrderItem
+      field: product
+      call: demo.v1.CatalogService.GetProduct
+      args: { id: product_id }
+      batch:
+        call: demo.v1.CatalogService.BatchGetProducts
+        keys: ids
+        results: products
+        key: id
+"#;
+
+/// A config over the demo cluster; `extra` is appended (top-level YAML keys). Unless `extra`
+/// has its own `graphql:` section, the demo links are configured.
 pub fn demo_config(demo: &DemoCluster, extra: &str) -> String {
     format!(
         r#"
@@ -39,8 +64,13 @@ backends:
   catalog:
     endpoints: [{catalog}]
     services: [demo.v1.CatalogService]
-{extra}
+{graphql}{extra}
 "#,
+        graphql = if extra.contains("graphql:") {
+            String::new()
+        } else {
+            format!("graphql:\n  links:{DEMO_LINKS}")
+        },
         users = demo.users.endpoint(),
         orders = demo.orders.endpoint(),
         catalog = demo.catalog.endpoint(),
@@ -61,6 +91,8 @@ pub struct TestEnv {
     pub base: String,
     /// An HTTP client.
     pub client: reqwest::Client,
+    /// The gateway (its current snapshot).
+    pub gateway: Arc<Gateway>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -115,7 +147,8 @@ impl TestEnv {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router(Gateway::new(snapshot));
+        let gateway = Gateway::new(snapshot);
+        let app = router(gateway.clone());
         tokio::spawn(async move {
             let _ = portico::server::serve(listener, app, &limits, async {
                 let _ = stopped.await;
@@ -126,6 +159,7 @@ impl TestEnv {
             demo,
             base,
             client: reqwest::Client::new(),
+            gateway,
             stop: Some(stop),
         }
     }
@@ -151,6 +185,16 @@ impl TestEnv {
             headers,
             text,
         }
+    }
+
+    /// Runs a GraphQL operation in-process (no HTTP) and returns the response as JSON.
+    pub async fn graphql_in_process(&self, query: &str, variables: Value) -> Value {
+        use async_graphql::Executor;
+        let exec = portico::graphql::executor::GatewayExecutor::new(self.gateway.clone());
+        let req = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables));
+        let resp = exec.execute(req).await;
+        serde_json::to_value(&resp).expect("response serializes")
     }
 
     /// GET a path.

@@ -3,6 +3,7 @@
 //! Every struct rejects unknown keys; [`load`] names the file and the key in every error and
 //! resolves relative paths against the config file's folder.
 
+mod graphql;
 mod load;
 mod units;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use graphql::{BatchConfig, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind};
 pub use load::{ConfigError, load, parse};
 pub use units::{ByteSize, HumanDuration};
 
@@ -41,6 +43,9 @@ pub struct Config {
     /// Deadlines of upstream calls.
     #[serde(default)]
     pub deadlines: DeadlinesConfig,
+    /// The GraphQL door.
+    #[serde(default)]
+    pub graphql: GraphqlConfig,
     /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
     #[serde(skip)]
     pub base_dir: PathBuf,

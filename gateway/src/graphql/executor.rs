@@ -1,0 +1,101 @@
+//! Executing GraphQL operations against the current snapshot: the `async_graphql::Executor`
+//! the HTTP, SSE and WebSocket transports drive.
+//!
+//! The transport's prepare step puts a [`RequestMeta`] (snapshot, metadata, deadline) into the
+//! request's data; the executor runs the operation on that snapshot's schema, so the limits
+//! checked and the schema executed always belong to the same snapshot.
+
+use std::any::TypeId;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Request, Response, ServerError};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
+
+use super::context::GraphqlCtx;
+use crate::app::Gateway;
+use crate::snapshot::Snapshot;
+
+/// What the transport learned about a request before execution.
+#[derive(Clone, Debug)]
+pub struct RequestMeta {
+    /// The snapshot the operation runs against.
+    pub snapshot: Arc<Snapshot>,
+    /// Metadata sent with every backend call (forwarded headers, request id).
+    pub metadata: MetadataMap,
+    /// The operation's budget: every call inherits what is left of it.
+    pub deadline: Instant,
+}
+
+/// Runs operations on the gateway's snapshot.
+#[derive(Clone)]
+pub struct GatewayExecutor {
+    gateway: Arc<Gateway>,
+}
+
+impl GatewayExecutor {
+    /// An executor for `gateway`.
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+
+    fn meta_of(&self, request: &Request) -> RequestMeta {
+        if let Some(meta) = request
+            .data
+            .get(&TypeId::of::<RequestMeta>())
+            .and_then(|d| d.downcast_ref::<RequestMeta>())
+        {
+            return meta.clone();
+        }
+        let snapshot = self.gateway.snapshot();
+        let deadline = Instant::now() + snapshot.config.deadlines.default.get();
+        RequestMeta {
+            snapshot,
+            metadata: MetadataMap::new(),
+            deadline,
+        }
+    }
+}
+
+fn disabled() -> Response {
+    Response::from_errors(vec![ServerError::new(
+        "GraphQL is disabled in this gateway's configuration",
+        None,
+    )])
+}
+
+impl async_graphql::Executor for GatewayExecutor {
+    async fn execute(&self, request: Request) -> Response {
+        let meta = self.meta_of(&request);
+        let Some(g) = meta.snapshot.graphql.clone() else {
+            return disabled();
+        };
+        let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, meta.deadline);
+        g.schema.execute(request.data(ctx)).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<async_graphql::Data>>,
+    ) -> BoxStream<'static, Response> {
+        let meta = self.meta_of(&request);
+        let Some(g) = meta.snapshot.graphql.clone() else {
+            return futures::stream::once(async { disabled() }).boxed();
+        };
+        // Subscriptions set their own per-call deadlines; the operation's one still bounds
+        // queries and mutations sent over a streaming transport.
+        let deadline = meta.deadline.max(Instant::now() + Duration::from_millis(1));
+        let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, deadline);
+        match session_data {
+            Some(data) => g
+                .schema
+                .execute_stream_with_session_data(request.data(ctx), data)
+                .boxed(),
+            None => g.schema.execute_stream(request.data(ctx)).boxed(),
+        }
+    }
+}

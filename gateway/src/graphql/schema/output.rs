@@ -1,0 +1,155 @@
+//! Protobuf values to GraphQL: a message becomes a parent value its fields borrow from; scalars
+//! become GraphQL values (64-bit integers as strings, bytes as base64, enums by name).
+
+use std::borrow::Cow;
+
+use async_graphql::dynamic::FieldValue;
+use async_graphql::{Error, Name, Value as Gql};
+use base64::Engine;
+use prost_reflect::{DynamicMessage, Kind, MapKey, ReflectMessage, Value};
+
+use super::shape::{Shape, Wkt};
+
+/// One entry of a map field, as the parent value of its `{key, value}` entry object.
+#[derive(Clone, Debug)]
+pub struct MapEntry {
+    /// The key.
+    pub key: MapKey,
+    /// The value.
+    pub value: Value,
+}
+
+/// The message a field resolver's parent holds, whether owned or shared.
+pub fn parent_message<'a>(parent: &'a FieldValue<'a>) -> Result<&'a DynamicMessage, Error> {
+    if let Some(m) = parent.downcast_ref::<DynamicMessage>() {
+        return Ok(m);
+    }
+    if let Some(m) = parent.downcast_ref::<std::sync::Arc<DynamicMessage>>() {
+        return Ok(m);
+    }
+    Err(Error::new("internal: the parent value is not a message"))
+}
+
+/// Converts a field's value for GraphQL. Borrowed values stay borrowed (messages are not
+/// copied); owned ones (defaults) are moved.
+pub fn to_field_value<'a>(value: Cow<'a, Value>, shape: &Shape) -> Result<FieldValue<'a>, Error> {
+    match shape {
+        Shape::Scalar(kind) => Ok(FieldValue::value(scalar(&value, kind)?)),
+        Shape::Enum(e) => {
+            let n = value.as_enum_number().unwrap_or_default();
+            match e.get_value(n) {
+                Some(v) => Ok(FieldValue::value(Gql::Enum(Name::new(v.name())))),
+                None => Err(Error::new(format!(
+                    "the backend sent {n}, which is not a value of enum {}",
+                    e.full_name()
+                ))),
+            }
+        }
+        Shape::Wkt(w) => match value.as_message() {
+            Some(m) => Ok(FieldValue::value(wkt(m, *w)?)),
+            None => Ok(FieldValue::NULL),
+        },
+        Shape::Object(_) => match value {
+            Cow::Borrowed(Value::Message(m)) => Ok(FieldValue::borrowed_any(m)),
+            Cow::Owned(Value::Message(m)) => Ok(FieldValue::owned_any(m)),
+            _ => Err(Error::new("internal: expected a message value")),
+        },
+        Shape::List(inner) => {
+            let items: Vec<FieldValue<'a>> = match value {
+                Cow::Borrowed(Value::List(items)) => items
+                    .iter()
+                    .map(|v| to_field_value(Cow::Borrowed(v), inner))
+                    .collect::<Result<_, _>>()?,
+                Cow::Owned(Value::List(items)) => items
+                    .into_iter()
+                    .map(|v| to_field_value(Cow::Owned(v), inner))
+                    .collect::<Result<_, _>>()?,
+                _ => Vec::new(),
+            };
+            Ok(FieldValue::list(items))
+        }
+        Shape::Map { .. } => {
+            let mut entries: Vec<MapEntry> = match value.as_map() {
+                Some(map) => map
+                    .iter()
+                    .map(|(k, v)| MapEntry {
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(FieldValue::list(entries.into_iter().map(FieldValue::owned_any)))
+        }
+    }
+}
+
+/// A field of a message, for GraphQL: `None` (null) when a field with presence is unset.
+pub fn field_of<'a>(
+    msg: &'a DynamicMessage,
+    field: &prost_reflect::FieldDescriptor,
+    shape: &Shape,
+) -> Result<Option<FieldValue<'a>>, Error> {
+    if !field.is_list() && !field.is_map() && field.supports_presence() && !msg.has_field(field) {
+        return Ok(None);
+    }
+    to_field_value(msg.get_field(field), shape).map(Some)
+}
+
+/// A map key as a GraphQL value.
+pub fn map_key(key: &MapKey) -> Gql {
+    match key {
+        MapKey::Bool(b) => Gql::Boolean(*b),
+        MapKey::I32(n) => Gql::from(*n),
+        MapKey::U32(n) => Gql::from(*n),
+        MapKey::I64(n) => Gql::String(n.to_string()),
+        MapKey::U64(n) => Gql::String(n.to_string()),
+        MapKey::String(s) => Gql::String(s.clone()),
+    }
+}
+
+fn scalar(value: &Value, kind: &Kind) -> Result<Gql, Error> {
+    Ok(match value {
+        Value::Bool(b) => Gql::Boolean(*b),
+        Value::I32(n) => Gql::from(*n),
+        Value::U32(n) => match i32::try_from(*n) {
+            Ok(n) => Gql::from(n),
+            Err(_) => {
+                return Err(Error::new(format!(
+                    "{n} does not fit GraphQL's 32-bit Int ({kind:?})"
+                )));
+            }
+        },
+        Value::I64(n) => Gql::String(n.to_string()),
+        Value::U64(n) => Gql::String(n.to_string()),
+        Value::F32(f) => float(f64::from(*f))?,
+        Value::F64(f) => float(*f)?,
+        Value::String(s) => Gql::String(s.clone()),
+        Value::Bytes(b) => Gql::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::EnumNumber(n) => Gql::from(*n),
+        Value::Message(_) | Value::List(_) | Value::Map(_) => {
+            return Err(Error::new("internal: expected a scalar value"));
+        }
+    })
+}
+
+fn float(f: f64) -> Result<Gql, Error> {
+    if f.is_finite() {
+        Ok(Gql::from(f))
+    } else {
+        Err(Error::new(format!(
+            "{f} cannot be represented as a GraphQL Float"
+        )))
+    }
+}
+
+/// A well-known type as a GraphQL scalar value, via its canonical JSON form.
+fn wkt(msg: &DynamicMessage, w: Wkt) -> Result<Gql, Error> {
+    if w == Wkt::Empty {
+        return Ok(Gql::Boolean(true));
+    }
+    let json = serde_json::to_value(msg)
+        .map_err(|e| Error::new(format!("cannot write {}: {e}", msg.descriptor().full_name())))?;
+    Gql::from_json(json).map_err(|e| Error::new(e.to_string()))
+}

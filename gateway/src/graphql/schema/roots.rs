@@ -1,0 +1,177 @@
+//! Root fields (one per exposed method) and link fields: the resolvers that make calls.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, SubscriptionField, SubscriptionFieldFuture, TypeRef};
+use async_graphql::Error;
+use futures::StreamExt;
+use prost_reflect::{DynamicMessage, Kind, MethodDescriptor, Value};
+use tokio::time::Instant;
+
+use super::input::args_to_message;
+use super::links::{LinkKey, LinkPlan};
+use super::output::{parent_message, to_field_value};
+use super::shape::Shape;
+use crate::graphql::context::GraphqlCtx;
+use crate::graphql::errors::upstream_error;
+use crate::upstream::{Call, CallBody, UpstreamError};
+
+/// The shape of a method's whole response.
+pub fn response_shape(method: &MethodDescriptor) -> Shape {
+    Shape::of_kind(Kind::Message(method.output()))
+}
+
+/// A call's reply as a field value: objects are shared (no copy), scalar-like WKTs converted.
+fn reply_value(reply: Arc<DynamicMessage>, shape: &Shape) -> Result<Option<FieldValue<'static>>, Error> {
+    match shape {
+        Shape::Object(_) => Ok(Some(FieldValue::owned_any(reply))),
+        other => to_field_value(Cow::Owned(Value::Message((*reply).clone())), other).map(Some),
+    }
+}
+
+fn ctx_of<'a>(ctx: &'a async_graphql::dynamic::ResolverContext<'a>) -> Result<&'a GraphqlCtx, Error> {
+    ctx.data::<GraphqlCtx>()
+        .map_err(|_| Error::new("internal: the GraphQL request has no gateway context"))
+}
+
+/// A query or mutation root field calling `method`.
+pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
+    let method = method.clone();
+    let shape = response_shape(&method);
+    Field::new(name, ty, move |ctx| {
+        let method = method.clone();
+        let shape = shape.clone();
+        FieldFuture::new(async move {
+            let run = async {
+                let g = ctx_of(&ctx)?;
+                let req = args_to_message(&method.input(), ctx.args.as_index_map())?;
+                let reply = g.call(&method, req).await.map_err(|e| {
+                    upstream_error(&e, method.parent_service().full_name(), g.snapshot.registry.pool())
+                })?;
+                reply_value(reply, &shape)
+            };
+            Ok(or_report(&ctx, run.await))
+        })
+    })
+}
+
+/// A subscription field streaming a server-streaming `method`.
+pub fn subscription_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> SubscriptionField {
+    let method = method.clone();
+    let shape = response_shape(&method);
+    SubscriptionField::new(name, ty, move |ctx| {
+        let method = method.clone();
+        let shape = shape.clone();
+        SubscriptionFieldFuture::new(async move {
+            let g = ctx_of(&ctx)?;
+            let service = method.parent_service().full_name().to_string();
+            let req = args_to_message(&method.input(), ctx.args.as_index_map())?;
+            let backend = g
+                .snapshot
+                .upstream
+                .backend_for(&service)
+                .map(|b| b.name().to_string())
+                .unwrap_or_default();
+            // A subscription lives longer than a request: its deadline is the method's own.
+            let timeout = g.snapshot.config.call_timeout(&backend, method.full_name());
+            let call = Call {
+                method: method.clone(),
+                body: CallBody::Unary(req),
+                metadata: g.metadata().clone(),
+                deadline: Instant::now() + timeout.max(Duration::from_millis(1)),
+            };
+            let pool = g.snapshot.registry.pool().clone();
+            let reply = g
+                .snapshot
+                .upstream
+                .server_streaming(call)
+                .await
+                .map_err(|e| upstream_error(&e, &service, &pool))?;
+            Ok(reply.stream.map(move |item| match item {
+                Ok(msg) => reply_value(Arc::new(msg), &shape)
+                    .map(|v| v.unwrap_or(FieldValue::NULL)),
+                Err(status) => Err(upstream_error(
+                    &UpstreamError::Status {
+                        backend: backend.clone(),
+                        status,
+                    },
+                    &service,
+                    &pool,
+                )),
+            }))
+        })
+    })
+}
+
+/// The field a link adds to its parent type.
+pub fn link_field(plan: &Arc<LinkPlan>, ty: TypeRef) -> Field {
+    let description = plan.description.clone().unwrap_or_else(|| {
+        format!(
+            "Resolved by {}{}.",
+            plan.method.full_name(),
+            plan.batch
+                .as_ref()
+                .map(|b| format!(" (batched through {})", b.method.full_name()))
+                .unwrap_or_default()
+        )
+    });
+    let plan = plan.clone();
+    let field = Field::new(plan.field.clone(), ty, move |ctx| {
+        let plan = plan.clone();
+        FieldFuture::new(async move {
+            let run = resolve_link(&ctx, &plan);
+            Ok(or_report(&ctx, run.await))
+        })
+    });
+    field.description(description)
+}
+
+/// Resolves a link for the parent in `ctx`.
+async fn resolve_link<'a>(
+    ctx: &async_graphql::dynamic::ResolverContext<'a>,
+    plan: &LinkPlan,
+) -> Result<Option<FieldValue<'a>>, Error> {
+            let parent = parent_message(ctx.parent_value)?;
+            let g = ctx_of(ctx)?;
+            if plan.batch.is_some() {
+                let Some(key) = plan.key_of(parent) else {
+                    return Ok(None);
+                };
+                return match g.loader.load_one(LinkKey { link: plan.index, key }).await? {
+                    None => Ok(None),
+                    Some(Ok(item)) => Ok(Some(FieldValue::owned_any(item))),
+                    Some(Err(e)) => Err(e),
+                };
+            }
+            let req = plan.request_for(parent)?;
+            let reply = g.call(&plan.method, req).await.map_err(|e| {
+                upstream_error(&e, plan.method.parent_service().full_name(), g.snapshot.registry.pool())
+            })?;
+            match &plan.result {
+                None => reply_value(reply, &plan.shape),
+                Some(rf) => {
+                    if !rf.is_list() && rf.supports_presence() && !reply.has_field(rf) {
+                        return Ok(None);
+                    }
+                    let v = reply.get_field(rf).into_owned();
+                    to_field_value(Cow::Owned(v), &plan.shape).map(Some)
+                }
+            }
+}
+
+/// A failed field is null, with its error reported at the field's path (async-graphql's
+/// dynamic executor would otherwise drop the field and the path).
+pub fn or_report<'a>(
+    ctx: &async_graphql::dynamic::ResolverContext<'a>,
+    r: Result<Option<FieldValue<'a>>, Error>,
+) -> Option<FieldValue<'a>> {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
+            None
+        }
+    }
+}
