@@ -20,6 +20,9 @@ pub struct GraphqlConfig {
     /// Answer introspection queries (`__schema`, `__type`).
     #[serde(default = "yes")]
     pub introspection: bool,
+    /// Limits on every operation, checked before any backend is called.
+    #[serde(default)]
+    pub limits: crate::graphql::limits::QueryLimits,
     /// Per-method overrides, keyed by `package.Service.Method`.
     #[serde(default)]
     pub methods: BTreeMap<String, GraphqlMethodConfig>,
@@ -43,6 +46,7 @@ impl Default for GraphqlConfig {
             path: d_path(),
             graphiql: true,
             introspection: true,
+            limits: Default::default(),
             methods: BTreeMap::new(),
             links: Vec::new(),
         }

@@ -37,9 +37,15 @@ pub struct FieldMeta {
     pub type_name: String,
     /// Whether it returns a list.
     pub is_list: bool,
-    /// Whether resolving it makes a backend call.
-    pub calls: bool,
+    /// Extra cost of resolving it: [`CALL_COST`] for a field that makes its own backend call,
+    /// [`BATCHED_CALL_COST`] for a batched link, 0 for data.
+    pub call_cost: u32,
 }
+
+/// Cost of a field that makes a backend call of its own (query limits).
+pub const CALL_COST: u32 = 10;
+/// Cost of a batched link field: the call is shared with its siblings.
+pub const BATCHED_CALL_COST: u32 = 1;
 
 /// One root field of the schema.
 #[derive(Clone, Debug)]
@@ -77,6 +83,35 @@ impl GraphqlSchema {
     /// The schema in SDL, as committed under `schemas/`.
     pub fn sdl(&self) -> String {
         self.schema.sdl()
+    }
+}
+
+/// Arguments that bound the size of lists in the demo-style APIs (`pageSize`, `ids`...).
+const SIZE_ARGS: &[&str] = &["pageSize", "first", "last", "limit", "maxEvents", "ids"];
+
+impl crate::graphql::limits::SchemaInfo for GraphqlSchema {
+    fn field(&self, type_name: &str, field: &str) -> Option<crate::graphql::limits::FieldInfo> {
+        let meta = self.fields.get(&(type_name.to_string(), field.to_string()))?;
+        Some(crate::graphql::limits::FieldInfo {
+            type_name: meta.type_name.clone(),
+            is_list: meta.is_list,
+            call_cost: meta.call_cost,
+            size_args: SIZE_ARGS.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn root_type(&self, op: crate::graphql::limits::OperationKind) -> Option<&str> {
+        use crate::graphql::limits::OperationKind as K;
+        let name = match op {
+            K::Query => "Query",
+            K::Mutation => "Mutation",
+            K::Subscription => "Subscription",
+        };
+        self.roots
+            .iter()
+            .any(|r| r.root == name)
+            .then_some(name)
+            .or((op == K::Query).then_some("Query"))
     }
 }
 
@@ -178,7 +213,7 @@ pub fn build(
             };
             fields.insert(
                 (owner.clone(), f.json_name().to_string()),
-                FieldMeta { type_name, is_list, calls: false },
+                FieldMeta { type_name, is_list, call_cost: 0 },
             );
         }
         for plan in link_plans.iter().filter(|p| p.on.full_name() == m.full_name()) {
@@ -235,7 +270,7 @@ pub fn build(
         };
         fields.insert(
             (root.name().to_string(), name.clone()),
-            FieldMeta { type_name: out_name, is_list: false, calls: true },
+            FieldMeta { type_name: out_name, is_list: false, call_cost: CALL_COST },
         );
         root_fields.push(RootField { root: root.name(), name: name.clone(), method: method.clone() });
         match root {
@@ -534,6 +569,7 @@ fn plan_links(
 
 /// The GraphQL type of a link field, and its analysis metadata.
 fn link_type(plan: &LinkPlan, names: &TypeNames) -> (TypeRef, FieldMeta) {
+    let call_cost = if plan.batch.is_some() { BATCHED_CALL_COST } else { CALL_COST };
     let named = |s: &Shape| match s {
         Shape::Object(m) => names.get(m.full_name()).unwrap_or(m.name()).to_string(),
         Shape::Wkt(w) => w.name().to_string(),
@@ -546,14 +582,14 @@ fn link_type(plan: &LinkPlan, names: &TypeNames) -> (TypeRef, FieldMeta) {
             let n = named(inner);
             (
                 TypeRef::named_nn_list_nn(n.clone()),
-                FieldMeta { type_name: n, is_list: true, calls: true },
+                FieldMeta { type_name: n, is_list: true, call_cost },
             )
         }
         other => {
             let n = named(other);
             (
                 TypeRef::named(n.clone()),
-                FieldMeta { type_name: n, is_list: false, calls: true },
+                FieldMeta { type_name: n, is_list: false, call_cost },
             )
         }
     }
