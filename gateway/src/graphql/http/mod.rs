@@ -1,0 +1,308 @@
+//! GraphQL over HTTP for any `async_graphql::Executor`: the GraphQL-over-HTTP spec (GET and
+//! POST), Server-Sent Events, WebSocket, and the GraphiQL page, all on one path.
+//!
+//! # What a request goes through
+//! 1. **Method.** `GET` and `POST` are served (a WebSocket upgrade is a `GET`); anything
+//!    else is 405 with `Allow: GET, POST`.
+//! 2. **WebSocket.** A `GET` with `Upgrade: websocket` (or an HTTP/2 extended `CONNECT`)
+//!    becomes a `graphql-transport-ws` / `graphql-ws` connection (see `ws.rs`).
+//! 3. **GraphiQL.** With [`HttpSettings::graphiql`], a `GET` naming `text/html` in `Accept`
+//!    and carrying no `query` parameter gets the GraphiQL page.
+//! 4. **Accept.** The response media type is negotiated (see `negotiate.rs`):
+//!    `application/graphql-response+json`, `application/json` (the default, also for `*/*`),
+//!    or `text/event-stream` (SSE); nothing acceptable is 406.
+//! 5. **Parameters.** `POST` needs `Content-Type: application/json` (else 415), a body of at
+//!    most [`HttpSettings::max_body_bytes`] (else 413) holding one JSON object; `GET` takes
+//!    URL parameters (`variables`/`extensions` as JSON text). Malformed input, wrong types,
+//!    a batch (JSON array) or a missing `query` is 400 (see `request.rs`).
+//! 6. **Prepare.** [`Prepare::prepare`] may add data or reject (status and code of its
+//!    [`RequestRejection`]).
+//! 7. **Parse.** The document is parsed here (and handed to the executor already parsed); a
+//!    parse failure is a request error with code `GRAPHQL_PARSE_FAILED`.
+//! 8. **Operation.** An operation name that selects nothing is a request error with code
+//!    `OPERATION_RESOLUTION_FAILURE`. A mutation over `GET`, or a subscription over `GET` without SSE, is
+//!    405 with `Allow: POST`; a subscription over `POST` without SSE is 400 (subscriptions
+//!    need SSE or a WebSocket).
+//! 9. **Execute** and write the result (see `response.rs` for the request-error rule and the
+//!    status codes), or stream it as SSE (see `sse.rs`).
+//!
+//! Every error body made here is `{"errors":[{"message":…,"extensions":{"code":…}}]}`,
+//! with codes `BAD_REQUEST`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`,
+//! `NOT_ACCEPTABLE`, `METHOD_NOT_ALLOWED`, `GRAPHQL_PARSE_FAILED`,
+//! `GRAPHQL_VALIDATION_FAILED`, or those of the rejections of [`Prepare`].
+
+mod graphiql;
+mod negotiate;
+mod request;
+mod response;
+mod signal;
+mod sse;
+mod ws;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use async_graphql::Executor;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::any;
+use http::request::Parts;
+use http::{Method, StatusCode};
+
+use negotiate::MediaType;
+pub use signal::ValidationSignal;
+use signal::Witness;
+
+/// Settings of the GraphQL endpoint.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Serve the GraphiQL page to browsers at the endpoint (a `GET` with `Accept: text/html`
+    /// and no `query` parameter). When off, such a `GET` is a 400 like any `GET` without a
+    /// query.
+    pub graphiql: bool,
+    /// The path of the endpoint, e.g. `"/graphql"`; taken literally (a missing leading `/`
+    /// is added, `{` and `}` are not route parameters).
+    pub path: String,
+    /// The largest accepted `POST` body, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            graphiql: true,
+            path: "/graphql".to_owned(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Adds per-request data (headers, request id...) and runs limits before execution;
+/// implemented by the gateway.
+pub trait Prepare: Send + Sync + 'static {
+    /// Called for every request before execution; may reject it (the error becomes a
+    /// GraphQL request error with a 4xx status and `extensions.code`).
+    ///
+    /// Over HTTP, `parts` are those of the request itself. Over WebSocket, `prepare` runs
+    /// for every operation of the connection with the parts of the upgrade request, whose
+    /// extensions then also hold the connection's [`ConnectionInitPayload`] (browsers cannot
+    /// set headers on a WebSocket, so tokens often travel there).
+    ///
+    /// `req.query` may be empty when the client sent a `persistedQuery` extension instead
+    /// of a document: fill it in, or reject (e.g. `PERSISTED_QUERY_NOT_FOUND`). To inspect
+    /// the document, call `req.parsed_query()`: it parses once and the executor reuses it.
+    fn prepare(
+        &self,
+        req: async_graphql::Request,
+        parts: &Parts,
+    ) -> Result<async_graphql::Request, RequestRejection>;
+}
+
+/// A [`Prepare`] that accepts every request unchanged.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassThrough;
+
+impl Prepare for PassThrough {
+    fn prepare(
+        &self,
+        req: async_graphql::Request,
+        _parts: &Parts,
+    ) -> Result<async_graphql::Request, RequestRejection> {
+        Ok(req)
+    }
+}
+
+/// Why a request is refused before execution; written as a GraphQL request error
+/// `{"errors":[{"message": message, "extensions": {"code": code}}]}` with `status`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RequestRejection {
+    /// The HTTP status (a 4xx).
+    pub status: StatusCode,
+    /// The machine-readable code, e.g. `"QUERY_TOO_DEEP"`.
+    pub code: &'static str,
+    /// The message for the client.
+    pub message: String,
+}
+
+impl RequestRejection {
+    /// A rejection with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The payload of a WebSocket connection's `connection_init` message (`{}` when absent).
+///
+/// Found in the extensions of the parts handed to [`Prepare::prepare`] for operations of
+/// that connection, and in the session data resolvers see (`ctx.data::<ConnectionInitPayload>()`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionInitPayload(pub serde_json::Value);
+
+/// What every request of the endpoint shares.
+struct Shared<E, P> {
+    executor: E,
+    prepare: Arc<P>,
+    settings: HttpSettings,
+}
+
+/// Returns an axum Router serving `settings.path` (GET, POST; WebSocket upgrade on GET) for
+/// the executor `E`.
+pub fn router<E: Executor + Clone, P: Prepare>(
+    executor: E,
+    prepare: Arc<P>,
+    settings: HttpSettings,
+) -> Router {
+    let path = route_path(&settings.path);
+    let shared = Arc::new(Shared {
+        executor,
+        prepare,
+        settings,
+    });
+    Router::new()
+        .route(&path, any(handle::<E, P>))
+        .with_state(shared)
+}
+
+/// The axum route for a literal path: leading `/` ensured, braces escaped.
+fn route_path(path: &str) -> String {
+    let escaped = path.replace('{', "{{").replace('}', "}}");
+    if escaped.starts_with('/') {
+        escaped
+    } else {
+        format!("/{escaped}")
+    }
+}
+
+/// The one handler of the endpoint.
+async fn handle<E: Executor, P: Prepare>(
+    State(shared): State<Arc<Shared<E, P>>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    if ws::is_upgrade(&parts) {
+        return ws::upgrade(shared.executor.clone(), shared.prepare.clone(), parts).await;
+    }
+    let is_get = parts.method == Method::GET;
+    if !is_get && parts.method != Method::POST {
+        let media = negotiate::negotiate(&parts.headers).unwrap_or(MediaType::Json);
+        let message = format!("method {} is not allowed: use GET or POST", parts.method);
+        return response::method_not_allowed(&message, "GET, POST", media);
+    }
+    if is_get
+        && shared.settings.graphiql
+        && negotiate::wants_html(&parts.headers)
+        && !request::has_query_param(&parts.uri)
+    {
+        return graphiql::respond(&shared.settings.path);
+    }
+    let Some(media) = negotiate::negotiate(&parts.headers) else {
+        let rejection = RequestRejection::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "none of the Accept media types can be served: accept \
+             application/graphql-response+json, application/json or text/event-stream",
+        );
+        return response::rejection(&rejection, MediaType::Json);
+    };
+    let params = if is_get {
+        request::parse_query_string(&parts.uri)
+    } else {
+        match request::check_content_type(&parts.headers) {
+            Ok(()) => match request::read_body(body, shared.settings.max_body_bytes).await {
+                Ok(bytes) => request::parse_body(&bytes),
+                Err(rejection) => Err(rejection),
+            },
+            Err(rejection) => Err(rejection),
+        }
+    };
+    let graphql_request = match params.and_then(request::Params::into_request) {
+        Ok(graphql_request) => graphql_request,
+        Err(rejection) => return response::rejection(&rejection, media),
+    };
+    run(&shared, graphql_request, &parts, media).await
+}
+
+/// Steps 6 to 9 of the module docs: prepare, parse, check the operation type, execute.
+async fn run<E: Executor, P: Prepare>(
+    shared: &Shared<E, P>,
+    graphql_request: async_graphql::Request,
+    parts: &Parts,
+    media: MediaType,
+) -> Response {
+    let mut graphql_request = match shared.prepare.prepare(graphql_request, parts) {
+        Ok(graphql_request) => graphql_request,
+        Err(rejection) => return response::rejection(&rejection, media),
+    };
+    if graphql_request.query.is_empty() {
+        let rejection = request::bad_request("the `query` parameter is missing or empty");
+        return response::rejection(&rejection, media);
+    }
+    let operation_name = graphql_request.operation_name.clone();
+    let operation = match graphql_request.parsed_query() {
+        Ok(document) => operation_type(document, operation_name.as_deref()),
+        Err(error) => return response::parse_failure(error, media),
+    };
+    let Some(operation) = operation else {
+        let message = match operation_name {
+            Some(name) => format!("the document has no operation named {name:?}"),
+            None => "the document has several operations: name one with `operationName`".to_owned(),
+        };
+        return response::request_error("OPERATION_RESOLUTION_FAILURE", message, media);
+    };
+    let is_get = parts.method == Method::GET;
+    match operation {
+        OperationType::Mutation if is_get => {
+            return response::method_not_allowed(
+                "mutations cannot be sent with GET: use POST",
+                "POST",
+                media,
+            );
+        }
+        OperationType::Subscription if is_get && media != MediaType::EventStream => {
+            return response::method_not_allowed(
+                "subscriptions need Accept: text/event-stream (with POST or GET) or a WebSocket",
+                "POST",
+                media,
+            );
+        }
+        OperationType::Subscription if media != MediaType::EventStream => {
+            let rejection =
+                request::bad_request("subscriptions need Accept: text/event-stream or a WebSocket");
+            return response::rejection(&rejection, media);
+        }
+        _ => {}
+    }
+    if media == MediaType::EventStream {
+        return sse::respond(&shared.executor, graphql_request, operation).await;
+    }
+    let (graphql_request, witness) = Witness::attach(graphql_request);
+    let result = shared.executor.execute(graphql_request).await;
+    let request_error = witness.is_request_error(&result);
+    response::executed(result, request_error, media)
+}
+
+/// The type of the operation the request selects, if the name resolves (as async-graphql
+/// selects it: a lone anonymous operation takes no name).
+fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => Some(operation.node.ty),
+        (DocumentOperations::Single(_), Some(_)) => None,
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.get(name).map(|operation| operation.node.ty)
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
+            .values()
+            .next()
+            .map(|operation| operation.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}

@@ -1,0 +1,102 @@
+//! Telling a request error (the operation never ran) from an execution result, per request.
+//!
+//! async-graphql returns one `Response` type for both, so the HTTP layer puts a [`Witness`]
+//! in the request data, and the [`ValidationSignal`] extension (registered on the schema)
+//! records in it that the request reached the extension chain and whether validation
+//! passed. With the extension, the answer is exact: a request that was seen but not
+//! validated is a request error (parse, recursion/directive limits, validation including
+//! variable coercion, or an extension's `prepare_request` refusing it).
+//!
+//! Without the extension (an executor whose schema lacks it), the fallback is
+//! [`response::is_request_error`](super::response::is_request_error): `data` null and no
+//! error with a `path`. It is approximate: the dynamic schema's resolver errors carry no
+//! `path`, so a failing non-null root field would be taken for a request error.
+
+use std::any::TypeId;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+};
+use async_graphql::{ServerError, ServerResult, ValidationResult};
+
+use super::response;
+
+/// An async-graphql extension that tells the GraphQL HTTP layer whether a request passed
+/// validation, so request errors (4xx with `application/graphql-response+json`, no `data`)
+/// are told exactly from execution errors.
+///
+/// Register it on the schema, first among the extensions so that it sees the verdict of
+/// all of them: `Schema::build(..).extension(ValidationSignal)`. It does nothing for
+/// requests that do not come through this HTTP layer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValidationSignal;
+
+impl ExtensionFactory for ValidationSignal {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ValidationSignal)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ValidationSignal {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<async_graphql::Request> {
+        // Query data is attached after this hook: read the request's own data.
+        if let Some(witness) = request
+            .data
+            .get(&TypeId::of::<Witness>())
+            .and_then(|any| any.as_ref().downcast_ref::<Witness>())
+        {
+            witness.0.seen.store(true, Ordering::Release);
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        if result.is_ok()
+            && let Some(witness) = ctx.data_opt::<Witness>()
+        {
+            witness.0.validated.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+/// What the extension saw of one request.
+#[derive(Debug, Default)]
+struct Seen {
+    seen: AtomicBool,
+    validated: AtomicBool,
+}
+
+/// The per-request record the HTTP layer reads after execution.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Witness(Arc<Seen>);
+
+impl Witness {
+    /// Puts a fresh witness in the request data; returns the request and the witness.
+    pub(crate) fn attach(request: async_graphql::Request) -> (async_graphql::Request, Self) {
+        let witness = Self::default();
+        (request.data(witness.clone()), witness)
+    }
+
+    /// True when `response` (the first of the request) is a request error.
+    pub(crate) fn is_request_error(&self, response: &async_graphql::Response) -> bool {
+        if self.0.seen.load(Ordering::Acquire) {
+            !self.0.validated.load(Ordering::Acquire) && !response.errors.is_empty()
+        } else {
+            response::is_request_error(response)
+        }
+    }
+}

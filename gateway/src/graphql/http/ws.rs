@@ -1,0 +1,164 @@
+//! GraphQL over WebSocket on the endpoint's path: `graphql-transport-ws` and the legacy
+//! `graphql-ws` (subscriptions-transport-ws) protocols, served by async-graphql-axum.
+//!
+//! [`Prepare`] runs for every operation of the connection (each `subscribe`/`start`
+//! message), with the request parts of the upgrade request (its headers) and, in their
+//! extensions, the connection's [`ConnectionInitPayload`]. A rejection is sent as that
+//! operation's single result (errors with `extensions.code`), then it completes.
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Executor};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::{FromRequestParts, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, BoxStream, StreamExt};
+use http::StatusCode;
+use http::request::Parts;
+
+use super::negotiate::MediaType;
+use super::response::{VALIDATION_FAILED, label, rejection, rejection_error};
+use super::signal::Witness;
+use super::{ConnectionInitPayload, Prepare, RequestRejection};
+
+/// The executor a WebSocket connection runs: `Prepare` with the upgrade request, then `E`.
+struct Prepared<E, P> {
+    inner: E,
+    prepare: Arc<P>,
+    parts: Arc<Parts>,
+}
+
+impl<E: Clone, P> Clone for Prepared<E, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            prepare: self.prepare.clone(),
+            parts: self.parts.clone(),
+        }
+    }
+}
+
+impl<E: Executor, P: Prepare> Prepared<E, P> {
+    /// Runs `Prepare` with the upgrade request's parts plus the `connection_init` payload.
+    fn prepare(
+        &self,
+        request: async_graphql::Request,
+        session: Option<&Data>,
+    ) -> Result<async_graphql::Request, RequestRejection> {
+        let payload = session
+            .and_then(|data| data.get(&TypeId::of::<ConnectionInitPayload>()))
+            .and_then(|any| any.as_ref().downcast_ref::<ConnectionInitPayload>());
+        match payload {
+            Some(payload) => {
+                let mut parts = (*self.parts).clone();
+                parts.extensions.insert(payload.clone());
+                self.prepare.prepare(request, &parts)
+            }
+            None => self.prepare.prepare(request, &self.parts),
+        }
+    }
+}
+
+/// One response holding a rejection.
+fn rejected(rejection: &RequestRejection) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![rejection_error(rejection)])
+}
+
+/// Labels the response's errors when it is a request error (only a first result can be).
+fn labelled(mut response: async_graphql::Response, witness: &Witness) -> async_graphql::Response {
+    if witness.is_request_error(&response) {
+        label(&mut response.errors, VALIDATION_FAILED);
+    }
+    response
+}
+
+impl<E: Executor, P: Prepare> Executor for Prepared<E, P> {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        match self.prepare(request, None) {
+            Ok(request) => {
+                let (request, witness) = Witness::attach(request);
+                labelled(self.inner.execute(request).await, &witness)
+            }
+            Err(rejection) => rejected(&rejection),
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        match self.prepare(request, session_data.as_deref()) {
+            Ok(request) => {
+                let (request, witness) = Witness::attach(request);
+                let mut first = Some(witness);
+                self.inner
+                    .execute_stream(request, session_data)
+                    .map(move |response| match first.take() {
+                        Some(witness) => labelled(response, &witness),
+                        None => response,
+                    })
+                    .boxed()
+            }
+            Err(rejection) => stream::once(async move { rejected(&rejection) }).boxed(),
+        }
+    }
+}
+
+/// True when the request asks for a WebSocket (HTTP/1.1 `Upgrade` or HTTP/2 extended CONNECT).
+pub(crate) fn is_upgrade(parts: &Parts) -> bool {
+    parts.method == http::Method::CONNECT
+        || parts
+            .headers
+            .get(http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Answers a WebSocket upgrade and serves the connection with `executor`.
+pub(crate) async fn upgrade<E: Executor, P: Prepare>(
+    executor: E,
+    prepare: Arc<P>,
+    mut parts: Parts,
+) -> Response {
+    let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
+        return rejection(
+            &RequestRejection::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "WebSocket subprotocol missing or unsupported: use graphql-transport-ws or graphql-ws",
+            ),
+            MediaType::Json,
+        );
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            let status = e.status();
+            let text = e.body_text();
+            return rejection(
+                &RequestRejection::new(status, "BAD_REQUEST", text),
+                MediaType::Json,
+            );
+        }
+    };
+    let executor = Prepared {
+        inner: executor,
+        prepare,
+        parts: Arc::new(parts),
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, executor, protocol)
+                .on_connection_init(|payload| async move {
+                    let mut data = Data::default();
+                    data.insert(ConnectionInitPayload(payload));
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
