@@ -31,7 +31,11 @@ fn the_committed_schema_matches_the_generated_one() {
         .arg("schema")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated = String::from_utf8(out.stdout).unwrap();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/mobile.graphql");
     if std::env::var_os("UPDATE_SCHEMAS").is_some() {

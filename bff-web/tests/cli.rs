@@ -108,7 +108,11 @@ fn the_docker_compose_configs_are_valid() {
 #[test]
 fn the_committed_schema_matches_the_generated_one() {
     let out = Command::new(BIN).arg("schema").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated = String::from_utf8(out.stdout).unwrap();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/web.graphql");
     if std::env::var_os("UPDATE_SCHEMAS").is_some() {
@@ -125,24 +129,38 @@ fn the_committed_schema_matches_the_generated_one() {
 
 #[test]
 fn schema_check_lists_breaking_changes_and_fails() {
-    let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/web.graphql"))
-            .unwrap();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schemas/web.graphql"
+    ))
+    .unwrap();
     // An older schema that had a field the current one no longer has.
     let old = committed.replacen("type Money {", "type Money {\n\tlegacyAmount: Float!", 1);
     let dir = std::env::temp_dir().join(format!("portico-sdl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("old.graphql");
     std::fs::write(&file, old).unwrap();
-    let out = Command::new(BIN).arg("schema").arg("--check").arg(&file).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("schema")
+        .arg("--check")
+        .arg(&file)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(stdout.contains("[BREAKING] Money.legacyAmount"), "{stdout}");
     let out = Command::new(BIN)
         .args(["schema", "--check"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/web.graphql"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schemas/web.graphql"
+        ))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

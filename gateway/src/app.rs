@@ -15,6 +15,9 @@ use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use crate::edge;
 use crate::error::GatewayError;
+use crate::graphql::{
+    self, executor::GatewayExecutor, http::HttpSettings, prepare::GatewayPrepare,
+};
 use crate::rest;
 use crate::snapshot::Snapshot;
 
@@ -71,15 +74,29 @@ async fn content_encoding_guard(req: Request, next: Next) -> Response {
 /// The axum router of the gateway: health endpoints, the REST door, and the edge layers
 /// (request id and access log outermost, then request decompression).
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+    let snapshot = gateway.snapshot();
+    let mut app: Router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(rest::handler::handle)
-        .with_state(gateway)
-        .layer(
-            ServiceBuilder::new()
-                .layer(middleware::from_fn(edge::request_context))
-                .layer(middleware::from_fn(content_encoding_guard))
-                .layer(RequestDecompressionLayer::new())
-                .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new)),
-        )
+        .with_state(gateway.clone());
+    if snapshot.graphql.is_some() {
+        let cfg = &snapshot.config;
+        let settings = HttpSettings {
+            graphiql: cfg.graphql.graphiql,
+            path: cfg.graphql.path.clone(),
+            max_body_bytes: cfg.limits.max_body_bytes.as_usize(),
+        };
+        app = app.merge(graphql::http::router(
+            GatewayExecutor::new(gateway.clone()),
+            Arc::new(GatewayPrepare::new(gateway.clone())),
+            settings,
+        ));
+    }
+    app.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn(edge::request_context))
+            .layer(middleware::from_fn(content_encoding_guard))
+            .layer(RequestDecompressionLayer::new())
+            .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new)),
+    )
 }

@@ -191,12 +191,13 @@ impl Snapshot {
             source,
         })?;
         let graphql = if config.graphql.enabled {
-            let schema = crate::graphql::schema::build(&services, &config.graphql).map_err(
-                |source| LoadError::Graphql {
-                    file: file.clone(),
-                    source,
-                },
-            )?;
+            let schema =
+                crate::graphql::schema::build(&services, &config.graphql).map_err(|source| {
+                    LoadError::Graphql {
+                        file: file.clone(),
+                        source,
+                    }
+                })?;
             Some(Arc::new(schema))
         } else {
             None

@@ -24,7 +24,7 @@ query Home($id: Int64!) {
 #[tokio::test]
 async fn one_query_joins_users_orders_and_products_with_one_batch_call() {
     let env = TestEnv::start().await;
-    let r = env.graphql_in_process(HOME, json!({"id": "1"})).await;
+    let r = env.graphql(HOME, json!({"id": "1"})).await;
     assert!(r.get("errors").is_none(), "{r}");
     let user = &r["data"]["user"];
     assert_eq!(user["displayName"], "Ada Lovelace");
@@ -44,7 +44,11 @@ async fn one_query_joins_users_orders_and_products_with_one_batch_call() {
     let catalog = env.knobs(DemoService::Catalog);
     assert_eq!(users.calls("GetUser"), 1);
     assert_eq!(orders_k.calls("ListOrdersByUser"), 1);
-    assert_eq!(catalog.calls("BatchGetProducts"), 1, "all products in one batch");
+    assert_eq!(
+        catalog.calls("BatchGetProducts"),
+        1,
+        "all products in one batch"
+    );
     assert_eq!(catalog.calls("GetProduct"), 0);
 }
 
@@ -52,7 +56,7 @@ async fn one_query_joins_users_orders_and_products_with_one_batch_call() {
 async fn identical_calls_in_one_request_are_made_once() {
     let env = TestEnv::start().await;
     let q = r#"{ a: user(id: "2") { displayName } b: user(id: "2") { email } c: user(id: "3") { id } }"#;
-    let r = env.graphql_in_process(q, json!({})).await;
+    let r = env.graphql(q, json!({})).await;
     assert!(r.get("errors").is_none(), "{r}");
     assert_eq!(r["data"]["a"]["displayName"], "Grace Hopper");
     assert_eq!(env.knobs(DemoService::Users).calls("GetUser"), 2);
@@ -63,7 +67,7 @@ async fn a_failing_backend_nulls_only_its_fields_with_precise_errors() {
     let env = TestEnv::start().await;
     env.knobs(DemoService::Catalog).fail_next(1);
     let q = r#"{ user(id: "1") { displayName orders { id items { product { title } } } } product(id: "p-2") { title } }"#;
-    let r = env.graphql_in_process(q, json!({})).await;
+    let r = env.graphql(q, json!({})).await;
     assert_eq!(r["data"]["user"]["displayName"], "Ada Lovelace", "{r}");
     let errors = r["errors"].as_array().unwrap();
     assert!(!errors.is_empty());
@@ -77,7 +81,10 @@ async fn a_failing_backend_nulls_only_its_fields_with_precise_errors() {
 async fn not_found_is_a_field_error_with_the_status_name_and_details() {
     let env = TestEnv::start().await;
     let r = env
-        .graphql_in_process(r#"{ user(id: "999") { id } product(id: "p-1") { id } }"#, json!({}))
+        .graphql(
+            r#"{ user(id: "999") { id } product(id: "p-1") { id } }"#,
+            json!({}),
+        )
         .await;
     assert_eq!(r["data"]["user"], json!(null), "{r}");
     assert_eq!(r["data"]["product"]["id"], "p-1");
@@ -112,14 +119,17 @@ mutation($u: UserInput!) {
         "address": {"city": "Rome"},
         "contact": {"chatHandle": "@gql"}
     }});
-    let r = env.graphql_in_process(m, vars).await;
+    let r = env.graphql(m, vars).await;
     assert!(r.get("errors").is_none(), "{r}");
     let u = &r["data"]["createUser"];
     assert_eq!(u["role"], "USER_ROLE_SUPPORT");
     assert_eq!(u["loyaltyPoints"], "18446744073709551615");
     assert_eq!(u["avatar"], "AAEC/w==");
     assert_eq!(u["nickname"], "");
-    assert_eq!(u["attributes"], json!([{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]));
+    assert_eq!(
+        u["attributes"],
+        json!([{"key": "a", "value": "1"}, {"key": "b", "value": "2"}])
+    );
     assert_eq!(u["preferences"]["theme"], "dark");
     assert_eq!(u["address"]["city"], "Rome");
     assert_eq!(u["chatHandle"], "@gql");
@@ -128,15 +138,21 @@ mutation($u: UserInput!) {
 
     // two oneof members at once is rejected by validation, before any call
     let bad = json!({"u": {"displayName": "X", "email": "a@b", "contact": {"phone": "1", "chatHandle": "2"}}});
-    let r = env.graphql_in_process(m, bad).await;
-    assert!(r["errors"][0]["message"].as_str().unwrap().contains("exactly one field"), "{r}");
+    let r = env.graphql(m, bad).await;
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exactly one field"),
+        "{r}"
+    );
 }
 
 #[tokio::test]
 async fn products_durations_wrappers_and_unsigned_ids() {
     let env = TestEnv::start().await;
     let r = env
-        .graphql_in_process(
+        .graphql(
             r#"{ batchGetProducts(ids: ["p-1", "p-2"]) { products { id sku shippingTime reviewScore status attributes { key value } thumbnail } } }"#,
             json!({}),
         )

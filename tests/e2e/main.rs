@@ -3,6 +3,7 @@
 mod errors;
 mod fields;
 mod graphql;
+mod graphql_http;
 mod headers;
 mod limits;
 mod registry;

@@ -187,14 +187,16 @@ impl TestEnv {
         }
     }
 
-    /// Runs a GraphQL operation in-process (no HTTP) and returns the response as JSON.
-    pub async fn graphql_in_process(&self, query: &str, variables: Value) -> Value {
-        use async_graphql::Executor;
-        let exec = portico::graphql::executor::GatewayExecutor::new(self.gateway.clone());
-        let req = async_graphql::Request::new(query)
-            .variables(async_graphql::Variables::from_json(variables));
-        let resp = exec.execute(req).await;
-        serde_json::to_value(&resp).expect("response serializes")
+    /// POSTs a GraphQL operation to `/graphql` and returns the JSON response.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let r = self
+            .json(
+                "POST",
+                "/graphql",
+                &serde_json::json!({"query": query, "variables": variables}),
+            )
+            .await;
+        r.json()
     }
 
     /// GET a path.
@@ -239,6 +241,40 @@ impl Drop for TestEnv {
             let _ = stop.send(());
         }
     }
+}
+
+/// Runs the `graphql-http` conformance audit (npm package, in `tests/graphql-http`) against
+/// `url`, installing it first when `node_modules` is missing; returns (success, output).
+pub async fn run_graphql_http_audit(url: &str) -> (bool, String) {
+    let dir = repo_root().join("tests/graphql-http");
+    if !dir.join("node_modules").exists() {
+        let out = tokio::process::Command::new("npm")
+            .arg("ci")
+            .arg("--prefix")
+            .arg(&dir)
+            .args(["--no-audit", "--no-fund"])
+            .output()
+            .await
+            .expect("npm runs (Node.js 18+ is needed for the graphql-http audit)");
+        assert!(
+            out.status.success(),
+            "npm ci failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("audit.mjs"))
+        .arg(url)
+        .output()
+        .await
+        .expect("node runs (Node.js 18+ is needed for the graphql-http audit)");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// Asserts a `google.rpc.Status` error body: HTTP status, gRPC code and a message fragment.

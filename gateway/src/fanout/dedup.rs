@@ -32,7 +32,12 @@ impl std::fmt::Debug for Dedup {
 impl Dedup {
     /// Returns the result of calling `method` with `request`: the first asker's `make` runs,
     /// later identical askers share its result.
-    pub async fn call<F, Fut>(&self, method: &MethodDescriptor, request: &DynamicMessage, make: F) -> CallResult
+    pub async fn call<F, Fut>(
+        &self,
+        method: &MethodDescriptor,
+        request: &DynamicMessage,
+        make: F,
+    ) -> CallResult
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = CallResult> + Send + 'static,

@@ -26,7 +26,9 @@ pub struct GraphqlCtx {
 
 impl std::fmt::Debug for GraphqlCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphqlCtx").field("deadline", &self.deadline).finish_non_exhaustive()
+        f.debug_struct("GraphqlCtx")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,8 +63,15 @@ impl GraphqlCtx {
 
     /// Calls `method` once per distinct request within this operation.
     pub async fn call(&self, method: &MethodDescriptor, request: DynamicMessage) -> CallResult {
-        call_deduped(&self.snapshot, &self.dedup, &self.metadata, self.deadline, method, request)
-            .await
+        call_deduped(
+            &self.snapshot,
+            &self.dedup,
+            &self.metadata,
+            self.deadline,
+            method,
+            request,
+        )
+        .await
     }
 
     /// The metadata every call of this operation sends.

@@ -58,7 +58,8 @@ pub fn upstream_error(e: &UpstreamError, service: &str, pool: &DescriptorPool) -
             ext.set("backend", b.as_str());
         }
         if !details.is_empty()
-            && let Ok(v) = async_graphql::Value::from_json(serde_json::Value::Array(details.clone()))
+            && let Ok(v) =
+                async_graphql::Value::from_json(serde_json::Value::Array(details.clone()))
         {
             ext.set("details", v);
         }

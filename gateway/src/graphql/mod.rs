@@ -6,5 +6,6 @@ pub mod errors;
 pub mod executor;
 pub mod http;
 pub mod limits;
+pub mod prepare;
 pub mod schema;
 pub mod sdl_diff;

@@ -54,6 +54,9 @@ mod tests {
 
     #[test]
     fn comments_are_trimmed() {
-        assert_eq!(clean(" Fetches one user.\n  Second line. \n"), "Fetches one user.\nSecond line.");
+        assert_eq!(
+            clean(" Fetches one user.\n  Second line. \n"),
+            "Fetches one user.\nSecond line."
+        );
     }
 }

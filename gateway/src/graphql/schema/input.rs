@@ -52,11 +52,21 @@ fn object_to_json<'v>(
                     let field = oneof
                         .fields()
                         .find(|f| f.json_name() == member.as_str())
-                        .ok_or_else(|| bad_input(format!("{name}.{member} is not a member of oneof {}", oneof.name())))?;
+                        .ok_or_else(|| {
+                            bad_input(format!(
+                                "{name}.{member} is not a member of oneof {}",
+                                oneof.name()
+                            ))
+                        })?;
                     out.insert(member.to_string(), field_to_json(&field, v)?);
                 }
             }
-            _ => return Err(bad_input(format!("unknown input field {name} of {}", desc.full_name()))),
+            _ => {
+                return Err(bad_input(format!(
+                    "unknown input field {name} of {}",
+                    desc.full_name()
+                )));
+            }
         }
     }
     Ok(out)
@@ -73,17 +83,28 @@ fn field_to_json(field: &FieldDescriptor, value: &Gql) -> Result<Json, Error> {
         let value_field = entry.map_entry_value_field();
         let mut obj = Map::new();
         let Gql::List(items) = value else {
-            return Err(bad_input(format!("{} takes a list of {{key, value}}", field.json_name())));
+            return Err(bad_input(format!(
+                "{} takes a list of {{key, value}}",
+                field.json_name()
+            )));
         };
         for item in items {
             let Gql::Object(kv) = item else {
-                return Err(bad_input(format!("{} takes a list of {{key, value}}", field.json_name())));
+                return Err(bad_input(format!(
+                    "{} takes a list of {{key, value}}",
+                    field.json_name()
+                )));
             };
             let key = match kv.get("key") {
                 Some(Gql::String(s)) => s.clone(),
                 Some(Gql::Number(n)) => n.to_string(),
                 Some(Gql::Boolean(b)) => b.to_string(),
-                _ => return Err(bad_input(format!("every entry of {} needs a key", field.json_name()))),
+                _ => {
+                    return Err(bad_input(format!(
+                        "every entry of {} needs a key",
+                        field.json_name()
+                    )));
+                }
             };
             let v = match kv.get("value") {
                 Some(v) => single_to_json(&value_field.kind(), v)?,
@@ -115,7 +136,10 @@ fn single_to_json(kind: &Kind, value: &Gql) -> Result<Json, Error> {
             Some(_) => to_json(v),
             None => match v {
                 Gql::Object(obj) => Ok(Json::Object(object_to_json(m, obj.iter())?)),
-                _ => Err(bad_input(format!("expected an input object for {}", m.full_name()))),
+                _ => Err(bad_input(format!(
+                    "expected an input object for {}",
+                    m.full_name()
+                ))),
             },
         },
         (Kind::Enum(_), Gql::Enum(name)) => Ok(Json::String(name.to_string())),

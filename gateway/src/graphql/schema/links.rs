@@ -10,7 +10,9 @@ use std::sync::Arc;
 use async_graphql::Error;
 use async_graphql::dataloader::Loader;
 use futures::future::join_all;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor, Value,
+};
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
@@ -192,7 +194,15 @@ impl LinkLoader {
             let err = Error::new(format!("internal: batch keys: {e}"));
             return keys
                 .into_iter()
-                .map(|k| (LinkKey { link: plan.index, key: k }, Err(err.clone())))
+                .map(|k| {
+                    (
+                        LinkKey {
+                            link: plan.index,
+                            key: k,
+                        },
+                        Err(err.clone()),
+                    )
+                })
                 .collect();
         }
         let reply = call_deduped(
@@ -212,19 +222,32 @@ impl LinkLoader {
                     self.snapshot.registry.pool(),
                 );
                 keys.into_iter()
-                    .map(|k| (LinkKey { link: plan.index, key: k }, Err(err.clone())))
+                    .map(|k| {
+                        (
+                            LinkKey {
+                                link: plan.index,
+                                key: k,
+                            },
+                            Err(err.clone()),
+                        )
+                    })
                     .collect()
             }
             Ok(msg) => {
                 let mut found = Vec::new();
                 if let Value::List(items) = msg.get_field(&batch.results).as_ref() {
                     for item in items {
-                        let Some(item) = item.as_message() else { continue };
+                        let Some(item) = item.as_message() else {
+                            continue;
+                        };
                         let Some(k) = map_key(item.get_field(&batch.key).as_ref()) else {
                             continue;
                         };
                         found.push((
-                            LinkKey { link: plan.index, key: k },
+                            LinkKey {
+                                link: plan.index,
+                                key: k,
+                            },
                             Ok(Arc::new(item.clone())),
                         ));
                     }

@@ -91,7 +91,9 @@ const SIZE_ARGS: &[&str] = &["pageSize", "first", "last", "limit", "maxEvents", 
 
 impl crate::graphql::limits::SchemaInfo for GraphqlSchema {
     fn field(&self, type_name: &str, field: &str) -> Option<crate::graphql::limits::FieldInfo> {
-        let meta = self.fields.get(&(type_name.to_string(), field.to_string()))?;
+        let meta = self
+            .fields
+            .get(&(type_name.to_string(), field.to_string()))?;
         Some(crate::graphql::limits::FieldInfo {
             type_name: meta.type_name.clone(),
             is_list: meta.is_list,
@@ -165,7 +167,11 @@ pub fn build(
 
     let mut named: Vec<NamedType> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for m in outputs.values().chain(inputs.values()).chain(requests.values()) {
+    for m in outputs
+        .values()
+        .chain(inputs.values())
+        .chain(requests.values())
+    {
         if seen.insert(m.full_name().to_string()) {
             named.push(NamedType {
                 full_name: m.full_name().to_string(),
@@ -191,6 +197,8 @@ pub fn build(
         has(Root::Mutation).then_some("Mutation"),
         has(Root::Subscription).then_some("Subscription"),
     );
+    // Lets the HTTP layer tell request errors (400) from execution errors (200).
+    builder = builder.extension(crate::graphql::http::ValidationSignal);
     if !cfg.introspection {
         builder = builder.disable_introspection();
     }
@@ -213,10 +221,17 @@ pub fn build(
             };
             fields.insert(
                 (owner.clone(), f.json_name().to_string()),
-                FieldMeta { type_name, is_list, call_cost: 0 },
+                FieldMeta {
+                    type_name,
+                    is_list,
+                    call_cost: 0,
+                },
             );
         }
-        for plan in link_plans.iter().filter(|p| p.on.full_name() == m.full_name()) {
+        for plan in link_plans
+            .iter()
+            .filter(|p| p.on.full_name() == m.full_name())
+        {
             if m.get_field_by_json_name(&plan.field).is_some() {
                 return Err(err(format!(
                     "graphql.links[{}]: {} already has a field named {:?}",
@@ -270,9 +285,17 @@ pub fn build(
         };
         fields.insert(
             (root.name().to_string(), name.clone()),
-            FieldMeta { type_name: out_name, is_list: false, call_cost: CALL_COST },
+            FieldMeta {
+                type_name: out_name,
+                is_list: false,
+                call_cost: CALL_COST,
+            },
         );
-        root_fields.push(RootField { root: root.name(), name: name.clone(), method: method.clone() });
+        root_fields.push(RootField {
+            root: root.name(),
+            name: name.clone(),
+            method: method.clone(),
+        });
         match root {
             Root::Subscription => {
                 let mut f = roots::subscription_field(name, method, ty).description(description);
@@ -302,8 +325,10 @@ pub fn build(
     }
     if !has(Root::Query) {
         query = query.field(
-            Field::new("_empty", TypeRef::named("Boolean"), |_| FieldFuture::from_value(None))
-                .description("No service exposes a query; GraphQL needs at least one field."),
+            Field::new("_empty", TypeRef::named("Boolean"), |_| {
+                FieldFuture::from_value(None)
+            })
+            .description("No service exposes a query; GraphQL needs at least one field."),
         );
     }
     builder = builder.register(query);
@@ -333,7 +358,11 @@ fn value_kind(f: &prost_reflect::FieldDescriptor) -> Kind {
     }
 }
 
-fn walk_kind(kind: &Kind, set: &mut BTreeMap<String, MessageDescriptor>, enums: &mut BTreeMap<String, EnumDescriptor>) {
+fn walk_kind(
+    kind: &Kind,
+    set: &mut BTreeMap<String, MessageDescriptor>,
+    enums: &mut BTreeMap<String, EnumDescriptor>,
+) {
     match kind {
         Kind::Message(m) => walk(m, set, enums),
         Kind::Enum(e) => {
@@ -343,7 +372,11 @@ fn walk_kind(kind: &Kind, set: &mut BTreeMap<String, MessageDescriptor>, enums: 
     }
 }
 
-fn walk(m: &MessageDescriptor, set: &mut BTreeMap<String, MessageDescriptor>, enums: &mut BTreeMap<String, EnumDescriptor>) {
+fn walk(
+    m: &MessageDescriptor,
+    set: &mut BTreeMap<String, MessageDescriptor>,
+    enums: &mut BTreeMap<String, EnumDescriptor>,
+) {
     if Wkt::of(m).is_some() || set.contains_key(m.full_name()) {
         return;
     }
@@ -379,7 +412,9 @@ fn plan_roots(
                     Some(OperationKind::Mutation) => Root::Mutation,
                     _ => {
                         let reads = idempotency(&m) == Idempotency::NoSideEffects
-                            || http_bindings(&m).iter().any(|b| b.method == http::Method::GET);
+                            || http_bindings(&m)
+                                .iter()
+                                .any(|b| b.method == http::Method::GET);
                         if reads { Root::Query } else { Root::Mutation }
                     }
                 }
@@ -441,7 +476,10 @@ fn plan_links(
     for (i, l) in cfg.links.iter().enumerate() {
         let at = format!("graphql.links[{i}] ({}.{})", l.on, l.field);
         let method = find_method(services, &l.call).ok_or_else(|| {
-            err(format!("{at}: call {:?} is not a method of an exposed service", l.call))
+            err(format!(
+                "{at}: call {:?} is not a method of an exposed service",
+                l.call
+            ))
         })?;
         if method.is_client_streaming() || method.is_server_streaming() {
             return Err(err(format!("{at}: {} is a streaming method", l.call)));
@@ -471,7 +509,10 @@ fn plan_links(
         let result = match &l.result {
             None => None,
             Some(r) => Some(method.output().get_field_by_name(r).ok_or_else(|| {
-                err(format!("{at}: result: {} has no field {r:?}", method.output().full_name()))
+                err(format!(
+                    "{at}: result: {} has no field {r:?}",
+                    method.output().full_name()
+                ))
             })?),
         };
         let mut shape = match &result {
@@ -485,24 +526,52 @@ fn plan_links(
             None => None,
             Some(b) => {
                 let bm = find_method(services, &b.call).ok_or_else(|| {
-                    err(format!("{at}: batch.call {:?} is not a method of an exposed service", b.call))
+                    err(format!(
+                        "{at}: batch.call {:?} is not a method of an exposed service",
+                        b.call
+                    ))
                 })?;
-                let keys = bm.input().get_field_by_name(&b.keys).filter(|f| f.is_list()).ok_or_else(|| {
-                    err(format!("{at}: batch.keys: {} has no repeated field {:?}", bm.input().full_name(), b.keys))
-                })?;
-                let results = bm.output().get_field_by_name(&b.results).filter(|f| f.is_list()).ok_or_else(|| {
-                    err(format!("{at}: batch.results: {} has no repeated field {:?}", bm.output().full_name(), b.results))
-                })?;
+                let keys = bm
+                    .input()
+                    .get_field_by_name(&b.keys)
+                    .filter(|f| f.is_list())
+                    .ok_or_else(|| {
+                        err(format!(
+                            "{at}: batch.keys: {} has no repeated field {:?}",
+                            bm.input().full_name(),
+                            b.keys
+                        ))
+                    })?;
+                let results = bm
+                    .output()
+                    .get_field_by_name(&b.results)
+                    .filter(|f| f.is_list())
+                    .ok_or_else(|| {
+                        err(format!(
+                            "{at}: batch.results: {} has no repeated field {:?}",
+                            bm.output().full_name(),
+                            b.results
+                        ))
+                    })?;
                 let Kind::Message(item) = results.kind() else {
                     return Err(err(format!("{at}: batch.results must hold messages")));
                 };
                 let key = item.get_field_by_name(&b.key).ok_or_else(|| {
-                    err(format!("{at}: batch.key: {} has no field {:?}", item.full_name(), b.key))
+                    err(format!(
+                        "{at}: batch.key: {} has no field {:?}",
+                        item.full_name(),
+                        b.key
+                    ))
                 })?;
                 if l.args.len() != 1 {
-                    return Err(err(format!("{at}: a batched link takes exactly one argument (the key)")));
+                    return Err(err(format!(
+                        "{at}: a batched link takes exactly one argument (the key)"
+                    )));
                 }
-                let parent_key = args.first().map(|(_, from)| from.clone()).ok_or_else(|| err(format!("{at}: no key")))?;
+                let parent_key = args
+                    .first()
+                    .map(|(_, from)| from.clone())
+                    .ok_or_else(|| err(format!("{at}: no key")))?;
                 if keys.kind() != parent_key.last().kind() || key.kind() != keys.kind() {
                     return Err(err(format!(
                         "{at}: the key kinds differ: parent {:?}, batch.keys {:?}, batch.key {:?}",
@@ -515,7 +584,9 @@ fn plan_links(
                     return Err(err(format!(
                         "{at}: the batch returns {} but the call returns {}",
                         item.full_name(),
-                        item_message(&shape).map(|m| m.full_name().to_string()).unwrap_or_default()
+                        item_message(&shape)
+                            .map(|m| m.full_name().to_string())
+                            .unwrap_or_default()
                     )));
                 }
                 shape = Shape::Object(item.clone());
@@ -569,7 +640,11 @@ fn plan_links(
 
 /// The GraphQL type of a link field, and its analysis metadata.
 fn link_type(plan: &LinkPlan, names: &TypeNames) -> (TypeRef, FieldMeta) {
-    let call_cost = if plan.batch.is_some() { BATCHED_CALL_COST } else { CALL_COST };
+    let call_cost = if plan.batch.is_some() {
+        BATCHED_CALL_COST
+    } else {
+        CALL_COST
+    };
     let named = |s: &Shape| match s {
         Shape::Object(m) => names.get(m.full_name()).unwrap_or(m.name()).to_string(),
         Shape::Wkt(w) => w.name().to_string(),
@@ -582,14 +657,22 @@ fn link_type(plan: &LinkPlan, names: &TypeNames) -> (TypeRef, FieldMeta) {
             let n = named(inner);
             (
                 TypeRef::named_nn_list_nn(n.clone()),
-                FieldMeta { type_name: n, is_list: true, call_cost },
+                FieldMeta {
+                    type_name: n,
+                    is_list: true,
+                    call_cost,
+                },
             )
         }
         other => {
             let n = named(other);
             (
                 TypeRef::named(n.clone()),
-                FieldMeta { type_name: n, is_list: false, call_cost },
+                FieldMeta {
+                    type_name: n,
+                    is_list: false,
+                    call_cost,
+                },
             )
         }
     }

@@ -16,8 +16,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Scalars the schema defines itself; no type may take these names.
 pub const RESERVED: &[&str] = &[
-    "Int", "Float", "String", "Boolean", "ID", "Int64", "UInt64", "Bytes", "Timestamp",
-    "Duration", "FieldMask", "JSON", "Query", "Mutation", "Subscription",
+    "Int",
+    "Float",
+    "String",
+    "Boolean",
+    "ID",
+    "Int64",
+    "UInt64",
+    "Bytes",
+    "Timestamp",
+    "Duration",
+    "FieldMask",
+    "JSON",
+    "Query",
+    "Mutation",
+    "Subscription",
 ];
 
 /// PascalCase of a snake_case or dotted identifier (`demo.v1` -> `DemoV1`, `chat_handle` ->
@@ -123,7 +136,9 @@ pub fn root_field_name(method: &str) -> String {
 /// The root field name used when two methods collide: the service's short name (without a
 /// `Service` suffix) in front of the method name.
 pub fn qualified_root_field_name(service_short: &str, method: &str) -> String {
-    let svc = service_short.strip_suffix("Service").unwrap_or(service_short);
+    let svc = service_short
+        .strip_suffix("Service")
+        .unwrap_or(service_short);
     lower_camel(&format!("{svc}{method}"))
 }
 
@@ -166,7 +181,10 @@ mod tests {
         assert_eq!(root_field_name("CreateUser"), "createUser");
         assert_eq!(root_field_name("Getaway"), "getaway");
         assert_eq!(root_field_name("BatchGetProducts"), "batchGetProducts");
-        assert_eq!(qualified_root_field_name("CatalogService", "GetProduct"), "catalogGetProduct");
+        assert_eq!(
+            qualified_root_field_name("CatalogService", "GetProduct"),
+            "catalogGetProduct"
+        );
         assert_eq!(lower_camel("chat_handle"), "chatHandle");
     }
 }

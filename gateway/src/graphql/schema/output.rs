@@ -80,7 +80,9 @@ pub fn to_field_value<'a>(value: Cow<'a, Value>, shape: &Shape) -> Result<FieldV
                 None => Vec::new(),
             };
             entries.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(FieldValue::list(entries.into_iter().map(FieldValue::owned_any)))
+            Ok(FieldValue::list(
+                entries.into_iter().map(FieldValue::owned_any),
+            ))
         }
     }
 }
@@ -149,7 +151,11 @@ fn wkt(msg: &DynamicMessage, w: Wkt) -> Result<Gql, Error> {
     if w == Wkt::Empty {
         return Ok(Gql::Boolean(true));
     }
-    let json = serde_json::to_value(msg)
-        .map_err(|e| Error::new(format!("cannot write {}: {e}", msg.descriptor().full_name())))?;
+    let json = serde_json::to_value(msg).map_err(|e| {
+        Error::new(format!(
+            "cannot write {}: {e}",
+            msg.descriptor().full_name()
+        ))
+    })?;
     Gql::from_json(json).map_err(|e| Error::new(e.to_string()))
 }

@@ -4,8 +4,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::dynamic::{Field, FieldFuture, FieldValue, SubscriptionField, SubscriptionFieldFuture, TypeRef};
 use async_graphql::Error;
+use async_graphql::dynamic::{
+    Field, FieldFuture, FieldValue, SubscriptionField, SubscriptionFieldFuture, TypeRef,
+};
 use futures::StreamExt;
 use prost_reflect::{DynamicMessage, Kind, MethodDescriptor, Value};
 use tokio::time::Instant;
@@ -24,14 +26,19 @@ pub fn response_shape(method: &MethodDescriptor) -> Shape {
 }
 
 /// A call's reply as a field value: objects are shared (no copy), scalar-like WKTs converted.
-fn reply_value(reply: Arc<DynamicMessage>, shape: &Shape) -> Result<Option<FieldValue<'static>>, Error> {
+fn reply_value(
+    reply: Arc<DynamicMessage>,
+    shape: &Shape,
+) -> Result<Option<FieldValue<'static>>, Error> {
     match shape {
         Shape::Object(_) => Ok(Some(FieldValue::owned_any(reply))),
         other => to_field_value(Cow::Owned(Value::Message((*reply).clone())), other).map(Some),
     }
 }
 
-fn ctx_of<'a>(ctx: &'a async_graphql::dynamic::ResolverContext<'a>) -> Result<&'a GraphqlCtx, Error> {
+fn ctx_of<'a>(
+    ctx: &'a async_graphql::dynamic::ResolverContext<'a>,
+) -> Result<&'a GraphqlCtx, Error> {
     ctx.data::<GraphqlCtx>()
         .map_err(|_| Error::new("internal: the GraphQL request has no gateway context"))
 }
@@ -48,7 +55,11 @@ pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
                 let g = ctx_of(&ctx)?;
                 let req = args_to_message(&method.input(), ctx.args.as_index_map())?;
                 let reply = g.call(&method, req).await.map_err(|e| {
-                    upstream_error(&e, method.parent_service().full_name(), g.snapshot.registry.pool())
+                    upstream_error(
+                        &e,
+                        method.parent_service().full_name(),
+                        g.snapshot.registry.pool(),
+                    )
                 })?;
                 reply_value(reply, &shape)
             };
@@ -90,8 +101,9 @@ pub fn subscription_field(name: &str, method: &MethodDescriptor, ty: TypeRef) ->
                 .await
                 .map_err(|e| upstream_error(&e, &service, &pool))?;
             Ok(reply.stream.map(move |item| match item {
-                Ok(msg) => reply_value(Arc::new(msg), &shape)
-                    .map(|v| v.unwrap_or(FieldValue::NULL)),
+                Ok(msg) => {
+                    reply_value(Arc::new(msg), &shape).map(|v| v.unwrap_or(FieldValue::NULL))
+                }
                 Err(status) => Err(upstream_error(
                     &UpstreamError::Status {
                         backend: backend.clone(),
@@ -133,32 +145,43 @@ async fn resolve_link<'a>(
     ctx: &async_graphql::dynamic::ResolverContext<'a>,
     plan: &LinkPlan,
 ) -> Result<Option<FieldValue<'a>>, Error> {
-            let parent = parent_message(ctx.parent_value)?;
-            let g = ctx_of(ctx)?;
-            if plan.batch.is_some() {
-                let Some(key) = plan.key_of(parent) else {
-                    return Ok(None);
-                };
-                return match g.loader.load_one(LinkKey { link: plan.index, key }).await? {
-                    None => Ok(None),
-                    Some(Ok(item)) => Ok(Some(FieldValue::owned_any(item))),
-                    Some(Err(e)) => Err(e),
-                };
+    let parent = parent_message(ctx.parent_value)?;
+    let g = ctx_of(ctx)?;
+    if plan.batch.is_some() {
+        let Some(key) = plan.key_of(parent) else {
+            return Ok(None);
+        };
+        return match g
+            .loader
+            .load_one(LinkKey {
+                link: plan.index,
+                key,
+            })
+            .await?
+        {
+            None => Ok(None),
+            Some(Ok(item)) => Ok(Some(FieldValue::owned_any(item))),
+            Some(Err(e)) => Err(e),
+        };
+    }
+    let req = plan.request_for(parent)?;
+    let reply = g.call(&plan.method, req).await.map_err(|e| {
+        upstream_error(
+            &e,
+            plan.method.parent_service().full_name(),
+            g.snapshot.registry.pool(),
+        )
+    })?;
+    match &plan.result {
+        None => reply_value(reply, &plan.shape),
+        Some(rf) => {
+            if !rf.is_list() && rf.supports_presence() && !reply.has_field(rf) {
+                return Ok(None);
             }
-            let req = plan.request_for(parent)?;
-            let reply = g.call(&plan.method, req).await.map_err(|e| {
-                upstream_error(&e, plan.method.parent_service().full_name(), g.snapshot.registry.pool())
-            })?;
-            match &plan.result {
-                None => reply_value(reply, &plan.shape),
-                Some(rf) => {
-                    if !rf.is_list() && rf.supports_presence() && !reply.has_field(rf) {
-                        return Ok(None);
-                    }
-                    let v = reply.get_field(rf).into_owned();
-                    to_field_value(Cow::Owned(v), &plan.shape).map(Some)
-                }
-            }
+            let v = reply.get_field(rf).into_owned();
+            to_field_value(Cow::Owned(v), &plan.shape).map(Some)
+        }
+    }
 }
 
 /// A failed field is null, with its error reported at the field's path (async-graphql's

@@ -179,7 +179,9 @@ pub fn output_named(kind: &Kind, names: &TypeNames) -> String {
             Some(w) => w.name().to_string(),
             None => names.get(m.full_name()).unwrap_or("JSON").to_string(),
         },
-        other => Scalar::of_kind(other).map_or("String", Scalar::name).to_string(),
+        other => Scalar::of_kind(other)
+            .map_or("String", Scalar::name)
+            .to_string(),
     }
 }
 

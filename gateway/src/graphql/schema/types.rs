@@ -1,16 +1,18 @@
 //! Registering the schema's types: scalars, enums, object types (output) and input types.
 
+use async_graphql::Value as Gql;
 use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, InputObject, InputValue, Object, Scalar, TypeRef,
 };
-use async_graphql::Value as Gql;
 use futures::FutureExt;
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
 use super::docs::Docs;
 use super::naming::{TypeNames, lower_camel, pascal};
 use super::output::{MapEntry, field_of, map_key, parent_message, to_field_value};
-use super::shape::{Scalar as S, Shape, entry_type_name, input_named, input_type, output_named, output_type};
+use super::shape::{
+    Scalar as S, Shape, entry_type_name, input_named, input_type, output_named, output_type,
+};
 
 /// The custom scalars, with their descriptions and input validators.
 pub fn scalars() -> Vec<Scalar> {
@@ -108,7 +110,11 @@ fn field_doc(f: &FieldDescriptor, docs: &mut Docs) -> Option<String> {
 }
 
 /// The object type of an output message, and the entry types of its map fields.
-pub fn object_type(m: &MessageDescriptor, names: &TypeNames, docs: &mut Docs) -> (Object, Vec<Object>) {
+pub fn object_type(
+    m: &MessageDescriptor,
+    names: &TypeNames,
+    docs: &mut Docs,
+) -> (Object, Vec<Object>) {
     let owner = names.get(m.full_name()).unwrap_or(m.name()).to_string();
     let mut obj = Object::new(owner.clone());
     if let Some(d) = docs.get(&m.parent_file(), m.path()) {
@@ -155,12 +161,14 @@ fn entry_object(f: &FieldDescriptor, entry: &str, names: &TypeNames) -> Object {
     };
     Object::new(entry)
         .description(format!("An entry of the map field `{}`.", f.json_name()))
-        .field(Field::new("key", TypeRef::named_nn(key_type(&key_kind)), |ctx| {
-            match ctx.parent_value.try_downcast_ref::<MapEntry>() {
+        .field(Field::new(
+            "key",
+            TypeRef::named_nn(key_type(&key_kind)),
+            |ctx| match ctx.parent_value.try_downcast_ref::<MapEntry>() {
                 Ok(e) => FieldFuture::from_value(Some(map_key(&e.key))),
                 Err(e) => FieldFuture::Future(async move { Err(e) }.boxed()),
-            }
-        }))
+            },
+        ))
         .field(Field::new("value", value_ty, move |ctx| {
             let r = ctx
                 .parent_value
@@ -200,7 +208,8 @@ pub fn input_fields(
             .oneof()
             .description(format!("Exactly one member of the oneof `{}`.", o.name()));
         for f in o.fields() {
-            let mut v = InputValue::new(f.json_name(), TypeRef::named(input_named(&f.kind(), names)));
+            let mut v =
+                InputValue::new(f.json_name(), TypeRef::named(input_named(&f.kind(), names)));
             if let Some(d) = docs.get(&f.parent_file(), f.path()) {
                 v = v.description(d);
             }
@@ -225,12 +234,22 @@ fn entry_input(f: &FieldDescriptor, owner: &str, names: &TypeNames) -> InputObje
     let value_kind = e.map_entry_value_field().kind();
     InputObject::new(name)
         .description(format!("An entry of the map field `{}`.", f.json_name()))
-        .field(InputValue::new("key", TypeRef::named_nn(key_type(&key_kind))))
-        .field(InputValue::new("value", TypeRef::named(input_named(&value_kind, names))))
+        .field(InputValue::new(
+            "key",
+            TypeRef::named_nn(key_type(&key_kind)),
+        ))
+        .field(InputValue::new(
+            "value",
+            TypeRef::named(input_named(&value_kind, names)),
+        ))
 }
 
 /// The input object type of a message, and the extra input types it needs.
-pub fn input_object(m: &MessageDescriptor, names: &TypeNames, docs: &mut Docs) -> (InputObject, Vec<InputObject>) {
+pub fn input_object(
+    m: &MessageDescriptor,
+    names: &TypeNames,
+    docs: &mut Docs,
+) -> (InputObject, Vec<InputObject>) {
     let owner = names.get(m.full_name()).unwrap_or(m.name()).to_string();
     let mut obj = InputObject::new(format!("{owner}Input"));
     if let Some(d) = docs.get(&m.parent_file(), m.path()) {

@@ -1,0 +1,108 @@
+//! The gateway's prepare step for every GraphQL operation, whatever the transport: pin the
+//! snapshot, enforce the query limits before any backend is called, and attach the metadata
+//! and the deadline every call of the operation inherits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use http::request::Parts;
+use tokio::time::Instant;
+
+use super::executor::RequestMeta;
+use super::http::{Prepare, RequestRejection};
+use super::limits::{self, codes};
+use crate::app::Gateway;
+use crate::edge::RequestId;
+use crate::rest::handler::parse_grpc_timeout;
+
+/// Prepares operations against the gateway's current snapshot.
+#[derive(Debug)]
+pub struct GatewayPrepare {
+    gateway: Arc<Gateway>,
+}
+
+impl GatewayPrepare {
+    /// A prepare step for `gateway`.
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+}
+
+impl Prepare for GatewayPrepare {
+    fn prepare(
+        &self,
+        mut req: async_graphql::Request,
+        parts: &Parts,
+    ) -> Result<async_graphql::Request, RequestRejection> {
+        let snapshot = self.gateway.snapshot();
+        let Some(schema) = snapshot.graphql.clone() else {
+            return Err(RequestRejection::new(
+                StatusCode::NOT_FOUND,
+                "GRAPHQL_DISABLED",
+                "GraphQL is disabled in this gateway's configuration",
+            ));
+        };
+        let lim = &snapshot.config.graphql.limits;
+        if lim.max_tokens > 0 {
+            let tokens = limits::count_tokens(&req.query, lim.max_tokens);
+            if tokens > lim.max_tokens {
+                return Err(RequestRejection::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::TOO_MANY_TOKENS,
+                    format!(
+                        "the document has more than {} tokens (limit graphql.limits.max_tokens)",
+                        lim.max_tokens
+                    ),
+                ));
+            }
+        }
+        let variables = req
+            .variables
+            .clone()
+            .into_value()
+            .into_json()
+            .unwrap_or(serde_json::Value::Null);
+        let operation = req.operation_name.clone();
+        // A document that does not parse is left to the executor, which reports it the
+        // standard way; everything else is measured before execution.
+        if let Ok(doc) = req.parsed_query() {
+            match limits::check_document(
+                doc,
+                operation.as_deref(),
+                &variables,
+                lim,
+                schema.as_ref(),
+            ) {
+                Ok(_) => {}
+                Err(v)
+                    if v.code == codes::GRAPHQL_PARSE_FAILED
+                        || v.code == codes::OPERATION_RESOLUTION_FAILURE => {}
+                Err(v) => {
+                    return Err(RequestRejection::new(
+                        StatusCode::BAD_REQUEST,
+                        v.code,
+                        v.message,
+                    ));
+                }
+            }
+        }
+        let cap = snapshot.config.deadlines.max.get();
+        let budget = parts
+            .headers
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|d| d.min(cap))
+            .unwrap_or(snapshot.config.deadlines.default.get())
+            .max(Duration::from_millis(1));
+        let metadata = snapshot
+            .headers
+            .request_metadata(&parts.headers, parts.extensions.get::<RequestId>());
+        Ok(req.data(RequestMeta {
+            snapshot,
+            metadata,
+            deadline: Instant::now() + budget,
+        }))
+    }
+}
