@@ -150,8 +150,14 @@ pub async fn run(
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
+    let drain_cfg = snapshot.config.drain.clone();
     let gateway = Gateway::new(snapshot);
-    crate::server::serve(listener, router(gateway), &limits, shutdown_signal())
+    let drain = crate::server::Drain {
+        readiness: gateway.readiness().clone(),
+        delay: drain_cfg.delay.get(),
+        grace: drain_cfg.grace.get(),
+    };
+    crate::server::serve_with(listener, router(gateway), &limits, shutdown_signal(), drain)
         .await
         .map_err(CliError::Serve)?;
     tracing::info!("stopped");

@@ -145,6 +145,13 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 ));
             }
         }
+        if let Err((key, message)) = b.resilience.validate() {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("backends.{name}.resilience.{key}"),
+                message,
+            ));
+        }
         let reflected = cfg
             .descriptors
             .iter()
@@ -184,6 +191,9 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             "limits.max_json_depth",
             "must be between 1 and 100",
         ));
+    }
+    if let Err((key, message)) = cfg.drain.validate() {
+        return Err(ConfigError::invalid(cfg, format!("drain.{key}"), message));
     }
     if cfg.deadlines.default > cfg.deadlines.max {
         return Err(ConfigError::invalid(

@@ -4,6 +4,7 @@
 //! resolves relative paths against the config file's folder.
 
 mod load;
+mod resilience;
 mod units;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, load, parse};
+pub use resilience::{
+    BalancePolicy, BreakerConfig, BulkheadConfig, DrainConfig, HealthCheckConfig, OutlierConfig,
+    ResilienceConfig, RetryConfig,
+};
 pub use units::{ByteSize, HumanDuration};
 
 /// The whole configuration of one BFF.
@@ -41,6 +46,9 @@ pub struct Config {
     /// Deadlines of upstream calls.
     #[serde(default)]
     pub deadlines: DeadlinesConfig,
+    /// Graceful drain on SIGTERM/SIGINT.
+    #[serde(default)]
+    pub drain: DrainConfig,
     /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -117,6 +125,9 @@ pub struct BackendConfig {
     /// How long to wait for a TCP connection.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
+    /// Breaker, bulkhead, retries, balancing, health checks and fallbacks.
+    #[serde(default)]
+    pub resilience: ResilienceConfig,
 }
 
 fn default_connect_timeout() -> HumanDuration {
