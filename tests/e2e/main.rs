@@ -5,5 +5,6 @@ mod fields;
 mod headers;
 mod limits;
 mod registry;
+mod resilience;
 mod routes;
 mod streaming;

@@ -2,7 +2,7 @@
 //! attempts (exponential with full jitter).
 //!
 //! Retried: a connect error (the request never left the gateway) for any method, and
-//! `UNAVAILABLE` for idempotent methods. Never retried: `DEADLINE_EXCEEDED` (the budget is
+//! `UNAVAILABLE` or a broken connection for idempotent methods. Never retried: `DEADLINE_EXCEEDED` (the budget is
 //! the client's, and a backend that used it up would likely do so again), any other code, a
 //! call whose remaining deadline is shorter than the backoff, and a server stream that has
 //! started (only its establishment is retried).
@@ -24,7 +24,7 @@ pub struct RetryPolicy {
 pub enum Failure {
     /// The connection could not be made: the request was not sent.
     Connect,
-    /// The backend (or the transport, after sending) said UNAVAILABLE.
+    /// The backend said UNAVAILABLE, or the connection broke after the request was sent.
     Unavailable,
     /// Anything else: never retried.
     Other,

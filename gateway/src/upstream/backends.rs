@@ -492,6 +492,9 @@ impl Upstream {
                 Err(_) => (deadline_err(), Failure::Other),
                 Ok(Err(status)) => {
                     let connect = is_connect_error(&status);
+                    // A status tonic made from a transport error (the connection broke) has
+                    // a source; one decoded from the backend's trailers never has.
+                    let transport = std::error::Error::source(&status).is_some();
                     let unavailable = status.code() == tonic::Code::Unavailable;
                     let err = UpstreamError::from_call_status(
                         name,
@@ -500,14 +503,16 @@ impl Upstream {
                         timeout,
                         self.max_response_bytes,
                     );
-                    let failure = match (connect, unavailable, &err) {
-                        (true, _, _) => Failure::Connect,
-                        (
-                            _,
-                            true,
-                            UpstreamError::Status { .. } | UpstreamError::Unavailable { .. },
-                        ) => Failure::Unavailable,
-                        _ => Failure::Other,
+                    let answer = matches!(
+                        err,
+                        UpstreamError::Status { .. } | UpstreamError::Unavailable { .. }
+                    );
+                    let failure = if connect {
+                        Failure::Connect
+                    } else if answer && (unavailable || transport) {
+                        Failure::Unavailable
+                    } else {
+                        Failure::Other
                     };
                     (err, failure)
                 }
