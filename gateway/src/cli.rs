@@ -164,6 +164,18 @@ pub async fn run(
     Ok(())
 }
 
+/// The latency the `--demo` backends get from the `PORTICO_DEMO_LATENCY` environment
+/// variable (e.g. `50ms`), for trying timeouts, bulkheads and drains by hand and in tests.
+/// Unset or empty: none; invalid: an error naming the value.
+pub fn demo_latency_from_env() -> Result<Option<std::time::Duration>, String> {
+    match std::env::var("PORTICO_DEMO_LATENCY") {
+        Ok(v) if !v.trim().is_empty() => humantime::parse_duration(v.trim())
+            .map(Some)
+            .map_err(|e| format!("PORTICO_DEMO_LATENCY={v:?}: {e} (write e.g. 50ms)")),
+        _ => Ok(None),
+    }
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
