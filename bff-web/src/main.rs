@@ -16,8 +16,22 @@ async fn main() -> ExitCode {
     };
     // Kept alive for the whole run: dropping the cluster stops the demo backends.
     let demo = if args.demo {
+        let latency = match portico::cli::demo_latency_from_env() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         match portico_demo::spawn_all([127, 0, 0, 1].into()).await {
-            Ok(cluster) => Some(cluster),
+            Ok(cluster) => {
+                if let Some(latency) = latency {
+                    for s in [&cluster.users, &cluster.orders, &cluster.catalog] {
+                        s.knobs.set_latency(latency);
+                    }
+                }
+                Some(cluster)
+            }
             Err(e) => {
                 eprintln!("error: cannot start the demo backends: {e}");
                 return ExitCode::FAILURE;

@@ -5,11 +5,11 @@ use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::header;
+use http::{StatusCode, header};
 use tower::ServiceBuilder;
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
@@ -19,12 +19,14 @@ use crate::graphql::{
     self, executor::GatewayExecutor, http::HttpSettings, prepare::GatewayPrepare,
 };
 use crate::rest;
+use crate::server::Readiness;
 use crate::snapshot::Snapshot;
 
-/// The running gateway: holds the snapshot requests are served from.
+/// The running gateway: holds the snapshot requests are served from, and its readiness.
 #[derive(Debug)]
 pub struct Gateway {
     current: RwLock<Arc<Snapshot>>,
+    readiness: Readiness,
 }
 
 impl Gateway {
@@ -32,7 +34,13 @@ impl Gateway {
     pub fn new(snapshot: Snapshot) -> Arc<Self> {
         Arc::new(Self {
             current: RwLock::new(Arc::new(snapshot)),
+            readiness: Readiness::new(),
         })
+    }
+
+    /// Whether it takes new traffic (`/readyz`); the server flips it when draining.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// The snapshot a new request should use; the request keeps it to the end.
@@ -71,12 +79,30 @@ async fn content_encoding_guard(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// The axum router of the gateway: health endpoints, the REST door, and the edge layers
-/// (request id and access log outermost, then request decompression).
+/// `GET /readyz`: 200 `ready` while taking traffic, 503 `draining` once shutdown started.
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    if gateway.readiness.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    }
+}
+
+/// `GET /admin/backends`: per backend, breaker state, calls in flight, bulkhead and endpoints
+/// with their health (JSON). Not authenticated: expose the gateway's port only where that is
+/// acceptable, until the admin endpoints get their own listener or auth.
+async fn admin_backends(State(gateway): State<Arc<Gateway>>) -> Response {
+    axum::Json(gateway.snapshot().upstream.status()).into_response()
+}
+
+/// The axum router of the gateway: health, readiness and admin endpoints, the REST door, and
+/// the edge layers (request id and access log outermost, then request decompression).
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let snapshot = gateway.snapshot();
     let mut app: Router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/admin/backends", get(admin_backends))
         .fallback(rest::handler::handle)
         .with_state(gateway.clone());
     if snapshot.graphql.is_some() {

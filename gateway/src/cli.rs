@@ -185,8 +185,14 @@ pub async fn run(
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
+    let drain_cfg = snapshot.config.drain.clone();
     let gateway = Gateway::new(snapshot);
-    crate::server::serve(listener, router(gateway), &limits, shutdown_signal())
+    let drain = crate::server::Drain {
+        readiness: gateway.readiness().clone(),
+        delay: drain_cfg.delay.get(),
+        grace: drain_cfg.grace.get(),
+    };
+    crate::server::serve_with(listener, router(gateway), &limits, shutdown_signal(), drain)
         .await
         .map_err(CliError::Serve)?;
     tracing::info!("stopped");
@@ -233,6 +239,18 @@ fn schema_command(snapshot: &Snapshot, check: Option<&std::path::Path>) -> Resul
                 Ok(())
             }
         }
+    }
+}
+
+/// The latency the `--demo` backends get from the `PORTICO_DEMO_LATENCY` environment
+/// variable (e.g. `50ms`), for trying timeouts, bulkheads and drains by hand and in tests.
+/// Unset or empty: none; invalid: an error naming the value.
+pub fn demo_latency_from_env() -> Result<Option<std::time::Duration>, String> {
+    match std::env::var("PORTICO_DEMO_LATENCY") {
+        Ok(v) if !v.trim().is_empty() => humantime::parse_duration(v.trim())
+            .map(Some)
+            .map_err(|e| format!("PORTICO_DEMO_LATENCY={v:?}: {e} (write e.g. 50ms)")),
+        _ => Ok(None),
     }
 }
 

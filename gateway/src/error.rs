@@ -12,7 +12,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use serde_json::{Value as Json, json};
 use tonic::Code;
 
-use crate::upstream::UpstreamError;
+use crate::upstream::{UpstreamError, whole_secs};
 
 /// Everything that can make a request fail, classified by origin.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +93,10 @@ impl GatewayError {
             GatewayError::BodyTimeout(_) => Code::DeadlineExceeded,
             GatewayError::Upstream(u) => match u {
                 UpstreamError::Status { status, .. } => status.code(),
-                UpstreamError::Unavailable { .. } | UpstreamError::NoBackend { .. } => {
-                    Code::Unavailable
-                }
+                UpstreamError::Unavailable { .. }
+                | UpstreamError::NoBackend { .. }
+                | UpstreamError::CircuitOpen { .. }
+                | UpstreamError::Overloaded { .. } => Code::Unavailable,
                 UpstreamError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
                 UpstreamError::ResponseTooLarge { .. } => Code::Internal,
             },
@@ -146,6 +147,12 @@ impl GatewayError {
             && let Ok(v) = HeaderValue::from_str(&join_methods(allowed))
         {
             resp.headers_mut().insert(header::ALLOW, v);
+        }
+        if let GatewayError::Upstream(u) = self
+            && let Some(after) = u.retry_after()
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(whole_secs(after)));
         }
         resp
     }
@@ -299,6 +306,26 @@ mod tests {
         let resp = e.respond(None);
         assert_eq!(resp.status(), 500);
         assert_eq!(e.client_message(), "internal gateway error");
+    }
+
+    #[test]
+    fn an_open_circuit_is_a_503_with_retry_after() {
+        let e = GatewayError::Upstream(UpstreamError::CircuitOpen {
+            backend: "users".into(),
+            retry_after: std::time::Duration::from_millis(1500),
+        });
+        let resp = e.respond(None);
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(e.grpc_code(), Code::Unavailable);
+        assert!(e.client_message().contains("circuit breaker"));
+        let e = GatewayError::Upstream(UpstreamError::Overloaded {
+            backend: "users".into(),
+        });
+        let resp = e.respond(None);
+        assert_eq!(resp.status(), 503);
+        assert!(resp.headers().get(header::RETRY_AFTER).is_none());
+        assert!(e.client_message().contains("overloaded"));
     }
 
     #[test]

@@ -206,7 +206,9 @@ impl Snapshot {
             backends,
             &service_backend,
             config.limits.max_response_bytes.as_usize(),
-        );
+        )
+        .with_fallbacks(&config.backends, registry.pool())
+        .map_err(|(key, message)| invalid(key, message))?;
         let decode = DecodeOptions {
             ignore_unknown_fields: config.rest.ignore_unknown_fields,
             max_depth: config.limits.max_json_depth,

@@ -7,5 +7,6 @@ mod graphql_http;
 mod headers;
 mod limits;
 mod registry;
+mod resilience;
 mod routes;
 mod streaming;

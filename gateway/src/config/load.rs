@@ -145,6 +145,13 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 ));
             }
         }
+        if let Err((key, message)) = b.resilience.validate() {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("backends.{name}.resilience.{key}"),
+                message,
+            ));
+        }
         let reflected = cfg
             .descriptors
             .iter()
@@ -184,6 +191,9 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             "limits.max_json_depth",
             "must be between 1 and 100",
         ));
+    }
+    if let Err((key, message)) = cfg.drain.validate() {
+        return Err(ConfigError::invalid(cfg, format!("drain.{key}"), message));
     }
     if cfg.deadlines.default > cfg.deadlines.max {
         return Err(ConfigError::invalid(
@@ -311,6 +321,16 @@ rest:
         assert!(e.contains("backends.orders.services"), "{e}");
         let e = err(&GOOD.replace("success_status: 201", "success_status: 404"));
         assert!(e.contains("success_status: 404 is not a 2xx status"), "{e}");
+        let e = err(&GOOD.replace(
+            "timeout: 2s",
+            "timeout: 2s\n    resilience: { breaker: { error_ratio: 2 } }",
+        ));
+        assert!(
+            e.contains("backends.users.resilience.breaker.error_ratio: must be above 0"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}drain: {{ grace: 0s }}\n"));
+        assert!(e.contains("drain.grace: must be longer than 0"), "{e}");
         let e = err(&GOOD.replace("  - reflection: users\n", "  - {}\n"));
         assert!(
             e.contains("descriptors[1]: each entry needs exactly one"),

@@ -5,6 +5,7 @@
 
 mod graphql;
 mod load;
+mod resilience;
 mod units;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,10 @@ use serde::{Deserialize, Serialize};
 
 pub use graphql::{BatchConfig, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind};
 pub use load::{ConfigError, load, parse};
+pub use resilience::{
+    BalancePolicy, BreakerConfig, BulkheadConfig, DrainConfig, HealthCheckConfig, OutlierConfig,
+    ResilienceConfig, RetryConfig,
+};
 pub use units::{ByteSize, HumanDuration};
 
 /// The whole configuration of one BFF.
@@ -46,6 +51,9 @@ pub struct Config {
     /// The GraphQL door.
     #[serde(default)]
     pub graphql: GraphqlConfig,
+    /// Graceful drain on SIGTERM/SIGINT.
+    #[serde(default)]
+    pub drain: DrainConfig,
     /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -122,6 +130,9 @@ pub struct BackendConfig {
     /// How long to wait for a TCP connection.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
+    /// Breaker, bulkhead, retries, balancing, health checks and fallbacks.
+    #[serde(default)]
+    pub resilience: ResilienceConfig,
 }
 
 fn default_connect_timeout() -> HumanDuration {

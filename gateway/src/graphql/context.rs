@@ -9,9 +9,23 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
 use super::schema::links::LinkLoader;
+use crate::descriptors::{Idempotency, http_bindings, idempotency};
 use crate::fanout::{CallResult, Dedup};
 use crate::snapshot::Snapshot;
 use crate::upstream::{Call, CallBody};
+
+/// Methods whose reply in this operation was a configured fallback, not the backend's answer
+/// (reported in the response's `extensions.fallbacks`).
+pub type Fallbacks = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Whether a method may be retried: declared idempotent or free of side effects, or read
+/// through a GET rule.
+pub fn is_idempotent(method: &MethodDescriptor) -> bool {
+    idempotency(method) != Idempotency::Unknown
+        || http_bindings(method)
+            .iter()
+            .any(|b| b.method == http::Method::GET)
+}
 
 /// What every resolver of one operation shares.
 pub struct GraphqlCtx {
@@ -20,6 +34,7 @@ pub struct GraphqlCtx {
     metadata: MetadataMap,
     deadline: Instant,
     dedup: Arc<Dedup>,
+    fallbacks: Fallbacks,
     /// Batches link calls (one call per batch method per round of resolution).
     pub loader: DataLoader<LinkLoader>,
 }
@@ -35,7 +50,12 @@ impl std::fmt::Debug for GraphqlCtx {
 impl GraphqlCtx {
     /// A context for one operation; `metadata` goes to every backend call, `deadline` bounds
     /// every call.
-    pub fn new(snapshot: Arc<Snapshot>, metadata: MetadataMap, deadline: Instant) -> Self {
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        metadata: MetadataMap,
+        deadline: Instant,
+        fallbacks: Fallbacks,
+    ) -> Self {
         let dedup = Arc::new(Dedup::default());
         let links = snapshot
             .graphql
@@ -48,6 +68,7 @@ impl GraphqlCtx {
                 metadata: metadata.clone(),
                 deadline,
                 dedup: dedup.clone(),
+                fallbacks: fallbacks.clone(),
                 links,
             },
             tokio::spawn,
@@ -57,6 +78,7 @@ impl GraphqlCtx {
             metadata,
             deadline,
             dedup,
+            fallbacks,
             loader,
         }
     }
@@ -66,6 +88,7 @@ impl GraphqlCtx {
         call_deduped(
             &self.snapshot,
             &self.dedup,
+            &self.fallbacks,
             &self.metadata,
             self.deadline,
             method,
@@ -89,6 +112,7 @@ impl GraphqlCtx {
 pub(crate) async fn call_deduped(
     snapshot: &Arc<Snapshot>,
     dedup: &Dedup,
+    fallbacks: &Fallbacks,
     metadata: &MetadataMap,
     deadline: Instant,
     method: &MethodDescriptor,
@@ -100,14 +124,19 @@ pub(crate) async fn call_deduped(
         body: CallBody::Unary(request.clone()),
         metadata: metadata.clone(),
         deadline,
+        idempotent: is_idempotent(method),
     };
+    let fallbacks = fallbacks.clone();
+    let name = method.full_name().to_string();
     dedup
         .call(method, &request, move || async move {
-            snap.upstream
-                .unary(call)
-                .await
-                .map(|r| Arc::new(r.message))
-                .map_err(Arc::new)
+            let reply = snap.upstream.unary(call).await.map_err(Arc::new)?;
+            if reply.fallback
+                && let Ok(mut f) = fallbacks.lock()
+            {
+                f.push(name);
+            }
+            Ok(Arc::new(reply.message))
         })
         .await
 }

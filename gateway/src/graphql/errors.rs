@@ -48,7 +48,10 @@ pub fn upstream_error(e: &UpstreamError, service: &str, pool: &DescriptorPool) -
         UpstreamError::DeadlineExceeded { .. } => ("DEADLINE_EXCEEDED", e.to_string(), Vec::new()),
         UpstreamError::ResponseTooLarge { .. } => ("RESPONSE_TOO_LARGE", e.to_string(), Vec::new()),
         UpstreamError::NoBackend { .. } => ("UNAVAILABLE", e.to_string(), Vec::new()),
+        UpstreamError::CircuitOpen { .. } => ("CIRCUIT_OPEN", e.to_string(), Vec::new()),
+        UpstreamError::Overloaded { .. } => ("OVERLOADED", e.to_string(), Vec::new()),
     };
+    let retry_after = e.retry_after().map(crate::upstream::whole_secs);
     let backend = e.backend().map(str::to_string);
     let service = service.to_string();
     Error::new(message).extend_with(move |_, ext| {
@@ -56,6 +59,9 @@ pub fn upstream_error(e: &UpstreamError, service: &str, pool: &DescriptorPool) -
         ext.set("service", service.as_str());
         if let Some(b) = &backend {
             ext.set("backend", b.as_str());
+        }
+        if let Some(secs) = retry_after {
+            ext.set("retryAfter", secs);
         }
         if !details.is_empty()
             && let Ok(v) =

@@ -15,7 +15,7 @@ use futures::stream::BoxStream;
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
-use super::context::GraphqlCtx;
+use super::context::{Fallbacks, GraphqlCtx};
 use crate::app::Gateway;
 use crate::snapshot::Snapshot;
 
@@ -73,8 +73,24 @@ impl async_graphql::Executor for GatewayExecutor {
         let Some(g) = meta.snapshot.graphql.clone() else {
             return disabled();
         };
-        let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, meta.deadline);
-        g.schema.execute(request.data(ctx)).await
+        let fallbacks = Fallbacks::default();
+        let ctx = GraphqlCtx::new(
+            meta.snapshot,
+            meta.metadata,
+            meta.deadline,
+            fallbacks.clone(),
+        );
+        let mut resp = g.schema.execute(request.data(ctx)).await;
+        let served: Vec<String> = fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
+        if !served.is_empty() {
+            resp = resp.extension(
+                "fallbacks",
+                async_graphql::Value::List(
+                    served.into_iter().map(async_graphql::Value::from).collect(),
+                ),
+            );
+        }
+        resp
     }
 
     fn execute_stream(
@@ -89,7 +105,7 @@ impl async_graphql::Executor for GatewayExecutor {
         // Subscriptions set their own per-call deadlines; the operation's one still bounds
         // queries and mutations sent over a streaming transport.
         let deadline = meta.deadline.max(Instant::now() + Duration::from_millis(1));
-        let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, deadline);
+        let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, deadline, Fallbacks::default());
         match session_data {
             Some(data) => g
                 .schema

@@ -18,6 +18,7 @@ use super::router::Lookup;
 use super::routes::{RouteTarget, Streaming};
 use super::stream::stream_response;
 use crate::app::Gateway;
+use crate::descriptors::{Idempotency, idempotency};
 use crate::edge::RequestId;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
@@ -120,6 +121,8 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
             .headers
             .request_metadata(&parts.headers, parts.extensions.get::<RequestId>()),
         deadline,
+        idempotent: target.http_method == http::Method::GET
+            || idempotency(&target.method) != Idempotency::Unknown,
     };
 
     if target.streaming == Streaming::Server {
@@ -174,6 +177,10 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
         .into_response();
     snap.headers
         .response_headers(&reply.metadata, resp.headers_mut());
+    if reply.fallback {
+        resp.headers_mut()
+            .insert("x-portico-fallback", HeaderValue::from_static("static"));
+    }
     Ok(resp)
 }
 

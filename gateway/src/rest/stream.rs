@@ -17,13 +17,12 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::DynamicMessage;
 use tokio::time::Instant;
-use tonic::Streaming;
 
 use super::routes::RouteTarget;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::transcode;
-use crate::upstream::UpstreamError;
+use crate::upstream::{ReplyStream, UpstreamError};
 
 /// Builds the streaming response; `first` is already received (so errors before it were
 /// answered as plain HTTP errors by the caller).
@@ -31,7 +30,7 @@ pub(crate) fn stream_response(
     snap: Arc<Snapshot>,
     target: Arc<RouteTarget>,
     first: Option<DynamicMessage>,
-    mut rest: Streaming<DynamicMessage>,
+    mut rest: ReplyStream,
     deadline: Instant,
     sse: bool,
 ) -> Response {

@@ -1,22 +1,75 @@
 //! The HTTP server: accepts connections with protective limits and drains them on shutdown.
 //!
+//! Drain order on shutdown: readiness ([`Readiness`], served at `/readyz`) turns not-ready
+//! first; after `drain.delay` the listener closes (no new connections); in-flight requests and
+//! streams get `drain.grace` to finish (HTTP/2 clients get a GOAWAY, HTTP/1 keep-alive ends
+//! after the current response); then `serve` returns.
+//!
 //! Built on hyper-util's auto (HTTP/1.1 + h2c) connection builder rather than `axum::serve`,
 //! because the limits live there: header count and size (431), header-read timeout, and the
 //! HTTP/2 stream and reset limits.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::LimitsConfig;
 
-/// How long in-flight requests get to finish after shutdown is requested.
+/// How long in-flight requests get to finish after shutdown is requested, by default.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+/// Whether the gateway takes new traffic: ready until shutdown starts. Cheap to clone; all
+/// clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    draining: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// A ready flag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True until [`Readiness::set_draining`].
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the gateway as draining: `/readyz` answers 503 from now on.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+}
+
+/// How the server drains on shutdown.
+#[derive(Clone, Debug)]
+pub struct Drain {
+    /// Flipped to not-ready first.
+    pub readiness: Readiness,
+    /// Time between readiness flipping and the listener closing.
+    pub delay: Duration,
+    /// Time in-flight requests get to finish after the listener closed.
+    pub grace: Duration,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Self {
+            readiness: Readiness::new(),
+            delay: Duration::ZERO,
+            grace: DRAIN_GRACE,
+        }
+    }
+}
 
 fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -43,39 +96,68 @@ pub async fn serve(
     limits: &LimitsConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, limits, shutdown, Drain::default()).await
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains as `drain` says:
+/// readiness off, wait `delay` (still accepting), stop accepting, let in-flight requests
+/// finish for up to `grace`.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: &LimitsConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    drain: Drain,
+) -> std::io::Result<()> {
     let builder = builder(limits);
     let graceful = GracefulShutdown::new();
+    let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                return false;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+        true
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a moment, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let svc = TowerToHyperService::new(app.clone());
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+                if !accept(accepted) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
             () = &mut shutdown => break,
         }
     }
+    drain.readiness.set_draining();
+    if !drain.delay.is_zero() {
+        tracing::info!(delay = ?drain.delay, "not ready any more; still accepting during the drain delay");
+        let mut delay = std::pin::pin!(tokio::time::sleep(drain.delay));
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => { accept(accepted); }
+                () = &mut delay => break,
+            }
+        }
+    }
     drop(listener);
     tracing::info!(connections = graceful.count(), "draining");
-    if tokio::time::timeout(DRAIN_GRACE, graceful.shutdown())
+    if tokio::time::timeout(drain.grace, graceful.shutdown())
         .await
         .is_err()
     {

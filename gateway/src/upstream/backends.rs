@@ -1,56 +1,216 @@
-//! Backends and their channels, and the one place a call is actually made.
+//! Backends and their resilience state, and the one place a call is actually made.
+//!
+//! [`Upstream::unary`] and [`Upstream::server_streaming`] are the single entry point of every
+//! call, whichever door it came through. A call runs: breaker admission (fail fast while
+//! open) -> bulkhead slot (bounded queue, then 503) -> endpoint choice (p2c or round robin over
+//! healthy, non-ejected endpoints) -> the gRPC call under the remaining deadline -> result
+//! recorded on the breaker and the endpoint -> maybe a retry (allowed failure, budget left,
+//! backoff fits in the deadline, on another endpoint when there is one) -> maybe a fallback.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use prost_reflect::DynamicMessage;
+use bytes::Bytes;
+use prost::Message;
+use prost_reflect::DescriptorPool;
+use serde_json::{Value as Json, json};
+use tokio::time::Instant;
 use tonic::client::Grpc;
 use tonic::codegen::http::uri::PathAndQuery;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
 
-use super::{Call, CallBody, DynamicCodec, Reply, StreamReply, UpstreamError};
-use crate::config::BackendConfig;
+use super::call::CallGuard;
+use super::encoded::EncodedCodec;
+use super::error::is_connect_error;
+use super::{Call, CallBody, Reply, ReplyStream, StreamReply, UpstreamError};
+use crate::config::{BackendConfig, BreakerConfig};
+use crate::resilience::{
+    Breaker, Bulkhead, BulkheadRejection, Endpoint, EndpointSet, Failure, Fallbacks, RetryBudget,
+    RetryPolicy,
+};
 
-/// One backend: a name and a channel balanced over its endpoints.
+/// One backend: its endpoints, breaker(s), bulkhead and retry policy. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Backend {
+    inner: Arc<BackendInner>,
+}
+
+#[derive(Debug)]
+struct BackendInner {
     name: Arc<str>,
-    channel: Channel,
+    endpoints: Arc<EndpointSet>,
+    /// The channel of the first configured endpoint, for [`Backend::channel`].
+    first: Channel,
+    /// The backend's breaker, or `None` with one breaker per method.
+    breaker: Option<Arc<Breaker>>,
+    method_breakers: RwLock<HashMap<Box<str>, Arc<Breaker>>>,
+    breaker_cfg: BreakerConfig,
+    bulkhead: Bulkhead,
+    retry: RetryPolicy,
+    budget: RetryBudget,
 }
 
 impl Backend {
-    /// Builds a lazily-connecting channel over the backend's endpoints; must run inside a
-    /// tokio runtime. Errors name the bad endpoint.
+    /// Builds the backend's endpoints (lazily-connecting channels) and resilience state, and
+    /// starts its background tasks; must run inside a tokio runtime. Errors name the bad
+    /// endpoint.
     pub fn new(name: &str, cfg: &BackendConfig) -> Result<Self, String> {
-        let mut endpoints = Vec::with_capacity(cfg.endpoints.len());
-        for ep in &cfg.endpoints {
-            let e = Endpoint::from_shared(ep.clone())
-                .map_err(|e| format!("backend {name:?}: invalid endpoint {ep:?}: {e}"))?
-                .connect_timeout(cfg.connect_timeout.get())
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_timeout(Duration::from_secs(10));
-            endpoints.push(e);
-        }
-        let channel = match endpoints.as_slice() {
-            [one] => one.connect_lazy(),
-            _ => Channel::balance_list(endpoints.into_iter()),
-        };
+        let endpoints = EndpointSet::new(name, cfg)?;
+        let first = endpoints
+            .endpoints()
+            .first()
+            .map(|e| e.channel())
+            .ok_or_else(|| format!("backend {name:?}: no endpoint"))?;
+        let r = &cfg.resilience;
+        let breaker = (!r.breaker.per_method).then(|| Arc::new(Breaker::new(name, &r.breaker)));
         Ok(Self {
-            name: name.into(),
-            channel,
+            inner: Arc::new(BackendInner {
+                name: name.into(),
+                endpoints,
+                first,
+                breaker,
+                method_breakers: RwLock::new(HashMap::new()),
+                breaker_cfg: r.breaker.clone(),
+                bulkhead: Bulkhead::new(&r.bulkhead),
+                retry: RetryPolicy::new(&r.retry),
+                budget: RetryBudget::new(&r.retry),
+            }),
         })
     }
 
     /// The backend's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.inner.name
     }
 
-    /// The channel (for reflection and health checks).
+    /// A channel to one of its endpoints (for reflection at startup).
     pub fn channel(&self) -> Channel {
-        self.channel.clone()
+        self.inner
+            .endpoints
+            .pick(None)
+            .map_or_else(|| self.inner.first.clone(), |e| e.channel())
+    }
+
+    /// Its endpoints.
+    pub fn endpoints(&self) -> &EndpointSet {
+        &self.inner.endpoints
+    }
+
+    /// Its bulkhead.
+    pub fn bulkhead(&self) -> &Bulkhead {
+        &self.inner.bulkhead
+    }
+
+    /// The breaker deciding calls to `method` (`package.Service.Method`).
+    pub fn breaker_for(&self, method: &str) -> Arc<Breaker> {
+        if let Some(b) = &self.inner.breaker {
+            return b.clone();
+        }
+        if let Some(b) = self
+            .inner
+            .method_breakers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(method)
+        {
+            return b.clone();
+        }
+        let mut map = self
+            .inner
+            .method_breakers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entry(method.into())
+            .or_insert_with(|| {
+                Arc::new(Breaker::new(
+                    &format!("{}/{method}", self.inner.name),
+                    &self.inner.breaker_cfg,
+                ))
+            })
+            .clone()
+    }
+
+    /// The backend's state as JSON (for `GET /admin/backends`).
+    pub fn status(&self) -> Json {
+        let b = &self.inner;
+        let breaker_json = |br: &Breaker| {
+            let (calls, failures) = br.window_counts();
+            json!({ "state": br.state().as_str(), "calls_in_window": calls,
+                    "sick_failures_in_window": failures })
+        };
+        let breaker = match &b.breaker {
+            Some(br) => breaker_json(br),
+            None => {
+                let map = b
+                    .method_breakers
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let mut methods: Vec<(&Box<str>, &Arc<Breaker>)> = map.iter().collect();
+                methods.sort_by(|x, y| x.0.cmp(y.0));
+                let per: serde_json::Map<String, Json> = methods
+                    .into_iter()
+                    .map(|(m, br)| (m.to_string(), breaker_json(br)))
+                    .collect();
+                json!({ "per_method": per })
+            }
+        };
+        let endpoints: Vec<Json> = b
+            .endpoints
+            .endpoints()
+            .iter()
+            .map(|ep| {
+                let ejected = b.endpoints.ejected_for(ep);
+                json!({
+                    "address": ep.label(),
+                    "healthy": ep.is_healthy(),
+                    "ejected": ejected.is_some(),
+                    "ejected_for_ms": ejected.map_or(0, |d| d.as_millis() as u64),
+                    "in_flight": ep.in_flight(),
+                    "consecutive_failures": ep.consecutive_failures(),
+                })
+            })
+            .collect();
+        json!({
+            "name": &*b.name,
+            "breaker": breaker,
+            "in_flight": b.bulkhead.in_flight(),
+            "bulkhead": {
+                "max_concurrent": b.bulkhead.max_concurrent(),
+                "in_flight": b.bulkhead.in_flight(),
+                "max_queue": b.bulkhead.max_queue(),
+                "queued": b.bulkhead.queued(),
+            },
+            "endpoints": endpoints,
+        })
+    }
+}
+
+/// The request of a call, encoded once for all its attempts.
+#[derive(Clone)]
+enum Encoded {
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl Encoded {
+    fn new(body: CallBody) -> Self {
+        match body {
+            CallBody::Unary(m) => Encoded::One(m.encode_to_vec().into()),
+            CallBody::Stream(v) => {
+                Encoded::Many(v.iter().map(|m| Bytes::from(m.encode_to_vec())).collect())
+            }
+        }
+    }
+
+    /// The single request of a server stream (the last one if several were given).
+    fn single(self, empty: impl FnOnce() -> Bytes) -> Bytes {
+        match self {
+            Encoded::One(b) => b,
+            Encoded::Many(mut v) => v.pop().unwrap_or_else(empty),
+        }
     }
 }
 
@@ -60,6 +220,7 @@ pub struct Upstream {
     backends: HashMap<String, Backend>,
     by_service: HashMap<String, Backend>,
     max_response_bytes: usize,
+    fallbacks: Arc<Fallbacks>,
 }
 
 impl Upstream {
@@ -77,7 +238,27 @@ impl Upstream {
             backends,
             by_service,
             max_response_bytes,
+            fallbacks: Arc::new(Fallbacks::default()),
         }
+    }
+
+    /// Checks and loads the configured static fallbacks against the descriptors. Errors give
+    /// the config key (`backends.NAME.resilience.fallbacks.METHOD`) and what is wrong.
+    pub fn with_fallbacks<'a>(
+        mut self,
+        configs: impl IntoIterator<Item = (&'a String, &'a BackendConfig)>,
+        pool: &DescriptorPool,
+    ) -> Result<Self, (String, String)> {
+        let mut fallbacks = Fallbacks::default();
+        for (name, cfg) in configs {
+            fallbacks
+                .add_backend(name, &cfg.resilience, pool, |svc| {
+                    self.by_service.get(svc).map(Backend::name)
+                })
+                .map_err(|(k, m)| (format!("backends.{name}.resilience.{k}"), m))?;
+        }
+        self.fallbacks = Arc::new(fallbacks);
+        Ok(self)
     }
 
     /// The backend serving a service, if any.
@@ -90,13 +271,26 @@ impl Upstream {
         self.backends.get(name)
     }
 
+    /// Every backend's state, sorted by name (for `GET /admin/backends`).
+    pub fn status(&self) -> Json {
+        let mut names: Vec<&String> = self.backends.keys().collect();
+        names.sort();
+        let list: Vec<Json> = names
+            .into_iter()
+            .filter_map(|n| self.backends.get(n).map(Backend::status))
+            .collect();
+        json!({ "backends": list })
+    }
+
     fn prepare(&self, call: &Call) -> Result<(Backend, PathAndQuery, Duration), UpstreamError> {
-        let service = call.method.parent_service().full_name().to_string();
-        let backend = self
-            .by_service
-            .get(&service)
-            .cloned()
-            .ok_or(UpstreamError::NoBackend { service })?;
+        let service = call.method.parent_service().full_name();
+        let backend =
+            self.by_service
+                .get(service)
+                .cloned()
+                .ok_or_else(|| UpstreamError::NoBackend {
+                    service: service.to_string(),
+                })?;
         let path = PathAndQuery::try_from(call.path()).map_err(|_| UpstreamError::NoBackend {
             service: call.method.full_name().to_string(),
         })?;
@@ -110,107 +304,248 @@ impl Upstream {
         Ok((backend, path, remaining))
     }
 
-    fn client(&self, backend: &Backend) -> Grpc<Channel> {
-        Grpc::new(backend.channel()).max_decoding_message_size(self.max_response_bytes)
-    }
-
-    fn request<T>(
-        msg: T,
-        call_metadata: tonic::metadata::MetadataMap,
-        timeout: Duration,
-    ) -> tonic::Request<T> {
+    fn request<T>(msg: T, metadata: MetadataMap, timeout: Duration) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        *req.metadata_mut() = call_metadata;
+        *req.metadata_mut() = metadata;
         // Sends `grpc-timeout` so the backend knows the budget too.
         req.set_timeout(timeout);
         req
     }
 
     /// Makes a unary or client-streaming call. Past the deadline the call is dropped, which
-    /// cancels the HTTP/2 stream, so the backend stops working on it.
+    /// cancels the HTTP/2 stream, so the backend stops working on it. When it fails because
+    /// the backend is sick, its circuit is open or its bulkhead is full, and the method has a
+    /// static fallback, the fallback is the reply (with `fallback: true`).
     pub async fn unary(&self, call: Call) -> Result<Reply, UpstreamError> {
-        let (backend, path, timeout) = self.prepare(&call)?;
-        let codec = DynamicCodec::new(call.method.output());
-        let mut grpc = self.client(&backend);
-        let limit = self.max_response_bytes;
-        let deadline = call.deadline;
-        let fut = async move {
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
-            match call.body {
-                CallBody::Unary(msg) => {
-                    grpc.unary(Self::request(msg, call.metadata, timeout), path, codec)
-                        .await
+        let method = call.method.clone();
+        let result = self.unary_call(call).await;
+        match result {
+            Err(e) if e.allows_fallback() => match self.fallbacks.get(method.full_name()) {
+                Some(msg) => {
+                    tracing::warn!(method = %method.full_name(), error = %e, "answering with the static fallback");
+                    Ok(Reply {
+                        message: msg.clone(),
+                        metadata: MetadataMap::new(),
+                        fallback: true,
+                    })
                 }
-                CallBody::Stream(msgs) => {
-                    let stream = tokio_stream::iter(msgs);
-                    grpc.client_streaming(
-                        Self::request(stream, call.metadata, timeout),
-                        path,
-                        codec,
-                    )
-                    .await
-                }
-            }
-        };
-        match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(UpstreamError::DeadlineExceeded {
-                backend: backend.name().to_string(),
-                timeout,
-            }),
-            Ok(Err(status)) => Err(UpstreamError::from_call_status(
-                backend.name(),
-                status,
-                deadline,
-                timeout,
-                limit,
-            )),
-            Ok(Ok(resp)) => {
-                let (metadata, message, _) = resp.into_parts();
-                Ok(Reply { message, metadata })
-            }
+                None => Err(e),
+            },
+            other => other,
         }
     }
 
-    /// Starts a server-streaming call and returns once the backend sent its headers. The
-    /// deadline covers the whole stream (it is sent as `grpc-timeout`); the caller enforces it
-    /// while reading with [`Call::remaining`]-based timeouts.
+    async fn unary_call(&self, call: Call) -> Result<Reply, UpstreamError> {
+        let (backend, path, timeout) = self.prepare(&call)?;
+        let codec = EncodedCodec::new(call.method.output());
+        let limit = self.max_response_bytes;
+        let body = Encoded::new(call.body);
+        let mut metadata = Some(call.metadata);
+        let attempt = |channel: Channel, remaining: Duration, last: bool| {
+            let md = take_or_clone(&mut metadata, last);
+            let (codec, path, body) = (codec.clone(), path.clone(), body.clone());
+            let mut grpc = Grpc::new(channel).max_decoding_message_size(limit);
+            async move {
+                grpc.ready()
+                    .await
+                    .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+                match body {
+                    Encoded::One(msg) => {
+                        grpc.unary(Self::request(msg, md, remaining), path, codec)
+                            .await
+                    }
+                    Encoded::Many(msgs) => {
+                        let stream = tokio_stream::iter(msgs);
+                        grpc.client_streaming(Self::request(stream, md, remaining), path, codec)
+                            .await
+                    }
+                }
+            }
+        };
+        let (resp, _guard) = self
+            .run(
+                &backend,
+                &call.method,
+                call.deadline,
+                timeout,
+                call.idempotent,
+                attempt,
+            )
+            .await?;
+        let (metadata, message, _) = resp.into_parts();
+        Ok(Reply {
+            message,
+            metadata,
+            fallback: false,
+        })
+    }
+
+    /// Starts a server-streaming call and returns once the backend sent its headers; only
+    /// this establishment is retried, never a stream that has started. The deadline covers
+    /// the whole stream (it is sent as `grpc-timeout`); the caller enforces it while reading
+    /// with [`Call::remaining`]-based timeouts. The stream keeps its bulkhead slot until it is
+    /// dropped.
     pub async fn server_streaming(&self, call: Call) -> Result<StreamReply, UpstreamError> {
         let (backend, path, timeout) = self.prepare(&call)?;
-        let codec = DynamicCodec::new(call.method.output());
-        let mut grpc = self.client(&backend);
+        let codec = EncodedCodec::new(call.method.output());
         let limit = self.max_response_bytes;
-        let deadline = call.deadline;
-        let msg: DynamicMessage = match call.body {
-            CallBody::Unary(m) => m,
-            CallBody::Stream(mut v) => v
-                .pop()
-                .unwrap_or_else(|| DynamicMessage::new(call.method.input())),
-        };
-        let fut = async move {
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
-            grpc.server_streaming(Self::request(msg, call.metadata, timeout), path, codec)
-                .await
-        };
-        match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(UpstreamError::DeadlineExceeded {
-                backend: backend.name().to_string(),
-                timeout,
-            }),
-            Ok(Err(status)) => Err(UpstreamError::from_call_status(
-                backend.name(),
-                status,
-                deadline,
-                timeout,
-                limit,
-            )),
-            Ok(Ok(resp)) => {
-                let (metadata, stream, _) = resp.into_parts();
-                Ok(StreamReply { metadata, stream })
+        let input = call.method.input();
+        let msg = Encoded::new(call.body).single(|| {
+            prost_reflect::DynamicMessage::new(input)
+                .encode_to_vec()
+                .into()
+        });
+        let mut metadata = Some(call.metadata);
+        let attempt = |channel: Channel, remaining: Duration, last: bool| {
+            let md = take_or_clone(&mut metadata, last);
+            let (codec, path, msg) = (codec.clone(), path.clone(), msg.clone());
+            let mut grpc = Grpc::new(channel).max_decoding_message_size(limit);
+            async move {
+                grpc.ready()
+                    .await
+                    .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+                grpc.server_streaming(Self::request(msg, md, remaining), path, codec)
+                    .await
             }
+        };
+        let (resp, guard) = self
+            .run(
+                &backend,
+                &call.method,
+                call.deadline,
+                timeout,
+                call.idempotent,
+                attempt,
+            )
+            .await?;
+        let (metadata, stream, _) = resp.into_parts();
+        Ok(StreamReply {
+            metadata,
+            stream: ReplyStream::new(stream, guard),
+        })
+    }
+
+    /// The resilient attempt loop around `attempt(channel, remaining, is_last)`.
+    async fn run<T, F, Fut>(
+        &self,
+        backend: &Backend,
+        method: &prost_reflect::MethodDescriptor,
+        deadline: Instant,
+        timeout: Duration,
+        idempotent: bool,
+        mut attempt: F,
+    ) -> Result<(T, CallGuard), UpstreamError>
+    where
+        F: FnMut(Channel, Duration, bool) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let b = &backend.inner;
+        let name = backend.name();
+        let deadline_err = || UpstreamError::DeadlineExceeded {
+            backend: name.to_string(),
+            timeout,
+        };
+        b.budget.record_call();
+        let breaker = backend.breaker_for(method.full_name());
+        let mut avoid: Option<Arc<Endpoint>> = None;
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(deadline_err());
+            }
+            let permit = breaker
+                .try_acquire()
+                .map_err(|r| UpstreamError::CircuitOpen {
+                    backend: name.to_string(),
+                    retry_after: r.retry_after,
+                })?;
+            let slot = b.bulkhead.acquire(remaining).await.map_err(|r| match r {
+                BulkheadRejection::Full => UpstreamError::Overloaded {
+                    backend: name.to_string(),
+                },
+                BulkheadRejection::Deadline => deadline_err(),
+            })?;
+            let ep =
+                b.endpoints
+                    .pick(avoid.as_ref())
+                    .ok_or_else(|| UpstreamError::Unavailable {
+                        backend: name.to_string(),
+                        detail: "no endpoint".into(),
+                    })?;
+            let in_flight = ep.start();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let last = n >= b.retry.max_attempts();
+            let outcome =
+                tokio::time::timeout(remaining, attempt(ep.channel(), remaining, last)).await;
+            let (err, failure) = match outcome {
+                Ok(Ok(value)) => {
+                    permit.record(false);
+                    b.endpoints.record(&ep, false);
+                    let guard = CallGuard {
+                        _slot: Some(slot),
+                        _in_flight: Some(in_flight),
+                    };
+                    return Ok((value, guard));
+                }
+                Err(_) => (deadline_err(), Failure::Other),
+                Ok(Err(status)) => {
+                    let connect = is_connect_error(&status);
+                    // A status tonic made from a transport error (the connection broke) has
+                    // a source; one decoded from the backend's trailers never has.
+                    let transport = std::error::Error::source(&status).is_some();
+                    let unavailable = status.code() == tonic::Code::Unavailable;
+                    let err = UpstreamError::from_call_status(
+                        name,
+                        status,
+                        deadline,
+                        timeout,
+                        self.max_response_bytes,
+                    );
+                    let answer = matches!(
+                        err,
+                        UpstreamError::Status { .. } | UpstreamError::Unavailable { .. }
+                    );
+                    let failure = if connect {
+                        Failure::Connect
+                    } else if answer && (unavailable || transport) {
+                        Failure::Unavailable
+                    } else {
+                        Failure::Other
+                    };
+                    (err, failure)
+                }
+            };
+            let sick = err.is_sick();
+            permit.record(sick);
+            b.endpoints.record(&ep, sick);
+            drop((in_flight, slot));
+            if !b.retry.should_retry(n, failure, idempotent) {
+                return Err(err);
+            }
+            let backoff = b.retry.backoff(n);
+            if Instant::now() + backoff >= deadline {
+                tracing::debug!(backend = %name, error = %err, "no time left to retry");
+                return Err(err);
+            }
+            if !b.budget.try_retry() {
+                tracing::warn!(backend = %name, error = %err, "retry budget exhausted; not retrying");
+                return Err(err);
+            }
+            tracing::info!(backend = %name, method = %method.full_name(), attempt = n,
+                endpoint = %ep.label(), error = %err, backoff = ?backoff, "retrying");
+            tokio::time::sleep(backoff).await;
+            avoid = Some(ep);
         }
+    }
+}
+
+/// The metadata of an attempt: moved into the last one, cloned for the others.
+fn take_or_clone(slot: &mut Option<MetadataMap>, last: bool) -> MetadataMap {
+    if last {
+        slot.take().unwrap_or_default()
+    } else {
+        slot.clone().unwrap_or_default()
     }
 }

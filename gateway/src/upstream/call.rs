@@ -7,6 +7,8 @@ use tokio::time::Instant;
 use tonic::Streaming;
 use tonic::metadata::MetadataMap;
 
+use crate::resilience::{BulkheadPermit, InFlight};
+
 /// One gRPC call to make: which method, with what, under which deadline.
 #[derive(Debug)]
 pub struct Call {
@@ -18,6 +20,9 @@ pub struct Call {
     pub metadata: MetadataMap,
     /// When the client's budget for this call runs out.
     pub deadline: Instant,
+    /// Whether the method may be retried on UNAVAILABLE: set by the door from the method's
+    /// `idempotency_level` (NO_SIDE_EFFECTS or IDEMPOTENT) or the HTTP method (GET).
+    pub idempotent: bool,
 }
 
 /// The request side of a call.
@@ -52,6 +57,9 @@ pub struct Reply {
     pub message: DynamicMessage,
     /// Response headers and trailers sent by the backend.
     pub metadata: MetadataMap,
+    /// The message is the method's configured static fallback, not the backend's answer
+    /// (doors mark it: `x-portico-fallback: static` over REST).
+    pub fallback: bool,
 }
 
 /// A server-streaming reply: headers arrived, messages follow.
@@ -60,5 +68,54 @@ pub struct StreamReply {
     /// Response headers sent by the backend.
     pub metadata: MetadataMap,
     /// The messages, ending with the backend's final status.
-    pub stream: Streaming<DynamicMessage>,
+    pub stream: ReplyStream,
+}
+
+/// The messages of a server stream. It holds the call's bulkhead slot and counts as in flight
+/// on its endpoint until dropped; it derefs to tonic's [`Streaming`] (`.message().await`) and
+/// is a [`futures::Stream`] too.
+#[derive(Debug)]
+pub struct ReplyStream {
+    inner: Streaming<DynamicMessage>,
+    _guard: CallGuard,
+}
+
+/// What a call holds while it runs (released on drop): its bulkhead slot and its endpoint's
+/// in-flight count.
+#[derive(Debug, Default)]
+pub(crate) struct CallGuard {
+    pub(crate) _slot: Option<BulkheadPermit>,
+    pub(crate) _in_flight: Option<InFlight>,
+}
+
+impl ReplyStream {
+    pub(crate) fn new(inner: Streaming<DynamicMessage>, guard: CallGuard) -> Self {
+        Self {
+            inner,
+            _guard: guard,
+        }
+    }
+}
+
+impl std::ops::Deref for ReplyStream {
+    type Target = Streaming<DynamicMessage>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for ReplyStream {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+impl futures::Stream for ReplyStream {
+    type Item = Result<DynamicMessage, tonic::Status>;
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_next(cx)
+    }
 }

@@ -43,6 +43,74 @@ pub enum UpstreamError {
         /// Fully-qualified service name.
         service: String,
     },
+    /// The backend's circuit breaker is open: the call was not made.
+    #[error("backend {backend:?} is unavailable: its circuit breaker is open (retry in {}s)", whole_secs(*.retry_after))]
+    CircuitOpen {
+        /// Backend name.
+        backend: String,
+        /// When trying again makes sense.
+        retry_after: Duration,
+    },
+    /// The backend's bulkhead is full (too many calls in flight and queued): the call was not
+    /// made.
+    #[error("backend {backend:?} is overloaded: too many calls in flight, try again later")]
+    Overloaded {
+        /// Backend name.
+        backend: String,
+    },
+}
+
+/// The kind of an [`UpstreamError`], for doors that report errors by code (GraphQL's
+/// `extensions.code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// The backend answered with a non-OK status.
+    Status,
+    /// The backend could not be reached.
+    Unavailable,
+    /// The deadline passed.
+    DeadlineExceeded,
+    /// A response was over the size limit.
+    ResponseTooLarge,
+    /// No backend serves the method.
+    NoBackend,
+    /// The circuit breaker is open.
+    CircuitOpen,
+    /// The bulkhead is full.
+    Overloaded,
+}
+
+impl UpstreamErrorKind {
+    /// `STATUS`, `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESPONSE_TOO_LARGE`, `NO_BACKEND`,
+    /// `CIRCUIT_OPEN` or `OVERLOADED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Status => "STATUS",
+            UpstreamErrorKind::Unavailable => "UNAVAILABLE",
+            UpstreamErrorKind::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            UpstreamErrorKind::ResponseTooLarge => "RESPONSE_TOO_LARGE",
+            UpstreamErrorKind::NoBackend => "NO_BACKEND",
+            UpstreamErrorKind::CircuitOpen => "CIRCUIT_OPEN",
+            UpstreamErrorKind::Overloaded => "OVERLOADED",
+        }
+    }
+}
+
+/// A duration in whole seconds, rounded up, at least 1 (the `Retry-After` value).
+pub fn whole_secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).clamp(1, u128::from(u64::MAX)) as u64
+}
+
+/// Whether tonic failed to connect (the request was never sent, so retrying is always safe).
+pub(crate) fn is_connect_error(status: &tonic::Status) -> bool {
+    let mut next = std::error::Error::source(status);
+    while let Some(e) = next {
+        if e.is::<tonic::ConnectError>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Rounds up to whole milliseconds, for messages (`49.93ms` left of a 50ms budget is "50ms").
@@ -111,8 +179,99 @@ impl UpstreamError {
             UpstreamError::Status { backend, .. }
             | UpstreamError::Unavailable { backend, .. }
             | UpstreamError::DeadlineExceeded { backend, .. }
-            | UpstreamError::ResponseTooLarge { backend, .. } => Some(backend),
+            | UpstreamError::ResponseTooLarge { backend, .. }
+            | UpstreamError::CircuitOpen { backend, .. }
+            | UpstreamError::Overloaded { backend } => Some(backend),
             UpstreamError::NoBackend { .. } => None,
         }
+    }
+
+    /// The kind of this error.
+    pub fn kind(&self) -> UpstreamErrorKind {
+        match self {
+            UpstreamError::Status { .. } => UpstreamErrorKind::Status,
+            UpstreamError::Unavailable { .. } => UpstreamErrorKind::Unavailable,
+            UpstreamError::DeadlineExceeded { .. } => UpstreamErrorKind::DeadlineExceeded,
+            UpstreamError::ResponseTooLarge { .. } => UpstreamErrorKind::ResponseTooLarge,
+            UpstreamError::NoBackend { .. } => UpstreamErrorKind::NoBackend,
+            UpstreamError::CircuitOpen { .. } => UpstreamErrorKind::CircuitOpen,
+            UpstreamError::Overloaded { .. } => UpstreamErrorKind::Overloaded,
+        }
+    }
+
+    /// Whether this failure means the backend is unwell: UNAVAILABLE, DEADLINE_EXCEEDED,
+    /// INTERNAL or UNKNOWN from the backend, an unreachable backend, or the deadline passing.
+    /// Client errors (NOT_FOUND, INVALID_ARGUMENT, ...) never are. Breakers and outlier
+    /// ejection count only these.
+    pub fn is_sick(&self) -> bool {
+        match self {
+            UpstreamError::Status { status, .. } => matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Internal
+                    | tonic::Code::Unknown
+            ),
+            UpstreamError::Unavailable { .. } | UpstreamError::DeadlineExceeded { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a static fallback may answer instead: a sick failure, an open circuit or a
+    /// full bulkhead.
+    pub fn allows_fallback(&self) -> bool {
+        self.is_sick()
+            || matches!(
+                self,
+                UpstreamError::CircuitOpen { .. } | UpstreamError::Overloaded { .. }
+            )
+    }
+
+    /// When the client should try again (the `Retry-After` of an open circuit).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sick_failures_count() {
+        let st = |code| UpstreamError::Status {
+            backend: "b".into(),
+            status: tonic::Status::new(code, "x"),
+        };
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::Internal,
+            tonic::Code::Unknown,
+        ] {
+            assert!(st(code).is_sick(), "{code:?}");
+        }
+        for code in [
+            tonic::Code::NotFound,
+            tonic::Code::InvalidArgument,
+            tonic::Code::PermissionDenied,
+            tonic::Code::FailedPrecondition,
+            tonic::Code::ResourceExhausted,
+        ] {
+            assert!(!st(code).is_sick(), "{code:?}");
+            assert!(!st(code).allows_fallback(), "{code:?}");
+        }
+        let open = UpstreamError::CircuitOpen {
+            backend: "b".into(),
+            retry_after: Duration::from_millis(1200),
+        };
+        assert!(!open.is_sick() && open.allows_fallback());
+        assert_eq!(open.kind().as_str(), "CIRCUIT_OPEN");
+        assert_eq!(whole_secs(open.retry_after().unwrap_or_default()), 2);
+        assert_eq!(whole_secs(Duration::from_millis(10)), 1);
+        assert!(open.to_string().contains("circuit breaker"), "{open}");
     }
 }

@@ -2,14 +2,16 @@
 //!
 //! [`Call`] is the one type both doors build; [`Upstream`] owns a channel per backend and makes
 //! the call with the dynamic codec, the deadline sent as `grpc-timeout`, and the response size
-//! capped. Resilience (breakers, bulkheads, retries) will wrap this same entry point.
+//! capped. Every call goes through the [`crate::resilience`] pieces here:
+//! breaker, bulkhead, balancing over endpoints, retries, fallbacks.
 
 mod backends;
 mod call;
 mod codec;
+mod encoded;
 mod error;
 
 pub use backends::{Backend, Upstream};
-pub use call::{Call, CallBody, Reply, StreamReply};
+pub use call::{Call, CallBody, Reply, ReplyStream, StreamReply};
 pub use codec::DynamicCodec;
-pub use error::UpstreamError;
+pub use error::{UpstreamError, UpstreamErrorKind, whole_secs};

@@ -145,6 +145,7 @@ pub struct LinkLoader {
     pub(crate) metadata: MetadataMap,
     pub(crate) deadline: Instant,
     pub(crate) dedup: Arc<Dedup>,
+    pub(crate) fallbacks: crate::graphql::context::Fallbacks,
     pub(crate) links: Arc<Vec<LinkPlan>>,
 }
 
@@ -208,6 +209,7 @@ impl LinkLoader {
         let reply = call_deduped(
             &self.snapshot,
             &self.dedup,
+            &self.fallbacks,
             &self.metadata,
             self.deadline,
             &batch.method,

@@ -92,6 +92,7 @@ pub fn subscription_field(name: &str, method: &MethodDescriptor, ty: TypeRef) ->
                 body: CallBody::Unary(req),
                 metadata: g.metadata().clone(),
                 deadline: Instant::now() + timeout.max(Duration::from_millis(1)),
+                idempotent: crate::graphql::context::is_idempotent(&method),
             };
             let pool = g.snapshot.registry.pool().clone();
             let reply = g
