@@ -377,3 +377,48 @@ async fn readiness_and_the_admin_view() {
     assert_eq!(ep["healthy"], true);
     assert_eq!(ep["ejected"], false);
 }
+
+#[tokio::test]
+async fn graphql_reports_an_open_circuit_and_fallbacks_per_field() {
+    let env = start(
+        DemoService::Catalog,
+        "{ breaker: { consecutive_failures: 1, open_for: 10s } }",
+    )
+    .await;
+    let knobs = env.knobs(DemoService::Catalog);
+    knobs.fail_next(1);
+    let q = r#"{ user(id: "1") { displayName } product(id: "p-1") { title } }"#;
+    let r = env.graphql(q, json!({})).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{r}");
+    let calls = knobs.total_calls();
+    let r = env.graphql(q, json!({})).await;
+    assert_eq!(r["data"]["user"]["displayName"], "Ada Lovelace", "{r}");
+    assert_eq!(r["data"]["product"], Value::Null);
+    let e = &r["errors"][0];
+    assert_eq!(e["extensions"]["code"], "CIRCUIT_OPEN", "{e}");
+    assert!(e["extensions"]["retryAfter"].as_u64().unwrap() >= 1, "{e}");
+    assert_eq!(
+        knobs.total_calls(),
+        calls,
+        "an open circuit never reaches the backend"
+    );
+
+    let env = start(
+        DemoService::Catalog,
+        r#"{ breaker: { enabled: false }, fallbacks: { demo.v1.CatalogService.GetProduct: { id: "p-0", title: "Temporarily unavailable" } } }"#,
+    )
+    .await;
+    env.knobs(DemoService::Catalog).fail_next(1);
+    let r = env
+        .graphql(r#"{ product(id: "p-1") { title } }"#, json!({}))
+        .await;
+    assert_eq!(
+        r["data"]["product"]["title"], "Temporarily unavailable",
+        "{r}"
+    );
+    assert_eq!(
+        r["extensions"]["fallbacks"],
+        json!(["demo.v1.CatalogService.GetProduct"]),
+        "{r}"
+    );
+}
