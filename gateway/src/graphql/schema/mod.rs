@@ -16,6 +16,10 @@ mod roots;
 pub mod shape;
 mod types;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
