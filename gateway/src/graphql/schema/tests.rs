@@ -140,12 +140,14 @@ fn links_are_checked_at_build() {
         batch: None,
         description: None,
     };
-    let mut cfg = GraphqlConfig::default();
-    cfg.links = vec![link(
-        "shop.v1.Product",
-        &[("id", "id")],
-        "shop.v1.ShopService.GetProduct",
-    )];
+    let mut cfg = GraphqlConfig {
+        links: vec![link(
+            "shop.v1.Product",
+            &[("id", "id")],
+            "shop.v1.ShopService.GetProduct",
+        )],
+        ..Default::default()
+    };
     let s = sdl(&cfg);
     assert!(s.contains("sibling: ShopV1Product"), "{s}");
 
