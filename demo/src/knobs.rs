@@ -34,6 +34,8 @@ impl std::fmt::Debug for Knobs {
 /// Everything behind the knobs' mutex.
 #[derive(Default)]
 struct State {
+    /// The server's health reporter and the service name it reports for (set by `serve`).
+    health: Option<(tonic_health::server::HealthReporter, &'static str)>,
     latency: Duration,
     error_rate: f64,
     fail_with: Option<Code>,
@@ -87,7 +89,36 @@ impl Knobs {
 
     /// Restores every knob to its default and clears the counters and recorded metadata.
     pub fn reset(&self) {
-        *self.lock() = State::default();
+        let mut state = self.lock();
+        let health = state.health.take();
+        *state = State::default();
+        state.health = health;
+    }
+
+    /// Called by the server: lets [`Knobs::set_serving`] drive its grpc.health.v1 answers.
+    pub(crate) fn attach_health(
+        &self,
+        reporter: tonic_health::server::HealthReporter,
+        service: &'static str,
+    ) {
+        self.lock().health = Some((reporter, service));
+    }
+
+    /// Makes the server's grpc.health.v1 report SERVING or NOT_SERVING, for the service and
+    /// for the whole server (""), so health-checking clients take it out or put it back.
+    /// Calls are still answered: only the health status changes.
+    pub async fn set_serving(&self, serving: bool) {
+        let health = self.lock().health.clone();
+        let Some((reporter, service)) = health else {
+            return;
+        };
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        reporter.set_service_status("", status).await;
+        reporter.set_service_status(service, status).await;
     }
 
     /// How many calls the method with this short rpc name (e.g. `"GetUser"`) has received.

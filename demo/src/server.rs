@@ -71,6 +71,7 @@ pub async fn serve(
     reporter
         .set_service_status(service.grpc_name(), ServingStatus::Serving)
         .await;
+    knobs.attach_health(reporter.clone(), service.grpc_name());
     let reflection_v1 = reflection(service).build_v1()?;
     let reflection_v1alpha = reflection(service).build_v1alpha()?;
     let gzip = CompressionEncoding::Gzip;

@@ -422,3 +422,74 @@ async fn graphql_reports_an_open_circuit_and_fallbacks_per_field() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn active_health_checks_take_a_sick_endpoint_out_and_put_it_back() {
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = portico_demo::spawn(DemoService::Users, any).await.unwrap();
+    let b = portico_demo::spawn(DemoService::Users, any).await.unwrap();
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let yaml = with_resilience(
+        &demo,
+        DemoService::Users,
+        "{ balance: round_robin, health_check: { interval: 50ms, timeout: 1s } }",
+    )
+    .replace(
+        &format!("endpoints: [{}]", demo.users.endpoint()),
+        &format!("endpoints: [{}, {}]", a.endpoint(), b.endpoint()),
+    );
+    let env = TestEnv::start_config(demo, &yaml).await;
+    let healthy = |users: &Value| -> Vec<bool> {
+        users["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["healthy"] == true)
+            .collect()
+    };
+    // Waits (bounded) until the admin view shows the expected health of both endpoints.
+    async fn wait_for(env: &TestEnv, want: [bool; 2], healthy: impl Fn(&Value) -> Vec<bool>) {
+        let t0 = Instant::now();
+        loop {
+            let users = admin(env, "users").await;
+            if healthy(&users) == want {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "health never became {want:?}: {users}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    wait_for(&env, [true, true], healthy).await;
+
+    b.knobs.set_serving(false).await;
+    wait_for(&env, [true, false], healthy).await;
+    let (a0, b0) = (a.knobs.total_calls(), b.knobs.total_calls());
+    for _ in 0..10 {
+        assert_eq!(env.get("/v1/users/1").await.status, 200);
+    }
+    assert_eq!(
+        a.knobs.total_calls() - a0,
+        10,
+        "all calls went to the healthy endpoint"
+    );
+    assert_eq!(
+        b.knobs.total_calls(),
+        b0,
+        "the NOT_SERVING endpoint got none"
+    );
+
+    b.knobs.set_serving(true).await;
+    wait_for(&env, [true, true], healthy).await;
+    for _ in 0..10 {
+        assert_eq!(env.get("/v1/users/1").await.status, 200);
+    }
+    assert!(
+        b.knobs.total_calls() > b0,
+        "the healed endpoint is back in rotation"
+    );
+}
