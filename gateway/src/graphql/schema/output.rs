@@ -159,3 +159,55 @@ fn wkt(msg: &DynamicMessage, w: Wkt) -> Result<Gql, Error> {
     })?;
     Gql::from_json(json).map_err(|e| Error::new(e.to_string()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn role_enum() -> prost_reflect::EnumDescriptor {
+        let pool = prost_reflect::DescriptorPool::decode(
+            include_bytes!("../../../../descriptors/demo.binpb").as_ref(),
+        )
+        .unwrap();
+        pool.get_enum_by_name("demo.v1.UserRole").unwrap()
+    }
+
+    #[test]
+    fn an_unknown_enum_number_is_a_field_error_not_a_crash() {
+        let shape = Shape::Enum(role_enum());
+        let ok = to_field_value(Cow::Owned(Value::EnumNumber(2)), &shape).unwrap();
+        assert_eq!(
+            ok.as_value(),
+            Some(&Gql::Enum(Name::new("USER_ROLE_ADMIN")))
+        );
+        let err = to_field_value(Cow::Owned(Value::EnumNumber(99)), &shape).unwrap_err();
+        assert!(err.message.contains("99"), "{}", err.message);
+    }
+
+    #[test]
+    fn sixty_four_bit_integers_are_strings_and_bytes_base64() {
+        let v = to_field_value(
+            Cow::Owned(Value::U64(u64::MAX)),
+            &Shape::Scalar(Kind::Uint64),
+        )
+        .unwrap();
+        assert_eq!(v.as_value(), Some(&Gql::String(u64::MAX.to_string())));
+        let v = to_field_value(
+            Cow::Owned(Value::Bytes(vec![0, 1, 255].into())),
+            &Shape::Scalar(Kind::Bytes),
+        )
+        .unwrap();
+        assert_eq!(v.as_value(), Some(&Gql::String("AAH/".into())));
+        let e = to_field_value(
+            Cow::Owned(Value::F64(f64::NAN)),
+            &Shape::Scalar(Kind::Double),
+        );
+        assert!(e.is_err());
+        let e = to_field_value(
+            Cow::Owned(Value::U32(u32::MAX)),
+            &Shape::Scalar(Kind::Uint32),
+        );
+        assert!(e.is_err(), "does not fit GraphQL's Int");
+    }
+}
