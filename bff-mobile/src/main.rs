@@ -1,42 +1,14 @@
-//! `bff-mobile`: the mobile frontend's BFF. Parses flags and launches the shared core.
+//! `bff-mobile`: the mobile frontend's BFF. Names its profile and launches the shared core.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use clap::Parser;
-use portico::cli::{Args, Profile, init_tracing, run};
+use portico::cli::{Profile, main as run_bff};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    init_tracing(args.log_format);
-    let profile = Profile {
+    run_bff(Profile {
         name: "mobile",
         default_config: concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml").into(),
-    };
-    // Kept alive for the whole run: dropping the cluster stops the demo backends.
-    let demo = if args.demo {
-        match portico_demo::spawn_all([127, 0, 0, 1].into()).await {
-            Ok(cluster) => Some(cluster),
-            Err(e) => {
-                eprintln!("error: cannot start the demo backends: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        None
-    };
-    let endpoints = demo.as_ref().map(|c| {
-        [&c.users, &c.orders, &c.catalog]
-            .into_iter()
-            .map(|s| (s.service.to_string(), s.endpoint()))
-            .collect::<BTreeMap<_, _>>()
-    });
-    match run(args, profile, endpoints).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
+    .await
 }

@@ -254,6 +254,66 @@ pub fn demo_latency_from_env() -> Result<Option<std::time::Duration>, String> {
     }
 }
 
+/// The whole life of a BFF binary: parse flags, set up logging, start the demo backends when
+/// `--demo` is given, run, and map the outcome to an exit code (errors on stderr).
+pub async fn main(profile: Profile) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    // Kept alive for the whole run: dropping the cluster stops the demo backends.
+    let demo = if args.demo {
+        match start_demo().await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let endpoints = demo.as_ref().map(|(_, endpoints)| endpoints.clone());
+    match run(args, profile, endpoints).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The running demo backends (dropping the first stops them) and their endpoints by backend
+/// name.
+#[cfg(feature = "demo")]
+type Demo = (portico_demo::DemoCluster, BTreeMap<String, String>);
+#[cfg(not(feature = "demo"))]
+type Demo = ((), BTreeMap<String, String>);
+
+/// Starts the three demo backends on free ports (with `PORTICO_DEMO_LATENCY` applied).
+#[cfg(feature = "demo")]
+async fn start_demo() -> Result<Demo, String> {
+    let latency = demo_latency_from_env()?;
+    let cluster = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .map_err(|e| format!("cannot start the demo backends: {e}"))?;
+    let services = [&cluster.users, &cluster.orders, &cluster.catalog];
+    if let Some(latency) = latency {
+        for s in services {
+            s.knobs.set_latency(latency);
+        }
+    }
+    let endpoints = services
+        .into_iter()
+        .map(|s| (s.service.to_string(), s.endpoint()))
+        .collect();
+    Ok((cluster, endpoints))
+}
+
+#[cfg(not(feature = "demo"))]
+async fn start_demo() -> Result<Demo, String> {
+    Err("this build has no demo backends (the `demo` feature is off)".into())
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
