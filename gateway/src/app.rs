@@ -127,6 +127,5 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new)),
     );
     // Response shaping (ETag/304, compression) over every route, then the edge layer.
-    shaping::layers(app, &snapshot.config.shaping)
-        .layer(middleware::from_fn(edge::request_context))
+    shaping::layers(app, &snapshot.config.shaping).layer(middleware::from_fn(edge::request_context))
 }

@@ -216,12 +216,8 @@ impl Snapshot {
                     .map_err(|e| invalid(e.key, e.message))?,
             ),
         };
-        let shaping = Shaping::build(&config.shaping, redactions).map_err(|e| {
-            invalid(
-                format!("shaping.flatten[{}]", e.index),
-                e.message.clone(),
-            )
-        })?;
+        let shaping = Shaping::build(&config.shaping, redactions)
+            .map_err(|e| invalid(format!("shaping.flatten[{}]", e.index), e.message.clone()))?;
         let upstream = Upstream::new(
             backends,
             &service_backend,

@@ -24,7 +24,7 @@ pub struct ShapingConfig {
     /// object with exactly one member is replaced by that member's value.
     #[serde(default)]
     pub flatten: Vec<String>,
-    /// A strong `ETag` on every 200 response to `GET`/`HEAD` with a buffered body, and 304 on
+    /// A (weak) `ETag` on every 200 response to `GET`/`HEAD` with a buffered body, and 304 on
     /// a matching `If-None-Match`.
     #[serde(default)]
     pub etag: bool,

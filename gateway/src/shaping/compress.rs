@@ -116,23 +116,6 @@ impl CompressPolicy {
         });
         size.is_none_or(|s| s >= self.min_size)
     }
-
-    /// The coding a 200 response will be sent with, given the request's (already negotiated)
-    /// `Accept-Encoding`: used to make the ETag specific to the coding.
-    pub fn coding_for(
-        &self,
-        accept_encoding: Option<&HeaderValue>,
-        headers: &HeaderMap,
-        size: u64,
-    ) -> Option<Algorithm> {
-        let token = accept_encoding?.to_str().ok()?;
-        let a = self
-            .algorithms
-            .iter()
-            .find(|a| a.token() == token)
-            .copied()?;
-        self.eligible(headers, Some(size)).then_some(a)
-    }
 }
 
 /// A q-value (`0` to `1` with up to three decimals) in thousandths.
@@ -258,7 +241,10 @@ mod tests {
         assert_eq!(p.negotiate(&accept("zstd;q=0, br;q=0")), None);
         assert_eq!(p.negotiate(&accept("gzip;q=0")), None);
         assert_eq!(p.negotiate(&accept("*")), Some(Zstd));
-        assert_eq!(p.negotiate(&accept("*;q=0.1, zstd;q=0, br;q=0")), Some(Gzip));
+        assert_eq!(
+            p.negotiate(&accept("*;q=0.1, zstd;q=0, br;q=0")),
+            Some(Gzip)
+        );
         assert_eq!(p.negotiate(&accept("identity")), None);
         assert_eq!(p.negotiate(&accept("GZIP;Q=1.000")), Some(Gzip));
         assert_eq!(p.negotiate(&accept("gzip;q=2")), None);
@@ -306,11 +292,5 @@ mod tests {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         assert!(!p.eligible(&h, Some(1000)), "already encoded");
-        h.remove(CONTENT_ENCODING);
-        let gzip = HeaderValue::from_static("gzip");
-        assert_eq!(p.coding_for(Some(&gzip), &h, 500), Some(Algorithm::Gzip));
-        assert_eq!(p.coding_for(Some(&gzip), &h, 5), None);
-        let id = HeaderValue::from_static("identity");
-        assert_eq!(p.coding_for(Some(&id), &h, 500), None);
     }
 }

@@ -1,14 +1,19 @@
-//! ETags and conditional GETs: a strong `ETag` on every 200 response to `GET`/`HEAD` whose body
-//! is fully buffered, and `304 Not Modified` when `If-None-Match` matches (RFC 9110 §13.1.2).
+//! ETags and conditional GETs: an `ETag` on every 200 response to `GET`/`HEAD` whose body is
+//! fully buffered, and `304 Not Modified` when `If-None-Match` matches (RFC 9110 §13.1.2).
 //!
-//! - The tag is the first 128 bits of the SHA-256 of the identity body, in hex, quoted. A
-//!   strong tag must differ between content codings (RFC 9110 §8.8.3), so when the response
-//!   will be compressed the coding is appended inside the quotes: `"…-gzip"`, `"…-br"`,
-//!   `"…-zstd"` (as Apache's mod_deflate does). The same content therefore has one tag per
-//!   coding, and a client revalidating with the tag it got always gets its 304.
+//! - The tag is the first 128 bits of a SHA-256, in hex: of the canonical form of a JSON body
+//!   (members sorted at every level, no whitespace), of the bytes of any other body. Canonical,
+//!   because protobuf maps and `Struct`s have no order and are written in a different order
+//!   from one response to the next: hashing the bytes would give the same data a new tag
+//!   every time.
+//! - The tag is therefore weak (`W/"…"`): two responses with one tag hold the same data but may
+//!   differ in member order, and in content coding: the tag is computed on the identity
+//!   content, before compression, and is the same for gzip, br, zstd and identity (a strong tag
+//!   would have to differ per coding, RFC 9110 §8.8.3). `If-None-Match` uses the weak
+//!   comparison anyway, so clients revalidate with it as with any tag.
 //! - A tag the handler set itself is kept and used for the comparison.
-//! - `If-None-Match` uses the weak comparison (a `W/` prefix is ignored); `*` matches any
-//!   current representation; a list matches when any member does.
+//! - `If-None-Match`: `*` matches any current representation; a list matches when any member
+//!   does; a `W/` prefix is ignored.
 //! - A 304 has no body and keeps every header of the 200 but the content ones
 //!   (`Content-Type`, `Content-Length`...): `ETag`, `Cache-Control`, `Vary` stay.
 //! - Skipped: other methods and statuses, streaming bodies (no exact size: NDJSON and SSE),
@@ -17,40 +22,48 @@
 //! The handler still runs for a request that ends in a 304 (the tag is of the response): the
 //! saving is bandwidth and client work, not backend calls.
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH,
-    CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, TRANSFER_ENCODING,
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    ETAG, IF_NONE_MATCH, TRANSFER_ENCODING,
 };
 use http::{HeaderValue, Method, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
-use super::compress::CompressPolicy;
 use super::redact::hex;
-use crate::config::Algorithm;
 use crate::error::GatewayError;
 
-/// What the ETag middleware needs: the compression policy, to make tags coding-specific.
-#[derive(Clone, Debug, Default)]
-pub struct EtagState {
-    /// The compression policy when compression is on.
-    pub compress: Option<Arc<CompressPolicy>>,
+/// The weak entity tag of a body: over its canonical form when `json`, else its bytes.
+pub fn entity_tag(body: &[u8], json: bool) -> String {
+    let mut hasher = Sha256::new();
+    let canonical = json
+        && serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .is_some_and(|v| serde_json::to_writer(&mut hasher, &v).is_ok());
+    if !canonical {
+        hasher = Sha256::new();
+        hasher.update(body);
+    }
+    format!("W/\"{}\"", hex(&hasher.finalize()[..16]))
 }
 
-/// The strong entity tag of a body sent with `coding` (`None`: identity).
-pub fn entity_tag(body: &[u8], coding: Option<Algorithm>) -> String {
-    let digest = Sha256::digest(body);
-    match coding {
-        Some(a) => format!("\"{}-{}\"", hex(&digest[..16]), a.token()),
-        None => format!("\"{}\"", hex(&digest[..16])),
-    }
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|ct| ct == "application/json" || ct.ends_with("+json"))
 }
 
 /// Whether an `If-None-Match` value matches `etag` (weak comparison; `*` matches anything).
@@ -90,7 +103,13 @@ fn is_stream(headers: &http::HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|ct| {
             matches!(
                 ct.as_str(),
@@ -109,7 +128,7 @@ fn no_store(headers: &http::HeaderMap) -> bool {
 }
 
 /// The middleware (see the module docs).
-pub async fn etag(State(state): State<EtagState>, req: Request, next: Next) -> Response {
+pub async fn etag(req: Request, next: Next) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return next.run(req).await;
     }
@@ -122,7 +141,6 @@ pub async fn etag(State(state): State<EtagState>, req: Request, next: Next) -> R
             .collect();
         (!values.is_empty()).then(|| values.join(", "))
     };
-    let accept_encoding = req.headers().get(ACCEPT_ENCODING).cloned();
     let resp = next.run(req).await;
     if resp.status() != StatusCode::OK
         || resp.headers().contains_key(CONTENT_ENCODING)
@@ -143,10 +161,7 @@ pub async fn etag(State(state): State<EtagState>, req: Request, next: Next) -> R
     let tag = match parts.headers.get(ETAG) {
         Some(existing) => existing.to_str().unwrap_or("").to_string(),
         None => {
-            let coding = state.compress.as_ref().and_then(|p| {
-                p.coding_for(accept_encoding.as_ref(), &parts.headers, bytes.len() as u64)
-            });
-            let tag = entity_tag(&bytes, coding);
+            let tag = entity_tag(&bytes, is_json(&parts.headers));
             if let Ok(v) = HeaderValue::from_str(&tag) {
                 parts.headers.insert(ETAG, v);
             }
@@ -176,13 +191,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_are_strong_and_coding_specific() {
-        let t = entity_tag(b"{}", None);
-        assert!(t.starts_with('"') && t.ends_with('"') && t.len() == 34, "{t}");
-        assert_eq!(t, entity_tag(b"{}", None));
-        assert_ne!(t, entity_tag(b"{ }", None));
-        let g = entity_tag(b"{}", Some(Algorithm::Gzip));
-        assert_eq!(g, format!("{}-gzip\"", &t[..t.len() - 1]));
+    fn tags_are_weak_and_stable_across_member_order() {
+        let t = entity_tag(br#"{"a":1,"m":{"x":1,"y":2}}"#, true);
+        assert!(
+            t.starts_with("W/\"") && t.ends_with('"') && t.len() == 36,
+            "{t}"
+        );
+        assert_eq!(t, entity_tag(br#"{"m":{"y":2,"x":1}, "a":1}"#, true));
+        assert_ne!(t, entity_tag(br#"{"a":2,"m":{"x":1,"y":2}}"#, true));
+        assert_ne!(
+            entity_tag(br#"{"a":1}"#, false),
+            entity_tag(br#"{ "a":1}"#, false),
+            "bytes for non-JSON"
+        );
+        assert_eq!(
+            entity_tag(b"not json", true),
+            entity_tag(b"not json", false),
+            "invalid JSON falls back to the bytes"
+        );
     }
 
     #[test]
@@ -200,6 +226,5 @@ mod tests {
         assert!(!if_none_match("\"abc", t), "unterminated");
         assert!(!if_none_match("", t));
         assert!(if_none_match("\"a,b\", \"abc\"", t), "commas inside tags");
-        assert!(!if_none_match("\"abc-gzip\"", t), "another coding");
     }
 }

@@ -28,7 +28,6 @@ use tower_http::compression::CompressionLayer;
 
 use crate::config::{Algorithm, ShapingConfig};
 use compress::{CompressPolicy, Eligible};
-use etag::EtagState;
 pub use lean::{FlattenPathError, Lean};
 pub use redact::{RedactError, Redactions};
 
@@ -77,12 +76,7 @@ pub fn layers(router: Router, cfg: &ShapingConfig) -> Router {
     let policy = CompressPolicy::new(&cfg.compression).map(Arc::new);
     let mut app = router;
     if cfg.etag {
-        app = app.layer(middleware::from_fn_with_state(
-            EtagState {
-                compress: policy.clone(),
-            },
-            etag::etag,
-        ));
+        app = app.layer(middleware::from_fn(etag::etag));
     }
     if let Some(p) = policy {
         app = app

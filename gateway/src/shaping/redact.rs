@@ -65,7 +65,7 @@ impl Redactions {
             };
             let Some((type_name, field_name)) = rule.rsplit_once('.') else {
                 return Err(err(
-                    "write the rule as Type.field, e.g. Card.cardNumber".into(),
+                    "write the rule as Type.field, e.g. Card.cardNumber".into()
                 ));
             };
             let message = graphql_type(type_name)
@@ -79,8 +79,10 @@ impl Redactions {
                 .get_field_by_json_name(field_name)
                 .or_else(|| message.get_field_by_name(field_name))
                 .ok_or_else(|| {
-                    let known: Vec<String> =
-                        message.fields().map(|f| f.json_name().to_string()).collect();
+                    let known: Vec<String> = message
+                        .fields()
+                        .map(|f| f.json_name().to_string())
+                        .collect();
                     err(format!(
                         "{type_name} ({}) has no field {field_name:?} (fields: {})",
                         message.full_name(),
@@ -331,7 +333,10 @@ mod tests {
             "************1111"
         );
         assert_eq!(redact_str("1234", RedactAction::Last4), "****");
-        assert_eq!(redact_str("héllo wörld", RedactAction::Last4), "*******örld");
+        assert_eq!(
+            redact_str("héllo wörld", RedactAction::Last4),
+            "*******örld"
+        );
         assert_eq!(redact_str("secret", RedactAction::Mask), "***");
         assert_eq!(redact_str("", RedactAction::Mask), "");
         let h = redact_str("ada@example.com", RedactAction::Hash);
@@ -365,7 +370,10 @@ mod tests {
         msg.set_field(&orders, Value::List(vec![Value::Message(order(&pool))]));
         r.apply(&mut msg);
         let json = serde_json::to_string(&msg).unwrap();
-        assert!(json.contains(r#""cardNumber":"************1111""#), "{json}");
+        assert!(
+            json.contains(r#""cardNumber":"************1111""#),
+            "{json}"
+        );
         assert!(json.contains(r#""brand":"visa""#), "{json}");
         assert!(!json.contains("internalNotes"), "{json}");
         assert!(!json.contains("fragile"), "{json}");

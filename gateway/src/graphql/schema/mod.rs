@@ -217,8 +217,10 @@ pub fn build_with(
         .filter_map(|m| names.get(m.full_name()).map(|n| (n, m)))
         .collect();
     let redactions = Arc::new(
-        Redactions::resolve(redact, pool, &|n| by_graphql_name.get(n).map(|m| (*m).clone()))
-            .map_err(|e| err(e.to_string()))?,
+        Redactions::resolve(redact, pool, &|n| {
+            by_graphql_name.get(n).map(|m| (*m).clone())
+        })
+        .map_err(|e| err(e.to_string()))?,
     );
     let mut docs = Docs::default();
     let mut fields: HashMap<(String, String), FieldMeta> = HashMap::new();

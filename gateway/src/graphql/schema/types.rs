@@ -6,7 +6,9 @@ use async_graphql::dynamic::{
     TypeRef,
 };
 use futures::FutureExt;
-use prost_reflect::{DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value};
+use prost_reflect::{
+    DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
 
 use super::docs::Docs;
 use super::naming::{TypeNames, lower_camel, pascal};
@@ -138,8 +140,7 @@ pub fn object_type(
         let ty = output_type(&f, names, &owner);
         let mut field = match action {
             None => Field::new(f.json_name(), ty, move |ctx| {
-                let r =
-                    parent_message(ctx.parent_value).and_then(|msg| field_of(msg, &fd, &shape));
+                let r = parent_message(ctx.parent_value).and_then(|msg| field_of(msg, &fd, &shape));
                 FieldFuture::Value(super::roots::or_report(&ctx, r))
             }),
             Some(RedactAction::Drop) => Field::new(f.json_name(), nullable(ty), |_| {
