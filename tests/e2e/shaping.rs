@@ -484,3 +484,21 @@ async fn build_snapshot_text(yaml: String) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+#[tokio::test]
+async fn head_gets_the_tag_of_get() {
+    let env = start_profile("bff-web").await;
+    let g = get(&env, "/healthz", &[]).await;
+    let h = raw(env.client.head(env.url("/healthz"))).await;
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    assert!(!g.header("etag").is_empty());
+    assert_eq!(h.header("etag"), g.header("etag"));
+    let tag = g.header("etag").to_string();
+    let h = raw(env
+        .client
+        .head(env.url("/healthz"))
+        .header("if-none-match", tag))
+    .await;
+    assert_eq!(h.status, 304);
+}
