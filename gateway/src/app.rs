@@ -20,6 +20,7 @@ use crate::graphql::{
 };
 use crate::rest;
 use crate::server::Readiness;
+use crate::shaping;
 use crate::snapshot::Snapshot;
 
 /// The running gateway: holds the snapshot requests are served from, and its readiness.
@@ -96,7 +97,8 @@ async fn admin_backends(State(gateway): State<Arc<Gateway>>) -> Response {
 }
 
 /// The axum router of the gateway: health, readiness and admin endpoints, the REST door, and
-/// the edge layers (request id and access log outermost, then request decompression).
+/// the layers (request id and access log outermost, then response compression and ETags as
+/// `shaping` configures them, then request decompression).
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let snapshot = gateway.snapshot();
     let mut app: Router = Router::new()
@@ -118,11 +120,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             settings,
         ));
     }
-    app.layer(
+    let app = app.layer(
         ServiceBuilder::new()
-            .layer(middleware::from_fn(edge::request_context))
             .layer(middleware::from_fn(content_encoding_guard))
             .layer(RequestDecompressionLayer::new())
             .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new)),
-    )
+    );
+    // Response shaping (ETag/304, compression) over every route, then the edge layer.
+    shaping::layers(app, &snapshot.config.shaping).layer(middleware::from_fn(edge::request_context))
 }

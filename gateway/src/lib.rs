@@ -18,6 +18,7 @@ pub mod graphql;
 pub mod resilience;
 pub mod rest;
 pub mod server;
+pub mod shaping;
 pub mod snapshot;
 pub mod transcode;
 pub mod upstream;

@@ -15,6 +15,7 @@ use crate::graphql::schema::{GraphqlBuildError, GraphqlSchema};
 use crate::rest::headers::HeaderRules;
 use crate::rest::router::Router;
 use crate::rest::routes::{RouteError, RouteTarget, build_routes};
+use crate::shaping::{Redactions, Shaping};
 use crate::transcode::{DecodeOptions, EncodeOptions};
 use crate::upstream::{Backend, Upstream};
 
@@ -71,6 +72,8 @@ pub struct Snapshot {
     pub encode: EncodeOptions,
     /// The GraphQL schema (when `graphql.enabled`).
     pub graphql: Option<Arc<GraphqlSchema>>,
+    /// Response shaping: redaction rules and lean payloads.
+    pub shaping: Arc<Shaping>,
 }
 
 impl Snapshot {
@@ -191,17 +194,30 @@ impl Snapshot {
             source,
         })?;
         let graphql = if config.graphql.enabled {
-            let schema =
-                crate::graphql::schema::build(&services, &config.graphql).map_err(|source| {
-                    LoadError::Graphql {
-                        file: file.clone(),
-                        source,
-                    }
-                })?;
+            let schema = crate::graphql::schema::build_with(
+                &services,
+                &config.graphql,
+                registry.pool(),
+                &config.shaping.redact,
+            )
+            .map_err(|source| LoadError::Graphql {
+                file: file.clone(),
+                source,
+            })?;
             Some(Arc::new(schema))
         } else {
             None
         };
+        // Redaction rules: those the schema resolved (GraphQL type names), else by full name.
+        let redactions = match &graphql {
+            Some(g) => g.redactions.clone(),
+            None => Arc::new(
+                Redactions::resolve(&config.shaping.redact, registry.pool(), &|_| None)
+                    .map_err(|e| invalid(e.key, e.message))?,
+            ),
+        };
+        let shaping = Shaping::build(&config.shaping, redactions)
+            .map_err(|e| invalid(format!("shaping.flatten[{}]", e.index), e.message.clone()))?;
         let upstream = Upstream::new(
             backends,
             &service_backend,
@@ -229,6 +245,7 @@ impl Snapshot {
             decode,
             encode,
             graphql,
+            shaping: Arc::new(shaping),
         })
     }
 

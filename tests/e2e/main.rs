@@ -9,4 +9,5 @@ mod limits;
 mod registry;
 mod resilience;
 mod routes;
+mod shaping;
 mod streaming;

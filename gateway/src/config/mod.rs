@@ -6,6 +6,7 @@
 mod graphql;
 mod load;
 mod resilience;
+mod shaping;
 mod units;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ pub use resilience::{
     BalancePolicy, BreakerConfig, BulkheadConfig, DrainConfig, HealthCheckConfig, OutlierConfig,
     ResilienceConfig, RetryConfig,
 };
+pub use shaping::{Algorithm, CompressionConfig, RedactAction, ShapingConfig};
 pub use units::{ByteSize, HumanDuration};
 
 /// The whole configuration of one BFF.
@@ -54,6 +56,9 @@ pub struct Config {
     /// Graceful drain on SIGTERM/SIGINT.
     #[serde(default)]
     pub drain: DrainConfig,
+    /// Response shaping for this BFF's client: redaction, lean payloads, ETags, compression.
+    #[serde(default)]
+    pub shaping: ShapingConfig,
     /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -73,6 +73,7 @@ impl async_graphql::Executor for GatewayExecutor {
         let Some(g) = meta.snapshot.graphql.clone() else {
             return disabled();
         };
+        let shaping = meta.snapshot.shaping.clone();
         let fallbacks = Fallbacks::default();
         let ctx = GraphqlCtx::new(
             meta.snapshot,
@@ -90,6 +91,8 @@ impl async_graphql::Executor for GatewayExecutor {
                 ),
             );
         }
+        // Lean payloads of this BFF's profile (redaction already happened in the resolvers).
+        shaping.shape_graphql(&mut resp);
         resp
     }
 
@@ -105,13 +108,23 @@ impl async_graphql::Executor for GatewayExecutor {
         // Subscriptions set their own per-call deadlines; the operation's one still bounds
         // queries and mutations sent over a streaming transport.
         let deadline = meta.deadline.max(Instant::now() + Duration::from_millis(1));
+        let shaping = meta.snapshot.shaping.clone();
         let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, deadline, Fallbacks::default());
-        match session_data {
+        let stream = match session_data {
             Some(data) => g
                 .schema
                 .execute_stream_with_session_data(request.data(ctx), data)
                 .boxed(),
             None => g.schema.execute_stream(request.data(ctx)).boxed(),
+        };
+        if shaping.lean.is_noop() {
+            return stream;
         }
+        stream
+            .map(move |mut resp| {
+                shaping.shape_graphql(&mut resp);
+                resp
+            })
+            .boxed()
     }
 }

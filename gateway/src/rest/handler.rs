@@ -160,7 +160,9 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
         return Ok(resp);
     }
 
-    let reply = snap.upstream.unary(call).await?;
+    let mut reply = snap.upstream.unary(call).await?;
+    // This BFF's redaction rules, before anything is written.
+    snap.shaping.redact(&mut reply.message);
     let json =
         transcode::encode_response(&reply.message, target.response_body.as_ref(), &snap.encode)
             .map_err(|e| {

@@ -35,15 +35,15 @@ pub(crate) fn stream_response(
     sse: bool,
 ) -> Response {
     let body = async_stream::stream! {
-        let Some(first) = first else { return; };
-        match message_frame(&snap, &target, &first, sse) {
+        let Some(mut first) = first else { return; };
+        match message_frame(&snap, &target, &mut first, sse) {
             Ok(b) => yield Ok::<Bytes, Infallible>(b),
             Err(e) => { yield Ok(error_frame(&snap, &e, sse)); return; }
         }
         loop {
             let next = tokio::time::timeout_at(deadline, rest.message()).await;
             let err = match next {
-                Ok(Ok(Some(msg))) => match message_frame(&snap, &target, &msg, sse) {
+                Ok(Ok(Some(mut msg))) => match message_frame(&snap, &target, &mut msg, sse) {
                     Ok(b) => { yield Ok(b); continue; }
                     Err(e) => e,
                 },
@@ -79,12 +79,14 @@ pub(crate) fn stream_response(
     resp
 }
 
+/// One message as a frame, after this BFF's redaction rules.
 fn message_frame(
     snap: &Snapshot,
     target: &RouteTarget,
-    msg: &DynamicMessage,
+    msg: &mut DynamicMessage,
     sse: bool,
 ) -> Result<Bytes, GatewayError> {
+    snap.shaping.redact(msg);
     let json = transcode::encode_response(msg, target.response_body.as_ref(), &snap.encode)
         .map_err(|e| GatewayError::Internal(format!("encoding a stream message: {e}")))?;
     let mut out = Vec::with_capacity(json.len() + 16);

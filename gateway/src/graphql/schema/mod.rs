@@ -24,10 +24,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_graphql::dynamic::{Field, FieldFuture, Object, Schema, Subscription, TypeRef};
-use prost_reflect::{EnumDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor};
+use prost_reflect::{
+    DescriptorPool, EnumDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor,
+};
 
-use crate::config::{GraphqlConfig, OperationKind};
+use crate::config::{GraphqlConfig, OperationKind, RedactAction};
 use crate::descriptors::{Idempotency, http_bindings, idempotency};
+use crate::shaping::Redactions;
 use crate::transcode::FieldPath;
 use docs::Docs;
 use links::{BatchPlan, LinkPlan, compatible, item_message};
@@ -72,6 +75,9 @@ pub struct GraphqlSchema {
     pub fields: HashMap<(String, String), FieldMeta>,
     /// The root fields, sorted.
     pub roots: Vec<RootField>,
+    /// The redaction rules (config `shaping.redact`) the field resolvers apply, resolved
+    /// against this schema's type names; the REST door applies the same rules.
+    pub redactions: Arc<Redactions>,
 }
 
 impl std::fmt::Debug for GraphqlSchema {
@@ -147,10 +153,28 @@ impl Root {
     }
 }
 
-/// Builds the schema over `services` (each exposed service with its backend).
+/// Builds the schema over `services` (each exposed service with its backend), without
+/// redaction.
 pub fn build(
     services: &[(ServiceDescriptor, String)],
     cfg: &GraphqlConfig,
+) -> Result<GraphqlSchema, GraphqlBuildError> {
+    let pool = services
+        .first()
+        .map(|(s, _)| s.parent_pool().clone())
+        .unwrap_or_else(DescriptorPool::global);
+    build_with(services, cfg, &pool, &BTreeMap::new())
+}
+
+/// Builds the schema over `services` with the redaction rules `redact` (config
+/// `shaping.redact`, keyed `Type.field` by GraphQL type name or protobuf full name, looked up
+/// in `pool`): a redacted field resolves to its redacted value, and a dropped one is nullable
+/// and always null.
+pub fn build_with(
+    services: &[(ServiceDescriptor, String)],
+    cfg: &GraphqlConfig,
+    pool: &DescriptorPool,
+    redact: &BTreeMap<String, RedactAction>,
 ) -> Result<GraphqlSchema, GraphqlBuildError> {
     let roots = plan_roots(services, cfg)?;
 
@@ -192,6 +216,16 @@ pub fn build(
         }
     }
     let names = TypeNames::new(&named);
+    let by_graphql_name: HashMap<&str, &MessageDescriptor> = outputs
+        .values()
+        .filter_map(|m| names.get(m.full_name()).map(|n| (n, m)))
+        .collect();
+    let redactions = Arc::new(
+        Redactions::resolve(redact, pool, &|n| {
+            by_graphql_name.get(n).map(|m| (*m).clone())
+        })
+        .map_err(|e| err(e.to_string()))?,
+    );
     let mut docs = Docs::default();
     let mut fields: HashMap<(String, String), FieldMeta> = HashMap::new();
 
@@ -215,7 +249,7 @@ pub fn build(
     let link_plans: Vec<Arc<LinkPlan>> = link_plans.into_iter().map(Arc::new).collect();
     for m in outputs.values() {
         let owner = names.get(m.full_name()).unwrap_or(m.name()).to_string();
-        let (mut obj, entries) = types::object_type(m, &names, &mut docs);
+        let (mut obj, entries) = types::object_type(m, &names, &mut docs, &redactions);
         for f in m.fields() {
             let is_list = f.is_list() || f.is_map();
             let type_name = if f.is_map() {
@@ -351,6 +385,7 @@ pub fn build(
         links: Arc::new(link_plans.iter().map(|p| (**p).clone()).collect()),
         fields,
         roots: root_fields,
+        redactions,
     })
 }
 

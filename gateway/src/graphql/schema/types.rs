@@ -2,14 +2,21 @@
 
 use async_graphql::Value as Gql;
 use async_graphql::dynamic::{
-    Enum, EnumItem, Field, FieldFuture, InputObject, InputValue, Object, Scalar, TypeRef,
+    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, Scalar,
+    TypeRef,
 };
 use futures::FutureExt;
-use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{
+    DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
 
 use super::docs::Docs;
 use super::naming::{TypeNames, lower_camel, pascal};
 use super::output::{MapEntry, field_of, map_key, parent_message, to_field_value};
+use crate::config::RedactAction;
+use crate::shaping::Redactions;
+use crate::shaping::redact::redact_str;
+
 use super::shape::{
     Scalar as S, Shape, entry_type_name, input_named, input_type, output_named, output_type,
 };
@@ -109,11 +116,13 @@ fn field_doc(f: &FieldDescriptor, docs: &mut Docs) -> Option<String> {
     }
 }
 
-/// The object type of an output message, and the entry types of its map fields.
+/// The object type of an output message, and the entry types of its map fields. Fields with
+/// a redaction rule resolve to the redacted value; dropped ones are nullable and always null.
 pub fn object_type(
     m: &MessageDescriptor,
     names: &TypeNames,
     docs: &mut Docs,
+    redactions: &Redactions,
 ) -> (Object, Vec<Object>) {
     let owner = names.get(m.full_name()).unwrap_or(m.name()).to_string();
     let mut obj = Object::new(owner.clone());
@@ -127,11 +136,40 @@ pub fn object_type(
             entries.push(entry_object(&f, entry, names));
         }
         let fd = f.clone();
-        let mut field = Field::new(f.json_name(), output_type(&f, names, &owner), move |ctx| {
-            let r = parent_message(ctx.parent_value).and_then(|msg| field_of(msg, &fd, &shape));
-            FieldFuture::Value(super::roots::or_report(&ctx, r))
+        let action = redactions.rule(m.full_name(), &f);
+        let ty = output_type(&f, names, &owner);
+        let mut field = match action {
+            None => Field::new(f.json_name(), ty, move |ctx| {
+                let r = parent_message(ctx.parent_value).and_then(|msg| field_of(msg, &fd, &shape));
+                FieldFuture::Value(super::roots::or_report(&ctx, r))
+            }),
+            Some(RedactAction::Drop) => Field::new(f.json_name(), nullable(ty), |_| {
+                FieldFuture::from_value(None)
+            }),
+            Some(action) => Field::new(f.json_name(), ty, move |ctx| {
+                let r = parent_message(ctx.parent_value)
+                    .map(|msg| redacted_string_field(msg, &fd, action));
+                FieldFuture::Value(super::roots::or_report(&ctx, r))
+            }),
+        };
+        let doc = field_doc(&f, docs);
+        let note = action.map(|a| match a {
+            RedactAction::Drop => "Redacted by this gateway: always null.".to_string(),
+            other => format!(
+                "Redacted by this gateway ({}): {}.",
+                other.name(),
+                match other {
+                    RedactAction::Last4 => "only the last four characters are shown",
+                    RedactAction::Hash => "a stable hash of the value, not the value",
+                    _ => "masked",
+                }
+            ),
         });
-        if let Some(d) = field_doc(&f, docs) {
+        let doc = match (doc, note) {
+            (Some(d), Some(n)) => Some(format!("{d}\n\n{n}")),
+            (d, n) => d.or(n),
+        };
+        if let Some(d) = doc {
             field = field.description(d);
         }
         if deprecated(&f) {
@@ -140,6 +178,30 @@ pub fn object_type(
         obj = obj.field(field);
     }
     (obj, entries)
+}
+
+/// The nullable form of a type reference (`T!` -> `T`, `[T!]!` -> `[T!]`).
+fn nullable(ty: TypeRef) -> TypeRef {
+    match ty {
+        TypeRef::NonNull(inner) => *inner,
+        other => other,
+    }
+}
+
+/// A redacted string (or list of strings) field; null when a field with presence is unset.
+fn redacted_string_field<'a>(
+    msg: &DynamicMessage,
+    field: &FieldDescriptor,
+    action: RedactAction,
+) -> Option<FieldValue<'a>> {
+    if !field.is_list() && field.supports_presence() && !msg.has_field(field) {
+        return None;
+    }
+    let one = |v: &Value| Gql::String(redact_str(v.as_str().unwrap_or_default(), action));
+    Some(match msg.get_field(field).as_ref() {
+        Value::List(items) => FieldValue::list(items.iter().map(|v| FieldValue::value(one(v)))),
+        v => FieldValue::value(one(v)),
+    })
 }
 
 /// The scalar type name of a map key kind.
