@@ -9,4 +9,6 @@ COPY --from=build /src/target/release/bff-web /src/target/release/bff-mobile \
      /src/target/release/demo-services /usr/local/bin/
 COPY descriptors /app/descriptors
 COPY deploy /app/deploy
+COPY bff-web/operations /app/bff-web/operations
+COPY bff-mobile/operations /app/bff-mobile/operations
 WORKDIR /app

@@ -18,7 +18,6 @@ use crate::error::GatewayError;
 use crate::graphql::{
     self, executor::GatewayExecutor, http::HttpSettings, prepare::GatewayPrepare,
 };
-use crate::rest;
 use crate::server::Readiness;
 use crate::shaping;
 use crate::snapshot::Snapshot;
@@ -105,7 +104,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/admin/backends", get(admin_backends))
-        .fallback(rest::handler::handle)
+        // Operations published as REST endpoints first; everything else is the REST door's.
+        .fallback(crate::endpoints::handle)
         .with_state(gateway.clone());
     if snapshot.graphql.is_some() {
         let cfg = &snapshot.config;

@@ -51,6 +51,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         check: Option<PathBuf>,
     },
+    /// Print the trusted-documents manifest of the operations folder to stdout:
+    /// `{ "<sha256>": "<document>", ... }` (the ids clients send as
+    /// `extensions.persistedQuery.sha256Hash` or `documentId`).
+    Manifest,
 }
 
 /// How log lines are written.
@@ -93,6 +97,9 @@ pub enum CliError {
     /// `schema` was asked but GraphQL is disabled in the config.
     #[error("GraphQL is disabled in this config (graphql.enabled: false)")]
     NoGraphql,
+    /// `manifest` was asked but the config has no operations folder.
+    #[error("this config has no operations folder (operations.dir)")]
+    NoOperations,
     /// A file could not be read.
     #[error("cannot read {}: {source}", .path.display())]
     Read {
@@ -155,8 +162,16 @@ pub async fn run(
         cfg.listen = listen;
     }
     let snapshot = Snapshot::build(cfg).await?;
-    if let Some(Command::Schema { check }) = &args.command {
-        return schema_command(&snapshot, check.as_deref());
+    match &args.command {
+        Some(Command::Schema { check }) => return schema_command(&snapshot, check.as_deref()),
+        Some(Command::Manifest) => {
+            let ops = snapshot.operations.as_ref().ok_or(CliError::NoOperations)?;
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", ops.manifest_json()).and_then(|()| out.flush());
+            return Ok(());
+        }
+        None => {}
     }
     if args.check {
         println!("{}: configuration OK", path.display());
@@ -180,6 +195,12 @@ pub async fn run(
         banner.push_str(&format!("  {} -> {backend}\n", svc.full_name()));
     }
     banner.push_str(&format!("try: curl -s http://{local}/v1/users/1\n"));
+    if let Some((_, t, _)) = snapshot.endpoints.routes().next() {
+        banner.push_str(&format!(
+            "     {} operation endpoints, e.g. {t}\n",
+            snapshot.endpoints.len()
+        ));
+    }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

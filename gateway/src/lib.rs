@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod descriptors;
 pub mod edge;
+pub mod endpoints;
 pub mod error;
 pub mod fanout;
 pub mod graphql;

@@ -11,6 +11,9 @@ use prost_reflect::ServiceDescriptor;
 
 use crate::config::{Config, ConfigError, DescriptorKind};
 use crate::descriptors::{self, Registry, RegistryError, SourceFiles};
+use crate::endpoints::{self, Endpoint};
+use crate::graphql::operations::{self, Operations, OperationsError};
+use crate::graphql::persisted::Persisted;
 use crate::graphql::schema::{GraphqlBuildError, GraphqlSchema};
 use crate::rest::headers::HeaderRules;
 use crate::rest::router::Router;
@@ -40,6 +43,14 @@ pub enum LoadError {
         file: String,
         /// What is wrong.
         source: GraphqlBuildError,
+    },
+    /// An operation of the operations folder is wrong (names its file, operation and field).
+    #[error("{file}: operations: {source}")]
+    Operations {
+        /// The config file.
+        file: String,
+        /// What is wrong.
+        source: Box<OperationsError>,
     },
     /// A route could not be built.
     #[error("{file}: routes: {source}")]
@@ -74,6 +85,12 @@ pub struct Snapshot {
     pub graphql: Option<Arc<GraphqlSchema>>,
     /// Response shaping: redaction rules and lean payloads.
     pub shaping: Arc<Shaping>,
+    /// The operations folder, validated against the schema (when `operations.dir` is set).
+    pub operations: Option<Arc<Operations>>,
+    /// The operations published as REST endpoints.
+    pub endpoints: Router<Arc<Endpoint>>,
+    /// Trusted documents and APQ.
+    pub persisted: Persisted,
 }
 
 impl Snapshot {
@@ -88,6 +105,7 @@ impl Snapshot {
                 message,
             })
         };
+        crate::config::validate_bff(&config)?;
         let mut backends = HashMap::new();
         for (name, b) in &config.backends {
             let backend =
@@ -218,6 +236,25 @@ impl Snapshot {
         };
         let shaping = Shaping::build(&config.shaping, redactions)
             .map_err(|e| invalid(format!("shaping.flatten[{}]", e.index), e.message.clone()))?;
+        let operations = match (&config.operations.dir, &graphql) {
+            (Some(dir), Some(schema)) => Some(Arc::new(
+                operations::load(&config.resolve_path(dir), schema)
+                    .await
+                    .map_err(|source| LoadError::Operations {
+                        file: file.clone(),
+                        source: Box::new(source),
+                    })?,
+            )),
+            _ => None,
+        };
+        let endpoints = endpoints::build(&config, operations.as_deref(), &routes)
+            .map_err(|e| invalid(e.key, e.message))?;
+        let persisted = if graphql.is_some() {
+            Persisted::new(&config.persisted, operations.clone())
+                .map_err(|m| invalid("persisted.redis_url".into(), m))?
+        } else {
+            Persisted::none()
+        };
         let upstream = Upstream::new(
             backends,
             &service_backend,
@@ -246,6 +283,9 @@ impl Snapshot {
             encode,
             graphql,
             shaping: Arc::new(shaping),
+            operations,
+            endpoints,
+            persisted,
         })
     }
 
@@ -269,6 +309,30 @@ impl Snapshot {
         for l in lines {
             out.push_str(&l);
             out.push('\n');
+        }
+        if let Some(ops) = &self.operations {
+            out.push_str(&format!("{} operations:\n", ops.len()));
+            for op in ops.iter() {
+                out.push_str(&format!(
+                    "  {:<12} {}  ({})\n",
+                    op.kind.to_string(),
+                    op.name,
+                    &op.id[..12]
+                ));
+            }
+        }
+        let mut eps: Vec<String> = self
+            .endpoints
+            .routes()
+            .map(|(m, t, ep)| format!("  {:<6} {t}  ->  {}", m.as_str(), ep.operation.name))
+            .collect();
+        eps.sort();
+        if !eps.is_empty() {
+            out.push_str(&format!("{} operation endpoints:\n", eps.len()));
+            for l in eps {
+                out.push_str(&l);
+                out.push('\n');
+            }
         }
         out
     }

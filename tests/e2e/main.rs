@@ -6,6 +6,8 @@ mod graphql;
 mod graphql_http;
 mod headers;
 mod limits;
+mod operations;
+mod persisted;
 mod registry;
 mod resilience;
 mod routes;

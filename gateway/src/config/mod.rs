@@ -3,6 +3,7 @@
 //! Every struct rejects unknown keys; [`load`] names the file and the key in every error and
 //! resolves relative paths against the config file's folder.
 
+mod bff;
 mod graphql;
 mod load;
 mod resilience;
@@ -16,6 +17,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use bff::{
+    ApqStoreKind, EndpointConfig, EndpointMethod, OperationsConfig, PersistedConfig, PersistedMode,
+    validate as validate_bff,
+};
 pub use graphql::{BatchConfig, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind};
 pub use load::{ConfigError, load, parse};
 pub use resilience::{
@@ -59,6 +64,15 @@ pub struct Config {
     /// Response shaping for this BFF's client: redaction, lean payloads, ETags, compression.
     #[serde(default)]
     pub shaping: ShapingConfig,
+    /// The BFF's named GraphQL operations (a folder of `*.graphql` files).
+    #[serde(default)]
+    pub operations: OperationsConfig,
+    /// Operations published as REST endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
+    /// Trusted documents and automatic persisted queries.
+    #[serde(default)]
+    pub persisted: PersistedConfig,
     /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -92,22 +92,29 @@ pub trait Prepare: Send + Sync + 'static {
     /// extensions then also hold the connection's [`ConnectionInitPayload`] (browsers cannot
     /// set headers on a WebSocket, so tokens often travel there).
     ///
-    /// `req.query` may be empty when the client sent a `persistedQuery` extension instead
-    /// of a document: fill it in, or reject (e.g. `PERSISTED_QUERY_NOT_FOUND`). To inspect
-    /// the document, call `req.parsed_query()`: it parses once and the executor reuses it.
+    /// `req.query` may be empty when the client sent a `persistedQuery` extension or a
+    /// [`DocumentId`] instead of a document: fill it in, or reject (e.g.
+    /// `PERSISTED_QUERY_NOT_FOUND`). To inspect the document, call `req.parsed_query()`: it
+    /// parses once and the executor reuses it. It is async so that documents can be looked up
+    /// in a shared store.
     fn prepare(
         &self,
         req: async_graphql::Request,
         parts: &Parts,
-    ) -> Result<async_graphql::Request, RequestRejection>;
+    ) -> impl Future<Output = Result<async_graphql::Request, RequestRejection>> + Send;
 }
+
+/// The `documentId` parameter of a request (GraphQL over HTTP's trusted documents), sent
+/// instead of `query`; the HTTP layer puts it in the request data for [`Prepare`] to resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentId(pub String);
 
 /// A [`Prepare`] that accepts every request unchanged.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PassThrough;
 
 impl Prepare for PassThrough {
-    fn prepare(
+    async fn prepare(
         &self,
         req: async_graphql::Request,
         _parts: &Parts,
@@ -238,7 +245,7 @@ async fn run<E: Executor, P: Prepare>(
     parts: &Parts,
     media: MediaType,
 ) -> Response {
-    let mut graphql_request = match shared.prepare.prepare(graphql_request, parts) {
+    let mut graphql_request = match shared.prepare.prepare(graphql_request, parts).await {
         Ok(graphql_request) => graphql_request,
         Err(rejection) => return response::rejection(&rejection, media),
     };

@@ -1,9 +1,11 @@
 //! Turning an HTTP request (POST JSON body or GET URL parameters) into an `async_graphql::Request`.
 //!
 //! Parameter rules (GraphQL over HTTP): `query` a string; `operationName` a string or null;
-//! `variables` and `extensions` a map or null (in GET, a URL-encoded JSON text of a map). A
-//! missing `query` is only allowed with a `persistedQuery` extension (the `Prepare` hook then
-//! fills it in or rejects). A JSON array (a batch) is refused. Unknown keys are ignored.
+//! `variables` and `extensions` a map or null (in GET, a URL-encoded JSON text of a map);
+//! `documentId` a string or null (trusted documents, put in the request data as a
+//! [`DocumentId`]). A missing `query` is only allowed with a `persistedQuery` extension or a
+//! `documentId` (the `Prepare` hook then fills it in or rejects). A JSON array (a batch) is
+//! refused. Unknown keys are ignored.
 
 use async_graphql::{Extensions, Value, Variables};
 use axum::body::Body;
@@ -12,7 +14,7 @@ use http::{HeaderMap, StatusCode, Uri};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value as Json};
 
-use super::RequestRejection;
+use super::{DocumentId, RequestRejection};
 
 /// The GraphQL parameters of a request, checked for their JSON types.
 #[derive(Debug, Default, PartialEq)]
@@ -25,12 +27,18 @@ pub(crate) struct Params {
     pub variables: Map<String, Json>,
     /// Protocol extensions (persisted queries...).
     pub extensions: Map<String, Json>,
+    /// The id of a trusted document, sent instead of `query`.
+    pub document_id: Option<String>,
 }
 
 impl Params {
-    /// Builds the GraphQL request; a missing `query` needs a `persistedQuery` extension.
+    /// Builds the GraphQL request; a missing `query` needs a `persistedQuery` extension or a
+    /// `documentId`.
     pub(crate) fn into_request(self) -> Result<async_graphql::Request, RequestRejection> {
-        if self.query.is_none() && !self.extensions.contains_key("persistedQuery") {
+        if self.query.is_none()
+            && self.document_id.is_none()
+            && !self.extensions.contains_key("persistedQuery")
+        {
             return Err(bad_request("the `query` parameter is missing"));
         }
         let variables = Value::from_json(Json::Object(self.variables))
@@ -45,6 +53,9 @@ impl Params {
             .variables(Variables::from_value(variables));
         request.operation_name = self.operation_name;
         request.extensions = extensions;
+        if let Some(id) = self.document_id {
+            request = request.data(DocumentId(id));
+        }
         Ok(request)
     }
 }
@@ -135,6 +146,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Params, RequestRejection> {
             "operationName" => params.operation_name = optional_string("operationName", value)?,
             "variables" => params.variables = optional_map("variables", value)?,
             "extensions" => params.extensions = optional_map("extensions", value)?,
+            "documentId" => params.document_id = optional_string("documentId", value)?,
             _ => {}
         }
     }
@@ -150,7 +162,10 @@ pub(crate) fn parse_query_string(uri: &Uri) -> Result<Params, RequestRejection> 
     let mut seen: Vec<&str> = Vec::new();
     for (key, value) in &pairs {
         let name = key.as_str();
-        if !matches!(name, "query" | "operationName" | "variables" | "extensions") {
+        if !matches!(
+            name,
+            "query" | "operationName" | "variables" | "extensions" | "documentId"
+        ) {
             continue;
         }
         if seen.contains(&name) {
@@ -164,6 +179,7 @@ pub(crate) fn parse_query_string(uri: &Uri) -> Result<Params, RequestRejection> 
             "query" => params.query = non_empty,
             "operationName" => params.operation_name = non_empty,
             "variables" => params.variables = json_map_param(name, value)?,
+            "documentId" => params.document_id = non_empty,
             _ => params.extensions = json_map_param(name, value)?,
         }
     }
@@ -299,6 +315,24 @@ mod tests {
                 .into_request()
                 .unwrap();
         assert!(req.query.is_empty());
+    }
+
+    #[test]
+    fn document_id_replaces_the_query() {
+        let req = body(json!({"documentId": "sha256:ab"}))
+            .unwrap()
+            .into_request()
+            .unwrap();
+        assert!(req.query.is_empty());
+        let id = req
+            .data
+            .get(&std::any::TypeId::of::<DocumentId>())
+            .and_then(|d| d.downcast_ref::<DocumentId>())
+            .unwrap();
+        assert_eq!(id.0, "sha256:ab");
+        let p = parse_query_string(&"/g?documentId=abc".parse().unwrap()).unwrap();
+        assert_eq!(p.document_id.as_deref(), Some("abc"));
+        assert!(body(json!({"documentId": 1})).is_err());
     }
 
     #[test]

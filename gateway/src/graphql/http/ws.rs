@@ -4,7 +4,9 @@
 //! [`Prepare`] runs for every operation of the connection (each `subscribe`/`start`
 //! message), with the request parts of the upgrade request (its headers) and, in their
 //! extensions, the connection's [`ConnectionInitPayload`]. A rejection is sent as that
-//! operation's single result (errors with `extensions.code`), then it completes.
+//! operation's single result (errors with `extensions.code`), then it completes. Trusted
+//! documents are named with `extensions.persistedQuery` here (the message has no
+//! `documentId`).
 
 use std::any::TypeId;
 use std::sync::Arc;
@@ -42,7 +44,7 @@ impl<E: Clone, P> Clone for Prepared<E, P> {
 
 impl<E: Executor, P: Prepare> Prepared<E, P> {
     /// Runs `Prepare` with the upgrade request's parts plus the `connection_init` payload.
-    fn prepare(
+    async fn prepare(
         &self,
         request: async_graphql::Request,
         session: Option<&Data>,
@@ -54,9 +56,9 @@ impl<E: Executor, P: Prepare> Prepared<E, P> {
             Some(payload) => {
                 let mut parts = (*self.parts).clone();
                 parts.extensions.insert(payload.clone());
-                self.prepare.prepare(request, &parts)
+                self.prepare.prepare(request, &parts).await
             }
-            None => self.prepare.prepare(request, &self.parts),
+            None => self.prepare.prepare(request, &self.parts).await,
         }
     }
 }
@@ -76,7 +78,7 @@ fn labelled(mut response: async_graphql::Response, witness: &Witness) -> async_g
 
 impl<E: Executor, P: Prepare> Executor for Prepared<E, P> {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        match self.prepare(request, None) {
+        match self.prepare(request, None).await {
             Ok(request) => {
                 let (request, witness) = Witness::attach(request);
                 labelled(self.inner.execute(request).await, &witness)
@@ -90,12 +92,18 @@ impl<E: Executor, P: Prepare> Executor for Prepared<E, P> {
         request: async_graphql::Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, async_graphql::Response> {
-        match self.prepare(request, session_data.as_deref()) {
+        let this = self.clone();
+        let session = session_data.clone();
+        stream::once(async move {
+            let prepared = this.prepare(request, session.as_deref()).await;
+            (this, prepared)
+        })
+        .flat_map(move |(this, prepared)| match prepared {
             Ok(request) => {
                 let (request, witness) = Witness::attach(request);
                 let mut first = Some(witness);
-                self.inner
-                    .execute_stream(request, session_data)
+                this.inner
+                    .execute_stream(request, session_data.clone())
                     .map(move |response| match first.take() {
                         Some(witness) => labelled(response, &witness),
                         None => response,
@@ -103,7 +111,8 @@ impl<E: Executor, P: Prepare> Executor for Prepared<E, P> {
                     .boxed()
             }
             Err(rejection) => stream::once(async move { rejected(&rejection) }).boxed(),
-        }
+        })
+        .boxed()
     }
 }
 

@@ -237,6 +237,8 @@ pub fn build_with(
     );
     // Lets the HTTP layer tell request errors (400) from execution errors (200).
     builder = builder.extension(crate::graphql::http::ValidationSignal);
+    // Lets the operations folder be validated without running anything.
+    builder = builder.extension(crate::graphql::operations::ValidateOnly);
     if !cfg.introspection {
         builder = builder.disable_introspection();
     }

@@ -32,7 +32,7 @@ struct Who(String);
 struct TestPrepare;
 
 impl Prepare for TestPrepare {
-    fn prepare(
+    async fn prepare(
         &self,
         req: async_graphql::Request,
         parts: &Parts,
