@@ -1,5 +1,6 @@
 //! End-to-end tests: real demo backends and a real gateway over real sockets.
 
+mod bffs;
 mod errors;
 mod fields;
 mod graphql;

@@ -143,6 +143,30 @@ impl TestEnv {
         let snapshot = build_snapshot(yaml)
             .await
             .unwrap_or_else(|e| panic!("snapshot builds: {e}"));
+        Self::serve(demo, snapshot).await
+    }
+
+    /// A BFF's shipped example config (`bff-web`, `bff-mobile`), unchanged but for its backend
+    /// endpoints, which point at `demo`.
+    pub async fn start_example(bff: &str) -> TestEnv {
+        let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+            .await
+            .expect("demo backends start");
+        let dir = repo_root().join(bff);
+        let text = std::fs::read_to_string(dir.join("config.yaml")).expect("example config");
+        let text = text
+            .replace("http://127.0.0.1:50051", &demo.users.endpoint())
+            .replace("http://127.0.0.1:50052", &demo.orders.endpoint())
+            .replace("http://127.0.0.1:50053", &demo.catalog.endpoint());
+        let cfg = portico::config::parse(&text, &format!("{bff}/config.yaml"), &dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let snapshot = Snapshot::build(cfg)
+            .await
+            .unwrap_or_else(|e| panic!("snapshot builds: {e}"));
+        Self::serve(demo, snapshot).await
+    }
+
+    async fn serve(demo: DemoCluster, snapshot: Snapshot) -> TestEnv {
         let limits = snapshot.config.limits.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
