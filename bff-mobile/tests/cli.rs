@@ -48,3 +48,20 @@ fn the_committed_schema_matches_the_generated_one() {
          `UPDATE_SCHEMAS=1 cargo test -p bff-mobile --test cli`"
     );
 }
+
+/// `bff-mobile manifest` prints the trusted documents a frontend build persists, by id.
+#[test]
+fn manifest_lists_every_operation_by_its_sha256() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bff-mobile"))
+        .arg("manifest")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ids: Vec<&str> = text
+        .split('"')
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    assert!(ids.len() >= 3, "{text}");
+    assert!(text.contains("query Home"), "{text}");
+}
