@@ -56,7 +56,11 @@ fn manifest_lists_every_operation_by_its_sha256() {
         .arg("manifest")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let ids: Vec<&str> = text
         .split('"')
