@@ -35,6 +35,13 @@ pub struct Args {
     /// Backend latency of the fan-out phase.
     #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
     pub fanout_latency: Duration,
+    /// Run only these phases (1 direct gRPC, 2 REST, 3 flat GraphQL, 4 nested GraphQL,
+    /// 5 fan-out; 1 is always run when 2-4 are, as their baseline).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    pub phases: Vec<u8>,
+    /// Tokio worker threads of the BFF (default: one per core, as the BFF binaries run).
+    #[arg(long)]
+    pub bff_workers: Option<usize>,
     /// RUST_LOG of the BFF (`info` logs one line per request).
     #[arg(long, default_value = "warn")]
     pub bff_log: String,
@@ -59,6 +66,9 @@ pub enum Role {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
+        /// Tokio worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
     },
 }
 
@@ -66,7 +76,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.role {
         Some(Role::Backend { latency }) => roles::backend(latency),
-        Some(Role::Bff { config }) => roles::bff(config),
+        Some(Role::Bff { config, workers }) => roles::bff(config, workers),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

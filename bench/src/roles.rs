@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 /// Runs the three demo backends on free ports of 127.0.0.1, each call delayed by `latency`.
 /// Prints `SERVICE URL` per backend, then `ready`.
 pub fn backend(latency: Option<Duration>) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
+    runtime(None)?.block_on(async {
         let cluster = portico_demo::spawn_all([127, 0, 0, 1].into())
             .await
             .context("starting the demo backends")?;
@@ -30,9 +30,10 @@ pub fn backend(latency: Option<Duration>) -> anyhow::Result<()> {
     })
 }
 
-/// Runs the BFF on `config` (the shared BFF command line, as `bff-web --config FILE`).
-pub fn bff(config: PathBuf) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
+/// Runs the BFF on `config` (the shared BFF command line, as `bff-web --config FILE`), with
+/// `workers` tokio worker threads (default: one per core, as `#[tokio::main]`).
+pub fn bff(config: PathBuf, workers: Option<usize>) -> anyhow::Result<()> {
+    runtime(workers)?.block_on(async {
         portico::cli::init_tracing(portico::cli::LogFormat::Text);
         let args = portico::cli::Args::parse_from([
             "bff-web".into(),
@@ -50,9 +51,14 @@ pub fn bff(config: PathBuf) -> anyhow::Result<()> {
     })
 }
 
-/// The runtime `#[tokio::main]` gives the BFF binaries: multi-threaded, one worker per core.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The runtime `#[tokio::main]` gives the BFF binaries: multi-threaded, one worker per core
+/// unless `workers` says otherwise.
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n.max(1));
+    }
+    builder
         .enable_all()
         .build()
         .context("building the tokio runtime")

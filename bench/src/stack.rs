@@ -66,7 +66,7 @@ impl Stack {
         exe: &Path,
         dir: &Path,
         latency: Option<Duration>,
-        bff_log: &str,
+        args_in: &Args,
     ) -> anyhow::Result<Stack> {
         let mut args = vec!["backend".to_string()];
         if let Some(l) = latency {
@@ -90,12 +90,16 @@ impl Stack {
         let config = dir.join(format!("bff-{}.yaml", latency.map_or(0, |l| l.as_millis())));
         std::fs::write(&config, config_text(dir, &endpoints)?)
             .with_context(|| format!("writing {}", config.display()))?;
-        let args = vec![
+        let mut args = vec![
             "bff".to_string(),
             "--config".into(),
             config.display().to_string(),
         ];
-        let mut bff = Proc::start("BFF", exe, &args, &[("RUST_LOG", bff_log)])?;
+        if let Some(n) = args_in.bff_workers {
+            args.push("--workers".into());
+            args.push(n.to_string());
+        }
+        let mut bff = Proc::start("BFF", exe, &args, &[("RUST_LOG", &args_in.bff_log)])?;
         let addr = bff
             .wait_for(Duration::from_secs(60), |line| {
                 line.split_once(" on http://")
@@ -211,7 +215,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let load_before = load_average();
     eprintln!("{cores} cores, load average {load_before}; starting the backends and the BFF");
 
-    let stack = Stack::start(&exe, &dir, None, &args.bff_log).await?;
+    let stack = Stack::start(&exe, &dir, None, args).await?;
     let users = stack
         .endpoints
         .get("users")
@@ -257,14 +261,22 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         ("3 GraphQL flat user", true, &flat),
         ("4 GraphQL user>orders>products", true, &nested),
     ];
+    let wanted = |name: &str| {
+        let n = name.as_bytes().first().map_or(0, |b| b - b'0');
+        args.phases.contains(&n) || (n == 1 && args.phases.iter().any(|p| (2..=4).contains(p)))
+    };
     for &c in &args.concurrency {
-        for (name, via, target) in phases {
+        for (name, via, target) in phases.into_iter().filter(|p| wanted(p.0)) {
             rows.push(stack.measure(name, via, target, c, args).await?);
         }
     }
     stack.stop().await;
 
-    let slow = Stack::start(&exe, &dir, Some(args.fanout_latency), &args.bff_log).await?;
+    if !args.phases.contains(&5) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return finish(args, cores, load_before, rows, memory);
+    }
+    let slow = Stack::start(&exe, &dir, Some(args.fanout_latency), args).await?;
     let fanout = slow.graphql(FANOUT);
     load::probe(&fanout).await?;
     for &c in &args.concurrency {
@@ -275,7 +287,16 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     }
     slow.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    finish(args, cores, load_before, rows, memory)
+}
 
+fn finish(
+    args: &Args,
+    cores: usize,
+    load_before: String,
+    rows: Vec<Row>,
+    memory: Memory,
+) -> anyhow::Result<()> {
     let report = Report {
         cores,
         load_before,

@@ -66,6 +66,7 @@ impl Prepare for GatewayPrepare {
         let operation = req.operation_name.clone();
         // A document that does not parse is left to the executor, which reports it the
         // standard way; everything else is measured before execution.
+        schema.documents.prime(&mut req);
         if let Ok(doc) = req.parsed_query() {
             match limits::check_document(
                 doc,

@@ -8,6 +8,7 @@
 //! and [`shape`] for how each field kind is typed.
 
 pub mod docs;
+pub mod documents;
 pub mod input;
 pub mod links;
 pub mod naming;
@@ -68,7 +69,12 @@ pub struct GraphqlSchema {
     pub fields: HashMap<(String, String), FieldMeta>,
     /// The root fields, sorted.
     pub roots: Vec<RootField>,
+    /// Parsed documents of recent operations, by query text.
+    pub documents: documents::DocumentCache,
 }
+
+/// How many parsed documents a schema keeps.
+const DOCUMENT_CACHE_CAPACITY: usize = 512;
 
 impl std::fmt::Debug for GraphqlSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -347,6 +353,7 @@ pub fn build(
         links: Arc::new(link_plans.iter().map(|p| (**p).clone()).collect()),
         fields,
         roots: root_fields,
+        documents: documents::DocumentCache::new(DOCUMENT_CACHE_CAPACITY),
     })
 }
 
