@@ -236,7 +236,15 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         Target::Http(r) => r.clone(),
         Target::Grpc { .. } => anyhow::bail!("internal: REST target is gRPC"),
     };
-    let conns = load::open_connections(&rest_req, args.connections).await?;
+    let conns = load::open_connections(&rest_req, args.connections)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {} connections to the BFF (the open-files limit, `ulimit -n`, must be \
+                 above that; or pass a smaller --connections)",
+                args.connections
+            )
+        })?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let loaded = stack.bff.sample()?;
     drop(conns);
