@@ -85,6 +85,7 @@ impl GatewayPrepare {
         // A document that does not parse is left to the executor, which reports it the
         // standard way; everything else is measured before execution.
         let mut parsed = false;
+        schema.documents.prime(&mut req);
         if let Ok(doc) = req.parsed_query() {
             parsed = true;
             match limits::check_document(

@@ -8,6 +8,7 @@
 //! and [`shape`] for how each field kind is typed.
 
 pub mod docs;
+pub mod documents;
 pub mod input;
 pub mod links;
 pub mod naming;
@@ -78,7 +79,12 @@ pub struct GraphqlSchema {
     /// The redaction rules (config `shaping.redact`) the field resolvers apply, resolved
     /// against this schema's type names; the REST door applies the same rules.
     pub redactions: Arc<Redactions>,
+    /// Parsed documents of recent operations, by query text.
+    pub documents: documents::DocumentCache,
 }
+
+/// How many parsed documents a schema keeps.
+const DOCUMENT_CACHE_CAPACITY: usize = 512;
 
 impl std::fmt::Debug for GraphqlSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -388,6 +394,7 @@ pub fn build_with(
         fields,
         roots: root_fields,
         redactions,
+        documents: documents::DocumentCache::new(DOCUMENT_CACHE_CAPACITY),
     })
 }
 

@@ -1,0 +1,86 @@
+//! `portico-load`: the load benchmark. Starts the demo backends and a BFF as child processes,
+//! drives the same closed-loop client at the same concurrency straight at the backend over
+//! gRPC and through the BFF (REST, flat GraphQL, nested GraphQL, a 3-backend fan-out), and
+//! prints a table with throughput, latency, the BFF's CPU per request and its memory.
+
+mod load;
+mod procs;
+mod report;
+mod roles;
+mod stack;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Load benchmark of a Portico BFF against direct gRPC (loopback, one machine).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Measuring time of each phase (after the warm-up).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Warm-up of each phase (not measured).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Concurrency levels (closed-loop workers, one connection each).
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    pub concurrency: Vec<usize>,
+    /// Open this many keep-alive HTTP/1.1 connections to measure the BFF's RSS under them.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Backend latency of the fan-out phase.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub fanout_latency: Duration,
+    /// Run only these phases (1 direct gRPC, 2 REST, 3 flat GraphQL, 4 nested GraphQL,
+    /// 5 fan-out; 1 is always run when 2-4 are, as their baseline).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    pub phases: Vec<u8>,
+    /// Tokio worker threads of the BFF (default: one per core, as the BFF binaries run).
+    #[arg(long)]
+    pub bff_workers: Option<usize>,
+    /// RUST_LOG of the BFF (`info` logs one line per request).
+    #[arg(long, default_value = "warn")]
+    pub bff_log: String,
+    /// Internal: the role of a child process.
+    #[command(subcommand)]
+    pub role: Option<Role>,
+}
+
+/// The child processes' roles (this binary re-executes itself).
+#[derive(Debug, Subcommand)]
+pub enum Role {
+    /// The three demo backends on free ports.
+    #[command(hide = true)]
+    Backend {
+        /// Delay every call by this long.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        latency: Option<Duration>,
+    },
+    /// The BFF on a config file (as `bff-web --config FILE`).
+    #[command(hide = true)]
+    Bff {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Tokio worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.role {
+        Some(Role::Backend { latency }) => roles::backend(latency),
+        Some(Role::Bff { config, workers }) => roles::bff(config, workers),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("building the tokio runtime")?
+            .block_on(stack::run(&args)),
+    }
+}

@@ -1,0 +1,75 @@
+//! The two child roles of the load benchmark, run by re-executing this binary: the demo
+//! backends (`portico-load backend`) and the BFF (`portico-load bff`, exactly what
+//! `bff-web --config FILE` runs). Both print their addresses on stdout and stop when their
+//! stdin closes, so they never outlive the benchmark.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::io::AsyncReadExt;
+
+/// Runs the three demo backends on free ports of 127.0.0.1, each call delayed by `latency`.
+/// Prints `SERVICE URL` per backend, then `ready`.
+pub fn backend(latency: Option<Duration>) -> anyhow::Result<()> {
+    runtime(None)?.block_on(async {
+        let cluster = portico_demo::spawn_all([127, 0, 0, 1].into())
+            .await
+            .context("starting the demo backends")?;
+        for s in [&cluster.users, &cluster.orders, &cluster.catalog] {
+            if let Some(latency) = latency {
+                s.knobs.set_latency(latency);
+            }
+            println!("{} {}", s.service, s.endpoint());
+        }
+        println!("ready");
+        wait_for_stdin_eof().await;
+        cluster.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Runs the BFF on `config` (the shared BFF command line, as `bff-web --config FILE`), with
+/// `workers` tokio worker threads (default: one per core, as `#[tokio::main]`).
+pub fn bff(config: PathBuf, workers: Option<usize>) -> anyhow::Result<()> {
+    runtime(workers)?.block_on(async {
+        portico::cli::init_tracing(portico::cli::LogFormat::Text);
+        let args = portico::cli::Args::parse_from([
+            "bff-web".into(),
+            "--config".into(),
+            config.clone().into_os_string(),
+        ]);
+        let profile = portico::cli::Profile {
+            name: "web",
+            default_config: config,
+        };
+        tokio::select! {
+            r = portico::cli::run(args, profile, None) => r.context("the BFF failed"),
+            () = wait_for_stdin_eof() => Ok(()),
+        }
+    })
+}
+
+/// The runtime `#[tokio::main]` gives the BFF binaries: multi-threaded, one worker per core
+/// unless `workers` says otherwise.
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n.max(1));
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")
+}
+
+async fn wait_for_stdin_eof() {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
