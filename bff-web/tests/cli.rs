@@ -52,18 +52,18 @@ fn check_fails_with_the_file_and_key_named() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[tokio::test]
-async fn demo_mode_serves_the_readme_curl() {
+/// Starts `bff-web` with `args` and returns it with its base URL, read from the
+/// "serving ... on URL" line (stdout is drained to the end so the child never writes into a
+/// closed pipe).
+async fn spawn_bff(args: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(BIN)
-        .args(["--demo", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    // Reads stdout to the end (so the child never writes into a closed pipe), reporting the
-    // address from the "serving ... on URL" line.
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -78,6 +78,12 @@ async fn demo_mode_serves_the_readme_curl() {
         }
     });
     let base = rx.await.expect("bff-web prints where it serves");
+    (child, base)
+}
+
+#[tokio::test]
+async fn demo_mode_serves_the_readme_curl() {
+    let (mut child, base) = spawn_bff(&["--demo", "--listen", "127.0.0.1:0"]).await;
     let resp = reqwest::get(format!("{base}/v1/users/1")).await.unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap();
@@ -85,6 +91,82 @@ async fn demo_mode_serves_the_readme_curl() {
     child.wait().ok();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Ada Lovelace"), "{body}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
+    let dir = std::env::temp_dir().join(format!("portico-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("bff.yaml");
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .unwrap()
+        .replace(
+            "operations:\n  dir: operations",
+            &format!(
+                "operations:\n  dir: {}/operations",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        )
+        .replace(
+            "file: ../descriptors/demo.binpb",
+            &format!(
+                "file: {}/../descriptors/demo.binpb",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        );
+    std::fs::write(&cfg, &example).unwrap();
+    let cfg_arg = cfg.display().to_string();
+    let (mut child, base) =
+        spawn_bff(&["--demo", "--listen", "127.0.0.1:0", "--config", &cfg_arg]).await;
+    let client = reqwest::Client::new();
+    let create = |client: reqwest::Client| {
+        let url = format!("{base}/v1/users");
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(r#"{"user":{"displayName":"H","email":"h@x.io"},"validateOnly":true}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(create(client.clone()).await, 201);
+    let hup = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP");
+    };
+
+    // a broken file: the running config keeps serving
+    std::fs::write(&cfg, example.replace("listen:", "lissen:")).unwrap();
+    hup(child.id());
+    // a good one: CreateUser's success status becomes 202 once the reload lands
+    std::fs::write(
+        &cfg,
+        example.replace("success_status: 201", "success_status: 202"),
+    )
+    .unwrap();
+    hup(child.id());
+    let t0 = std::time::Instant::now();
+    let mut last = 0;
+    while t0.elapsed() < std::time::Duration::from_secs(15) {
+        last = create(client.clone()).await;
+        if last == 202 {
+            break;
+        }
+        assert_eq!(last, 201, "only the old or the new config ever answers");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(last, 202, "the reload never took effect");
 }
 
 #[test]

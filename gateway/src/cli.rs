@@ -9,7 +9,8 @@ use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::app::{Gateway, router};
-use crate::config::{self, ConfigError};
+use crate::config::ConfigError;
+use crate::reload::ConfigSource;
 use crate::snapshot::{LoadError, Snapshot};
 
 /// Flags of a BFF binary.
@@ -81,11 +82,6 @@ pub enum CliError {
     /// The config or the descriptors are wrong.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// `--demo` was given but the config lacks a backend the demo provides.
-    #[error(
-        "--demo: the config has no backend named {0:?}; the demo provides users, orders and catalog"
-    )]
-    DemoBackendMissing(String),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -148,20 +144,12 @@ pub async fn run(
         .config
         .clone()
         .unwrap_or(profile.default_config.clone());
-    let mut cfg = config::load(&path).map_err(LoadError::from)?;
-    if let Some(demo) = demo_endpoints {
-        for (name, endpoint) in demo {
-            let b = cfg
-                .backends
-                .get_mut(&name)
-                .ok_or_else(|| CliError::DemoBackendMissing(name.clone()))?;
-            b.endpoints = vec![endpoint];
-        }
-    }
-    if let Some(listen) = args.listen {
-        cfg.listen = listen;
-    }
-    let snapshot = Snapshot::build(cfg).await?;
+    let source = ConfigSource {
+        path: path.clone(),
+        endpoint_overrides: demo_endpoints.unwrap_or_default(),
+        listen: args.listen,
+    };
+    let snapshot = source.build().await?;
     match &args.command {
         Some(Command::Schema { check }) => return schema_command(&snapshot, check.as_deref()),
         Some(Command::Manifest) => {
@@ -208,6 +196,7 @@ pub async fn run(
     }
     let drain_cfg = snapshot.config.drain.clone();
     let gateway = Gateway::new(snapshot);
+    tokio::spawn(crate::reload::on_sighup(gateway.clone(), source));
     let drain = crate::server::Drain {
         readiness: gateway.readiness().clone(),
         delay: drain_cfg.delay.get(),

@@ -16,6 +16,7 @@ pub mod endpoints;
 pub mod error;
 pub mod fanout;
 pub mod graphql;
+pub mod reload;
 pub mod resilience;
 pub mod rest;
 pub mod server;

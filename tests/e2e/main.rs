@@ -10,6 +10,7 @@ mod limits;
 mod operations;
 mod persisted;
 mod registry;
+mod reload;
 mod resilience;
 mod routes;
 mod shaping;

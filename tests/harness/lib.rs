@@ -166,7 +166,8 @@ impl TestEnv {
         Self::serve(demo, snapshot).await
     }
 
-    async fn serve(demo: DemoCluster, snapshot: Snapshot) -> TestEnv {
+    /// A gateway serving `snapshot` over `demo`.
+    pub async fn serve(demo: DemoCluster, snapshot: Snapshot) -> TestEnv {
         let limits = snapshot.config.limits.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

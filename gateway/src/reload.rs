@@ -1,0 +1,119 @@
+//! Hot reload: a new snapshot is built on the side from the config file (descriptors reloaded,
+//! backends re-contacted for reflection, operations re-validated) and swapped in only when it
+//! is entirely valid. A bad reload keeps the running snapshot serving and says why. Requests
+//! already running finish on the snapshot they started with.
+//!
+//! Settings bound to the listening socket and the HTTP router (`listen`, `limits` of the
+//! connection layer, `graphql.enabled`/`path`/`graphiql`, `shaping.etag`/`compression`,
+//! `drain`) take effect at the next restart; a reload that changes them says so in the log.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::app::Gateway;
+use crate::config::{self, Config, ConfigError};
+use crate::snapshot::{LoadError, Snapshot};
+
+/// Where a BFF's configuration comes from, and what the command line overrides in it.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    /// The config file.
+    pub path: PathBuf,
+    /// Endpoints replacing those of the named backends (the `--demo` backends).
+    pub endpoint_overrides: BTreeMap<String, String>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+impl ConfigSource {
+    /// Reads, validates and overrides the config.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut cfg = config::load(&self.path)?;
+        for (name, endpoint) in &self.endpoint_overrides {
+            let Some(b) = cfg.backends.get_mut(name) else {
+                return Err(ConfigError::Invalid {
+                    file: cfg.source_name.clone(),
+                    key: "backends".into(),
+                    message: format!(
+                        "--demo needs a backend named {name:?} (the demo provides users, orders and catalog)"
+                    ),
+                });
+            };
+            b.endpoints = vec![endpoint.clone()];
+        }
+        if let Some(listen) = self.listen {
+            cfg.listen = listen;
+        }
+        Ok(cfg)
+    }
+
+    /// Loads the config and builds a complete snapshot from it.
+    pub async fn build(&self) -> Result<Snapshot, LoadError> {
+        Ok(Snapshot::build(self.load()?).await?)
+    }
+}
+
+/// Rebuilds the snapshot from `source` and swaps it in; on any error the running snapshot is
+/// left untouched. Returns the settings that changed but need a restart.
+pub async fn reload(
+    gateway: &Gateway,
+    source: &ConfigSource,
+) -> Result<Vec<&'static str>, LoadError> {
+    let new = source.build().await?;
+    let old = gateway.snapshot();
+    let (a, b) = (&old.config, &new.config);
+    let mut restart = Vec::new();
+    if a.listen != b.listen {
+        restart.push("listen");
+    }
+    if a.graphql.enabled != b.graphql.enabled
+        || a.graphql.path != b.graphql.path
+        || a.graphql.graphiql != b.graphql.graphiql
+    {
+        restart.push("graphql endpoint (enabled, path, graphiql)");
+    }
+    if serde_json::to_value(&a.limits).ok() != serde_json::to_value(&b.limits).ok() {
+        restart.push("limits (connection-level ones)");
+    }
+    if a.shaping.etag != b.shaping.etag
+        || serde_json::to_value(&a.shaping.compression).ok()
+            != serde_json::to_value(&b.shaping.compression).ok()
+    {
+        restart.push("shaping.etag / shaping.compression");
+    }
+    gateway.swap(new);
+    Ok(restart)
+}
+
+/// Reloads on every SIGHUP until the process ends, logging the outcome of each.
+pub async fn on_sighup(gateway: std::sync::Arc<Gateway>, source: ConfigSource) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload by restarting");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match reload(&gateway, &source).await {
+                Ok(restart) if restart.is_empty() => {
+                    tracing::info!(config = %source.path.display(), "configuration reloaded")
+                }
+                Ok(restart) => tracing::warn!(
+                    config = %source.path.display(),
+                    needs_restart = ?restart,
+                    "configuration reloaded; some changed settings take effect at restart"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "reload failed; the previous configuration keeps serving"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (gateway, source);
+    }
+}
