@@ -50,7 +50,7 @@ impl ConfigSource {
 
     /// Loads the config and builds a complete snapshot from it.
     pub async fn build(&self) -> Result<Snapshot, LoadError> {
-        Ok(Snapshot::build(self.load()?).await?)
+        Snapshot::build(self.load()?).await
     }
 }
 
