@@ -4,11 +4,9 @@ use std::process::ExitCode;
 
 use portico::cli::{Profile, main as run_bff};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     run_bff(Profile {
         name: "mobile",
         default_config: concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml").into(),
     })
-    .await
 }

@@ -37,6 +37,10 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Runtime worker threads (default: one per CPU). On small machines shared with other
+    /// processes, fewer workers cost less CPU per request (see the README's Performance).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -264,12 +268,28 @@ pub fn demo_latency_from_env() -> Result<Option<std::time::Duration>, String> {
     }
 }
 
-/// The whole life of a BFF binary: parse flags, set up logging, start the demo backends when
-/// `--demo` is given, run, and map the outcome to an exit code (errors on stderr).
-pub async fn main(profile: Profile) -> std::process::ExitCode {
-    use std::process::ExitCode;
+/// The whole life of a BFF binary: parse flags, set up logging and the async runtime, start
+/// the demo backends when `--demo` is given, run, and map the outcome to an exit code (errors
+/// on stderr).
+pub fn main(profile: Profile) -> std::process::ExitCode {
     let args = Args::parse();
     init_tracing(args.log_format);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n.max(1));
+    }
+    match rt.build() {
+        Ok(rt) => rt.block_on(main_async(args, profile)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_async(args: Args, profile: Profile) -> std::process::ExitCode {
+    use std::process::ExitCode;
     // Kept alive for the whole run: dropping the cluster stops the demo backends.
     let demo = if args.demo {
         match start_demo().await {
