@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{StatusCode, header};
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use crate::edge;
@@ -59,6 +60,17 @@ impl Gateway {
             Err(poisoned) => *poisoned.into_inner() = new,
         }
     }
+}
+
+/// The answer to a request whose handler panicked: the detail is logged, the client gets the
+/// standard 500 body.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    GatewayError::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
 /// Request encodings the gateway can decompress.
@@ -122,10 +134,33 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     }
     let app = app.layer(
         ServiceBuilder::new()
+            // A bug must cost one request a clean 500, never the connection or the process.
+            .layer(CatchPanicLayer::custom(panic_response))
             .layer(middleware::from_fn(content_encoding_guard))
             .layer(RequestDecompressionLayer::new())
             .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new)),
     );
     // Response shaping (ETag/304, compression) over every route, then the edge layer.
     shaping::layers(app, &snapshot.config.shaping).layer(middleware::from_fn(edge::request_context))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_a_plain_500_without_its_message() {
+        use http_body_util::BodyExt;
+        let resp = panic_response(Box::new("index out of bounds at foo.rs:3".to_string()));
+        assert_eq!(resp.status(), 500);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("internal gateway error"), "{text}");
+        assert!(!text.contains("foo.rs"), "{text}");
+    }
 }
