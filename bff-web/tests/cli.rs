@@ -3,10 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
+use std::process::Command;
+
+use common::{BIN, signal, spawn_bff};
 
 #[test]
 fn check_validates_the_example_config_and_lists_routes() {
@@ -52,38 +53,9 @@ fn check_fails_with_the_file_and_key_named() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Starts `bff-web` with `args` and returns it with its base URL, read from the
-/// "serving ... on URL" line (stdout is drained to the end so the child never writes into a
-/// closed pipe).
-async fn spawn_bff(args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line
-                .split(" on ")
-                .nth(1)
-                .filter(|_| line.contains("serving"))
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let base = rx.await.expect("bff-web prints where it serves");
-    (child, base)
-}
-
 #[tokio::test]
 async fn demo_mode_serves_the_readme_curl() {
-    let (mut child, base) = spawn_bff(&["--demo", "--listen", "127.0.0.1:0"]).await;
+    let (mut child, base) = spawn_bff(&["--demo", "--listen", "127.0.0.1:0"], &[]).await;
     let resp = reqwest::get(format!("{base}/v1/users/1")).await.unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap();
@@ -116,8 +88,11 @@ async fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
         );
     std::fs::write(&cfg, &example).unwrap();
     let cfg_arg = cfg.display().to_string();
-    let (mut child, base) =
-        spawn_bff(&["--demo", "--listen", "127.0.0.1:0", "--config", &cfg_arg]).await;
+    let (mut child, base) = spawn_bff(
+        &["--demo", "--listen", "127.0.0.1:0", "--config", &cfg_arg],
+        &[],
+    )
+    .await;
     let client = reqwest::Client::new();
     let create = |client: reqwest::Client| {
         let url = format!("{base}/v1/users");
@@ -134,25 +109,17 @@ async fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
         }
     };
     assert_eq!(create(client.clone()).await, 201);
-    let hup = |pid: u32| {
-        let ok = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP");
-    };
 
     // a broken file: the running config keeps serving
     std::fs::write(&cfg, example.replace("listen:", "lissen:")).unwrap();
-    hup(child.id());
+    signal(&child, "HUP");
     // a good one: CreateUser's success status becomes 202 once the reload lands
     std::fs::write(
         &cfg,
         example.replace("success_status: 201", "success_status: 202"),
     )
     .unwrap();
-    hup(child.id());
+    signal(&child, "HUP");
     let t0 = std::time::Instant::now();
     let mut last = 0;
     while t0.elapsed() < std::time::Duration::from_secs(15) {

@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
+use common::{signal, spawn_bff};
 
 /// Requests in flight when the signal is sent.
 const N: usize = 8;
@@ -26,31 +26,12 @@ async fn sigterm_under_load_loses_no_request() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--demo", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .env("PORTICO_DEMO_LATENCY", "1500ms")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // Reads stdout to the end, reporting the address from the "serving ... on URL" line.
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line
-                .split(" on ")
-                .nth(1)
-                .filter(|_| line.contains("serving"))
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let base = rx.await.expect("bff-web prints where it serves");
+    let cfg_arg = cfg.display().to_string();
+    let (mut child, base) = spawn_bff(
+        &["--demo", "--listen", "127.0.0.1:0", "--config", &cfg_arg],
+        &[("PORTICO_DEMO_LATENCY", "1500ms")],
+    )
+    .await;
     let client = reqwest::Client::new();
     assert_eq!(
         client
@@ -98,11 +79,7 @@ async fn sigterm_under_load_loses_no_request() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(&child, "TERM");
 
     // Readiness turns 503 first, while the listener still accepts (drain.delay).
     let t0 = Instant::now();

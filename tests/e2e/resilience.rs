@@ -27,6 +27,28 @@ async fn start(backend: DemoService, resilience: &str) -> TestEnv {
     TestEnv::start_config(demo, &yaml).await
 }
 
+/// A gateway whose `users` backend has two endpoints, `a` and `b` (each its own demo users
+/// server, returned with the env), with `resilience` on that backend.
+async fn two_user_endpoints(
+    resilience: &str,
+) -> (
+    TestEnv,
+    portico_demo::RunningService,
+    portico_demo::RunningService,
+) {
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = portico_demo::spawn(DemoService::Users, any).await.unwrap();
+    let b = portico_demo::spawn(DemoService::Users, any).await.unwrap();
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let yaml = with_resilience(&demo, DemoService::Users, resilience).replace(
+        &format!("endpoints: [{}]", demo.users.endpoint()),
+        &format!("endpoints: [{}, {}]", a.endpoint(), b.endpoint()),
+    );
+    (TestEnv::start_config(demo, &yaml).await, a, b)
+}
+
 /// The `/admin/backends` entry of one backend.
 async fn admin(env: &TestEnv, backend: &str) -> Value {
     let all = env.get("/admin/backends").await.json();
@@ -244,22 +266,11 @@ async fn retries_stay_within_the_budget_and_the_deadline() {
 
 #[tokio::test]
 async fn with_two_endpoints_one_killed_mid_load_every_request_succeeds() {
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let a = portico_demo::spawn(DemoService::Users, any).await.unwrap();
-    let b = portico_demo::spawn(DemoService::Users, any).await.unwrap();
-    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
-        .await
-        .unwrap();
-    let yaml = with_resilience(
-        &demo,
-        DemoService::Users,
+    let (env, a, b) = two_user_endpoints(
         "{ retry: { max_attempts: 3, initial_backoff: 2ms, max_backoff: 10ms, budget_min_per_second: 1000 }, outlier: { consecutive_failures: 1, ejection_time: 30s } }",
     )
-    .replace(
-        &format!("endpoints: [{}]", demo.users.endpoint()),
-        &format!("endpoints: [{}, {}]", a.endpoint(), b.endpoint()),
-    );
-    let env = std::sync::Arc::new(TestEnv::start_config(demo, &yaml).await);
+    .await;
+    let env = std::sync::Arc::new(env);
     let (a_knobs, b_knobs) = (a.knobs.clone(), b.knobs.clone());
     a_knobs.set_latency(Duration::from_millis(5));
     b_knobs.set_latency(Duration::from_millis(5));
@@ -425,22 +436,10 @@ async fn graphql_reports_an_open_circuit_and_fallbacks_per_field() {
 
 #[tokio::test]
 async fn active_health_checks_take_a_sick_endpoint_out_and_put_it_back() {
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let a = portico_demo::spawn(DemoService::Users, any).await.unwrap();
-    let b = portico_demo::spawn(DemoService::Users, any).await.unwrap();
-    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
-        .await
-        .unwrap();
-    let yaml = with_resilience(
-        &demo,
-        DemoService::Users,
+    let (env, a, b) = two_user_endpoints(
         "{ balance: round_robin, health_check: { interval: 50ms, timeout: 1s } }",
     )
-    .replace(
-        &format!("endpoints: [{}]", demo.users.endpoint()),
-        &format!("endpoints: [{}, {}]", a.endpoint(), b.endpoint()),
-    );
-    let env = TestEnv::start_config(demo, &yaml).await;
+    .await;
     let healthy = |users: &Value| -> Vec<bool> {
         users["endpoints"]
             .as_array()
