@@ -27,30 +27,6 @@ const NESTED: &str = "{ user(id: \"1\") { displayName orders { id status \
 const FANOUT: &str = "{ user(id: \"1\") { displayName } order(id: \"o-1001\") { id status } \
     product(id: \"p-1\") { title } }";
 
-/// The links of the example BFF config.
-const LINKS: &str = r#"
-graphql:
-  links:
-    - on: demo.v1.User
-      field: orders
-      call: demo.v1.OrderService.ListOrdersByUser
-      args: { user_id: id }
-      result: orders
-    - on: demo.v1.Order
-      field: user
-      call: demo.v1.UserService.GetUser
-      args: { id: user_id }
-    - on: demo.v1.OrderItem
-      field: product
-      call: demo.v1.CatalogService.GetProduct
-      args: { id: product_id }
-      batch:
-        call: demo.v1.CatalogService.BatchGetProducts
-        keys: ids
-        results: products
-        key: id
-"#;
-
 /// A running backend process and BFF process.
 struct Stack {
     backend: Proc,
@@ -193,10 +169,11 @@ fn config_text(dir: &Path, endpoints: &HashMap<String, String>) -> anyhow::Resul
          backends:\n\
          \x20 users: {{ endpoints: [{}], services: [demo.v1.UserService] }}\n\
          \x20 orders: {{ endpoints: [{}], services: [demo.v1.OrderService] }}\n\
-         \x20 catalog: {{ endpoints: [{}], services: [demo.v1.CatalogService] }}\n{LINKS}",
+         \x20 catalog: {{ endpoints: [{}], services: [demo.v1.CatalogService] }}\ngraphql:\n  links:{}",
         url("users")?,
         url("orders")?,
         url("catalog")?,
+        portico_demo::GRAPHQL_LINKS_YAML,
     ))
 }
 

@@ -99,6 +99,30 @@ impl std::str::FromStr for DemoService {
     }
 }
 
+/// The cross-service GraphQL links that join the demo services, as the YAML list that goes
+/// under a gateway config's `graphql.links` (indented for it): `User.orders`, `Order.user`
+/// and the batched `OrderItem.product`. The example BFF configs carry the same list.
+pub const GRAPHQL_LINKS_YAML: &str = r#"
+    - on: demo.v1.User
+      field: orders
+      call: demo.v1.OrderService.ListOrdersByUser
+      args: { user_id: id }
+      result: orders
+    - on: demo.v1.Order
+      field: user
+      call: demo.v1.UserService.GetUser
+      args: { id: user_id }
+    - on: demo.v1.OrderItem
+      field: product
+      call: demo.v1.CatalogService.GetProduct
+      args: { id: product_id }
+      batch:
+        call: demo.v1.CatalogService.BatchGetProducts
+        keys: ids
+        results: products
+        key: id
+"#;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -27,25 +27,12 @@ backends:
   orders: {{ endpoints: [{orders}], services: [demo.v1.OrderService] }}
   catalog: {{ endpoints: [{catalog}], services: [demo.v1.CatalogService] }}
 graphql:
-  links:
-    - on: demo.v1.User
-      field: orders
-      call: demo.v1.OrderService.ListOrdersByUser
-      args: {{ user_id: id }}
-      result: orders
-    - on: demo.v1.OrderItem
-      field: product
-      call: demo.v1.CatalogService.GetProduct
-      args: {{ id: product_id }}
-      batch:
-        call: demo.v1.CatalogService.BatchGetProducts
-        keys: ids
-        results: products
-        key: id
+  links:{links}
 "#,
         users = demo.users.endpoint(),
         orders = demo.orders.endpoint(),
         catalog = demo.catalog.endpoint(),
+        links = portico_demo::GRAPHQL_LINKS_YAML,
     )
 }
 

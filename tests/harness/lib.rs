@@ -24,27 +24,8 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The cross-service links of the example BFF configs: `User.orders`, `Order.user` and the
-/// batched `OrderItem.product`.
-pub const DEMO_LINKS: &str = r#"
-    - on: demo.v1.User
-      field: orders
-      call: demo.v1.OrderService.ListOrdersByUser
-      args: { user_id: id }
-      result: orders
-    - on: demo.v1.Order
-      field: user
-      call: demo.v1.UserService.GetUser
-      args: { id: user_id }
-    - on: demo.v1.OrderItem
-      field: product
-      call: demo.v1.CatalogService.GetProduct
-      args: { id: product_id }
-      batch:
-        call: demo.v1.CatalogService.BatchGetProducts
-        keys: ids
-        results: products
-        key: id
-"#;
+/// batched `OrderItem.product` (a YAML list for `graphql.links`).
+pub const DEMO_LINKS: &str = portico_demo::GRAPHQL_LINKS_YAML;
 
 /// A config over the demo cluster; `extra` is appended (top-level YAML keys). Unless `extra`
 /// has its own `graphql:` section, the demo links are configured.
