@@ -32,6 +32,16 @@ use crate::resilience::{
     RetryPolicy,
 };
 
+/// A gRPC client on `channel`, capped at `limit` bytes per response, once the channel can
+/// take a call.
+async fn ready_client(channel: Channel, limit: usize) -> Result<Grpc<Channel>, tonic::Status> {
+    let mut grpc = Grpc::new(channel).max_decoding_message_size(limit);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+    Ok(grpc)
+}
+
 /// One backend: its endpoints, breaker(s), bulkhead and retry policy. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Backend {
@@ -344,11 +354,8 @@ impl Upstream {
         let attempt = |channel: Channel, remaining: Duration, last: bool| {
             let md = take_or_clone(&mut metadata, last);
             let (codec, path, body) = (codec.clone(), path.clone(), body.clone());
-            let mut grpc = Grpc::new(channel).max_decoding_message_size(limit);
             async move {
-                grpc.ready()
-                    .await
-                    .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+                let mut grpc = ready_client(channel, limit).await?;
                 match body {
                     Encoded::One(msg) => {
                         grpc.unary(Self::request(msg, md, remaining), path, codec)
@@ -399,11 +406,8 @@ impl Upstream {
         let attempt = |channel: Channel, remaining: Duration, last: bool| {
             let md = take_or_clone(&mut metadata, last);
             let (codec, path, msg) = (codec.clone(), path.clone(), msg.clone());
-            let mut grpc = Grpc::new(channel).max_decoding_message_size(limit);
             async move {
-                grpc.ready()
-                    .await
-                    .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+                let mut grpc = ready_client(channel, limit).await?;
                 grpc.server_streaming(Self::request(msg, md, remaining), path, codec)
                     .await
             }
