@@ -19,7 +19,8 @@ use crate::upstream::{Call, CallBody};
 pub type Fallbacks = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Whether a method may be retried: declared idempotent or free of side effects, or read
-/// through a GET rule.
+/// through a GET rule. Reads the method's options (a decode): call it when building the
+/// schema, not per request.
 pub fn is_idempotent(method: &MethodDescriptor) -> bool {
     idempotency(method) != Idempotency::Unknown
         || http_bindings(method)
@@ -31,10 +32,7 @@ pub fn is_idempotent(method: &MethodDescriptor) -> bool {
 pub struct GraphqlCtx {
     /// The snapshot the operation runs against (never changes mid-operation).
     pub snapshot: Arc<Snapshot>,
-    metadata: MetadataMap,
-    deadline: Instant,
-    dedup: Arc<Dedup>,
-    fallbacks: Fallbacks,
+    calls: Arc<Calls>,
     /// Batches link calls (one call per batch method per round of resolution).
     pub loader: DataLoader<LinkLoader>,
 }
@@ -42,7 +40,7 @@ pub struct GraphqlCtx {
 impl std::fmt::Debug for GraphqlCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GraphqlCtx")
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.calls.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -56,7 +54,13 @@ impl GraphqlCtx {
         deadline: Instant,
         fallbacks: Fallbacks,
     ) -> Self {
-        let dedup = Arc::new(Dedup::default());
+        let calls = Arc::new(Calls {
+            snapshot: snapshot.clone(),
+            metadata,
+            deadline,
+            dedup: Dedup::default(),
+            fallbacks,
+        });
         let links = snapshot
             .graphql
             .as_ref()
@@ -64,79 +68,79 @@ impl GraphqlCtx {
             .unwrap_or_default();
         let loader = DataLoader::new(
             LinkLoader {
-                snapshot: snapshot.clone(),
-                metadata: metadata.clone(),
-                deadline,
-                dedup: dedup.clone(),
-                fallbacks: fallbacks.clone(),
+                calls: calls.clone(),
                 links,
             },
             tokio::spawn,
         );
         Self {
             snapshot,
-            metadata,
-            deadline,
-            dedup,
-            fallbacks,
+            calls,
             loader,
         }
     }
 
-    /// Calls `method` once per distinct request within this operation.
-    pub async fn call(&self, method: &MethodDescriptor, request: DynamicMessage) -> CallResult {
-        call_deduped(
-            &self.snapshot,
-            &self.dedup,
-            &self.fallbacks,
-            &self.metadata,
-            self.deadline,
-            method,
-            request,
-        )
-        .await
+    /// Calls `method` once per distinct request within this operation; `idempotent` (from
+    /// [`is_idempotent`], resolved when the schema is built) allows retries.
+    pub async fn call(
+        &self,
+        method: &MethodDescriptor,
+        idempotent: bool,
+        request: DynamicMessage,
+    ) -> CallResult {
+        self.calls.call(method, idempotent, request).await
     }
 
     /// The metadata every call of this operation sends.
     pub fn metadata(&self) -> &MetadataMap {
-        &self.metadata
+        &self.calls.metadata
     }
 
     /// How many distinct backend calls this operation made so far.
     pub fn calls_made(&self) -> usize {
-        self.dedup.len()
+        self.calls.dedup.len()
     }
 }
 
-/// Makes a call through the snapshot's upstream, deduplicated within `dedup`.
-pub(crate) async fn call_deduped(
-    snapshot: &Arc<Snapshot>,
-    dedup: &Dedup,
-    fallbacks: &Fallbacks,
-    metadata: &MetadataMap,
+/// The backend calls of one operation: what they inherit (metadata, deadline) and the
+/// deduplication that makes each distinct call once. Shared by the resolvers and the link
+/// loader.
+pub(crate) struct Calls {
+    pub(crate) snapshot: Arc<Snapshot>,
+    metadata: MetadataMap,
     deadline: Instant,
-    method: &MethodDescriptor,
-    request: DynamicMessage,
-) -> CallResult {
-    let snap = snapshot.clone();
-    let call = Call {
-        method: method.clone(),
-        body: CallBody::Unary(request.clone()),
-        metadata: metadata.clone(),
-        deadline,
-        idempotent: is_idempotent(method),
-    };
-    let fallbacks = fallbacks.clone();
-    let name = method.full_name().to_string();
-    dedup
-        .call(method, &request, move || async move {
-            let reply = snap.upstream.unary(call).await.map_err(Arc::new)?;
-            if reply.fallback
-                && let Ok(mut f) = fallbacks.lock()
-            {
-                f.push(name);
-            }
-            Ok(Arc::new(reply.message))
-        })
-        .await
+    dedup: Dedup,
+    fallbacks: Fallbacks,
+}
+
+impl Calls {
+    /// Makes a call through the snapshot's upstream, deduplicated within the operation.
+    pub(crate) async fn call(
+        &self,
+        method: &MethodDescriptor,
+        idempotent: bool,
+        request: DynamicMessage,
+    ) -> CallResult {
+        let snap = self.snapshot.clone();
+        let call = Call {
+            method: method.clone(),
+            body: CallBody::Unary(request.clone()),
+            metadata: self.metadata.clone(),
+            deadline: self.deadline,
+            idempotent,
+        };
+        let fallbacks = self.fallbacks.clone();
+        let name = method.full_name().to_string();
+        self.dedup
+            .call(method, &request, move || async move {
+                let reply = snap.upstream.unary(call).await.map_err(Arc::new)?;
+                if reply.fallback
+                    && let Ok(mut f) = fallbacks.lock()
+                {
+                    f.push(name);
+                }
+                Ok(Arc::new(reply.message))
+            })
+            .await
+    }
 }

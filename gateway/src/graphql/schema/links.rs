@@ -13,14 +13,10 @@ use futures::future::join_all;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor, Value,
 };
-use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
 
 use super::shape::{Shape, Wkt};
-use crate::fanout::Dedup;
-use crate::graphql::context::call_deduped;
+use crate::graphql::context::Calls;
 use crate::graphql::errors::upstream_error;
-use crate::snapshot::Snapshot;
 use crate::transcode::FieldPath;
 
 /// A link, resolved against the descriptors at build time.
@@ -34,6 +30,8 @@ pub struct LinkPlan {
     pub field: String,
     /// The method called for one parent.
     pub method: MethodDescriptor,
+    /// Whether `method` may be retried (resolved once, when the schema is built).
+    pub idempotent: bool,
     /// Request field <- parent field.
     pub args: Vec<(FieldPath, FieldPath)>,
     /// The response field returned instead of the whole response.
@@ -51,6 +49,8 @@ pub struct LinkPlan {
 pub struct BatchPlan {
     /// The batch method.
     pub method: MethodDescriptor,
+    /// Whether the batch method may be retried (resolved once, when the schema is built).
+    pub idempotent: bool,
     /// Its repeated request field receiving the keys.
     pub keys: FieldDescriptor,
     /// Its repeated response field with the results.
@@ -141,11 +141,7 @@ pub struct LinkKey {
 
 /// Loads batched links for one request.
 pub struct LinkLoader {
-    pub(crate) snapshot: Arc<Snapshot>,
-    pub(crate) metadata: MetadataMap,
-    pub(crate) deadline: Instant,
-    pub(crate) dedup: Arc<Dedup>,
-    pub(crate) fallbacks: crate::graphql::context::Fallbacks,
+    pub(crate) calls: Arc<Calls>,
     pub(crate) links: Arc<Vec<LinkPlan>>,
 }
 
@@ -206,22 +202,13 @@ impl LinkLoader {
                 })
                 .collect();
         }
-        let reply = call_deduped(
-            &self.snapshot,
-            &self.dedup,
-            &self.fallbacks,
-            &self.metadata,
-            self.deadline,
-            &batch.method,
-            req,
-        )
-        .await;
+        let reply = self.calls.call(&batch.method, batch.idempotent, req).await;
         match reply {
             Err(e) => {
                 let err = upstream_error(
                     &e,
                     batch.method.parent_service().full_name(),
-                    self.snapshot.registry.pool(),
+                    self.calls.snapshot.registry.pool(),
                 );
                 keys.into_iter()
                     .map(|k| {

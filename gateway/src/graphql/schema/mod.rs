@@ -639,6 +639,7 @@ fn plan_links(
                 }
                 shape = Shape::Object(item.clone());
                 Some(BatchPlan {
+                    idempotent: crate::graphql::context::is_idempotent(&bm),
                     method: bm,
                     keys,
                     results,
@@ -664,6 +665,7 @@ fn plan_links(
             index: i,
             on,
             field: l.field.clone(),
+            idempotent: crate::graphql::context::is_idempotent(&method),
             method,
             args,
             result,

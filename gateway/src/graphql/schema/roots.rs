@@ -47,6 +47,7 @@ fn ctx_of<'a>(
 pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
     let method = method.clone();
     let shape = response_shape(&method);
+    let idempotent = crate::graphql::context::is_idempotent(&method);
     Field::new(name, ty, move |ctx| {
         let method = method.clone();
         let shape = shape.clone();
@@ -54,7 +55,7 @@ pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
             let run = async {
                 let g = ctx_of(&ctx)?;
                 let req = args_to_message(&method.input(), ctx.args.as_index_map())?;
-                let reply = g.call(&method, req).await.map_err(|e| {
+                let reply = g.call(&method, idempotent, req).await.map_err(|e| {
                     upstream_error(
                         &e,
                         method.parent_service().full_name(),
@@ -72,6 +73,7 @@ pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
 pub fn subscription_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> SubscriptionField {
     let method = method.clone();
     let shape = response_shape(&method);
+    let idempotent = crate::graphql::context::is_idempotent(&method);
     SubscriptionField::new(name, ty, move |ctx| {
         let method = method.clone();
         let shape = shape.clone();
@@ -92,7 +94,7 @@ pub fn subscription_field(name: &str, method: &MethodDescriptor, ty: TypeRef) ->
                 body: CallBody::Unary(req),
                 metadata: g.metadata().clone(),
                 deadline: Instant::now() + timeout.max(Duration::from_millis(1)),
-                idempotent: crate::graphql::context::is_idempotent(&method),
+                idempotent,
             };
             let pool = g.snapshot.registry.pool().clone();
             let reply = g
@@ -166,13 +168,16 @@ async fn resolve_link<'a>(
         };
     }
     let req = plan.request_for(parent)?;
-    let reply = g.call(&plan.method, req).await.map_err(|e| {
-        upstream_error(
-            &e,
-            plan.method.parent_service().full_name(),
-            g.snapshot.registry.pool(),
-        )
-    })?;
+    let reply = g
+        .call(&plan.method, plan.idempotent, req)
+        .await
+        .map_err(|e| {
+            upstream_error(
+                &e,
+                plan.method.parent_service().full_name(),
+                g.snapshot.registry.pool(),
+            )
+        })?;
     match &plan.result {
         None => reply_value(reply, &plan.shape),
         Some(rf) => {
