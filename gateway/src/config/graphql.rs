@@ -95,7 +95,7 @@ pub struct LinkConfig {
     /// A field of the call's response to return instead of the whole response (`orders`).
     #[serde(default)]
     pub result: Option<String>,
-    /// A batch method that serves many parents with one call (dataloader).
+    /// A batch method that serves many parents with one call (one per round of resolution).
     #[serde(default)]
     pub batch: Option<BatchConfig>,
     /// Description of the field in the schema.

@@ -1,14 +1,15 @@
 //! The per-request context of a GraphQL operation: the snapshot it runs against, the metadata
-//! and deadline every call inherits, and the request's call deduplication and link loader.
+//! and deadline every call inherits, and the request's call deduplication and link batcher.
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
+use futures::FutureExt;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
-use super::schema::links::LinkLoader;
+use super::batch::{Batcher, LoadFn};
+use super::schema::links::{LinkKey, LinkLoader, LinkValue};
 use crate::descriptors::{Idempotency, http_bindings, idempotency};
 use crate::fanout::{CallResult, Dedup};
 use crate::snapshot::Snapshot;
@@ -33,8 +34,9 @@ pub struct GraphqlCtx {
     /// The snapshot the operation runs against (never changes mid-operation).
     pub snapshot: Arc<Snapshot>,
     calls: Arc<Calls>,
-    /// Batches link calls (one call per batch method per round of resolution).
-    pub loader: DataLoader<LinkLoader>,
+    /// Batches link calls: one call per batch method per round of resolution, when the
+    /// operation runs under [`super::batch::Driven`].
+    pub links: Arc<Batcher<LinkKey, LinkValue>>,
 }
 
 impl std::fmt::Debug for GraphqlCtx {
@@ -66,17 +68,18 @@ impl GraphqlCtx {
             .as_ref()
             .map(|g| g.links.clone())
             .unwrap_or_default();
-        let loader = DataLoader::new(
-            LinkLoader {
-                calls: calls.clone(),
-                links,
-            },
-            tokio::spawn,
-        );
+        let loader = Arc::new(LinkLoader {
+            calls: calls.clone(),
+            links,
+        });
+        let load: LoadFn<LinkKey, LinkValue> = Arc::new(move |keys: Vec<LinkKey>| {
+            let loader = loader.clone();
+            async move { loader.load(&keys).await }.boxed()
+        });
         Self {
             snapshot,
             calls,
-            loader,
+            links: Arc::new(Batcher::new(load)),
         }
     }
 

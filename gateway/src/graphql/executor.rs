@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Request, Response, ServerError};
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
+use super::batch::Driven;
 use super::context::{Fallbacks, GraphqlCtx};
 use crate::app::Gateway;
 use crate::snapshot::Snapshot;
@@ -81,7 +82,8 @@ impl async_graphql::Executor for GatewayExecutor {
             meta.deadline,
             fallbacks.clone(),
         );
-        let mut resp = g.schema.execute(request.data(ctx)).await;
+        let links = ctx.links.clone();
+        let mut resp = Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await;
         let served: Vec<String> = fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
         if !served.is_empty() {
             resp = resp.extension(
@@ -110,6 +112,7 @@ impl async_graphql::Executor for GatewayExecutor {
         let deadline = meta.deadline.max(Instant::now() + Duration::from_millis(1));
         let shaping = meta.snapshot.shaping.clone();
         let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, deadline, Fallbacks::default());
+        let links = ctx.links.clone();
         let stream = match session_data {
             Some(data) => g
                 .schema
@@ -117,6 +120,8 @@ impl async_graphql::Executor for GatewayExecutor {
                 .boxed(),
             None => g.schema.execute_stream(request.data(ctx)).boxed(),
         };
+        // Link lookups are batched per round of resolution of each event.
+        let stream = Driven::new(stream, links).boxed();
         if shaping.lean.is_noop() {
             return stream;
         }

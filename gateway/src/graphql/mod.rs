@@ -2,6 +2,7 @@
 //! gRPC calls, query limits, schema diffs, GraphQL over HTTP, SSE and WebSocket, the BFF's
 //! operations folder and persisted operations (trusted documents, APQ).
 
+pub mod batch;
 pub mod context;
 pub mod errors;
 pub mod executor;

@@ -1,14 +1,13 @@
 //! Links: fields added to message types by configuration, resolved by another call with
 //! arguments taken from the parent message. A link with a batch method is served through the
-//! request's dataloader: every parent in one round of resolution shares one call per batch,
-//! and results are matched to parents by key, never by position.
+//! request's batcher ([`crate::graphql::batch`]): every parent in one round of resolution
+//! shares one call per batch, and results are matched to parents by key, never by position.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::Error;
-use async_graphql::dataloader::Loader;
 use futures::future::join_all;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor, Value,
@@ -148,11 +147,10 @@ pub struct LinkLoader {
 /// A loaded item, or the error of the batch call that should have brought it.
 pub type LinkValue = Result<Arc<DynamicMessage>, Error>;
 
-impl Loader<LinkKey> for LinkLoader {
-    type Value = LinkValue;
-    type Error = Error;
-
-    async fn load(&self, keys: &[LinkKey]) -> Result<HashMap<LinkKey, LinkValue>, Error> {
+impl LinkLoader {
+    /// Loads distinct keys: one call per batch link and chunk of at most `max_batch` keys,
+    /// all concurrently. A key the backend did not return is missing from the answer.
+    pub async fn load(&self, keys: &[LinkKey]) -> HashMap<LinkKey, LinkValue> {
         let mut by_link: HashMap<usize, Vec<MapKey>> = HashMap::new();
         for k in keys {
             by_link.entry(k.link).or_default().push(k.key.clone());
@@ -174,11 +172,9 @@ impl Loader<LinkKey> for LinkLoader {
         for part in join_all(jobs).await {
             out.extend(part);
         }
-        Ok(out)
+        out
     }
-}
 
-impl LinkLoader {
     async fn load_chunk(
         &self,
         plan: &LinkPlan,

@@ -155,12 +155,13 @@ async fn resolve_link<'a>(
             return Ok(None);
         };
         return match g
-            .loader
+            .links
             .load_one(LinkKey {
                 link: plan.index,
                 key,
             })
-            .await?
+            .await
+            .map_err(|e| Error::new(e.to_string()))?
         {
             None => Ok(None),
             Some(Ok(item)) => Ok(Some(FieldValue::owned_any(item))),
