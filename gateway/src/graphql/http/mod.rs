@@ -54,8 +54,8 @@ use http::request::Parts;
 use http::{Method, StatusCode};
 
 use negotiate::MediaType;
-pub use signal::ValidationSignal;
 use signal::Witness;
+pub use signal::{StopBeforeExecution, ValidationSignal};
 
 /// Settings of the GraphQL endpoint.
 #[derive(Clone, Debug)]

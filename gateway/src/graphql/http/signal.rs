@@ -7,6 +7,11 @@
 //! validated is a request error (parse, recursion/directive limits, validation including
 //! variable coercion, or an extension's `prepare_request` refusing it).
 //!
+//! The same extension ends requests carrying [`StopBeforeExecution`] once they are validated,
+//! before any resolver runs: how the operations folder is checked against the schema. One
+//! extension does both because async-graphql wraps every field's resolution in every
+//! registered extension.
+//!
 //! Without the extension (an executor whose schema lacks it), the fallback is
 //! [`response::is_request_error`](super::response::is_request_error): `data` null and no
 //! error with a `path`. It is approximate: the dynamic schema's resolver errors carry no
@@ -17,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextValidation,
 };
 use async_graphql::{ServerError, ServerResult, ValidationResult};
 
@@ -58,6 +63,18 @@ impl Extension for ValidationSignal {
         next.run(ctx, request).await
     }
 
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        if ctx.data_opt::<StopBeforeExecution>().is_some() {
+            return async_graphql::Response::new(async_graphql::Value::Null);
+        }
+        next.run(ctx, operation_name).await
+    }
+
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -72,6 +89,11 @@ impl Extension for ValidationSignal {
         result
     }
 }
+
+/// Request data that makes [`ValidationSignal`] end the request after validation: the
+/// response has the validation errors, or none and `data: null`; no resolver runs.
+#[derive(Clone, Copy, Debug)]
+pub struct StopBeforeExecution;
 
 /// What the extension saw of one request.
 #[derive(Debug, Default)]

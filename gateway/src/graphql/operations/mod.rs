@@ -30,7 +30,6 @@ use sha2::{Digest, Sha256};
 
 use super::schema::GraphqlSchema;
 use print::{FragmentSource, Origin};
-pub use validate::ValidateOnly;
 pub use vars::{Scalar, VarType, VariableDef};
 
 /// One named operation of the folder.

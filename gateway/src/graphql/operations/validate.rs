@@ -1,44 +1,15 @@
 //! Validating a document against the schema with async-graphql's own rules, without running it.
 //!
 //! async-graphql 7.2.1 does not export its validator, so validation goes through
-//! `Schema::execute` with a [`ValidateOnly`] marker in the request data: the [`ValidateOnly`]
-//! extension (registered on every generated schema) stops such a request after parsing and
-//! validation, before any resolver runs. Requests without the marker are not affected.
-
-use std::sync::Arc;
+//! `Schema::execute` with a [`StopBeforeExecution`] marker in the request data: the
+//! [`ValidationSignal`](crate::graphql::http::ValidationSignal) extension (registered on every generated schema) ends such a request
+//! after parsing and validation, before any resolver runs. Requests without the marker are
+//! not affected.
 
 use async_graphql::dynamic::Schema;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::{Pos, ServerError};
 
-/// The extension that ends validate-only requests before execution (see the module docs).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ValidateOnly;
-
-/// The request-data marker of a validate-only request.
-#[derive(Clone, Copy, Debug)]
-struct Marker;
-
-impl ExtensionFactory for ValidateOnly {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ValidateOnly)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ValidateOnly {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> async_graphql::Response {
-        if ctx.data_opt::<Marker>().is_some() {
-            return async_graphql::Response::new(async_graphql::Value::Null);
-        }
-        next.run(ctx, operation_name).await
-    }
-}
+use crate::graphql::http::StopBeforeExecution;
 
 /// One validation error: the message and the first position it names in `document`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +24,7 @@ pub struct Invalid {
 pub async fn validate(schema: &Schema, document: &str, name: &str) -> Vec<Invalid> {
     let request = async_graphql::Request::new(document)
         .operation_name(name)
-        .data(Marker);
+        .data(StopBeforeExecution);
     let response = schema.execute(request).await;
     response.errors.into_iter().map(invalid).collect()
 }
@@ -69,6 +40,7 @@ fn invalid(e: ServerError) -> Invalid {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::graphql::http::ValidationSignal;
     use async_graphql::dynamic::{Field, FieldFuture, Object, TypeRef};
 
     fn schema() -> Schema {
@@ -97,7 +69,7 @@ mod tests {
         Schema::build("Query", None, None)
             .register(user)
             .register(query)
-            .extension(ValidateOnly)
+            .extension(ValidationSignal)
             .finish()
             .unwrap()
     }
@@ -130,7 +102,7 @@ mod tests {
                 TypeRef::named_nn(TypeRef::INT),
                 |_| FieldFuture::new(async { Ok(Some(async_graphql::Value::from(7))) }),
             )))
-            .extension(ValidateOnly)
+            .extension(ValidationSignal)
             .finish()
             .unwrap();
         let r = s.execute("{ n }").await;

@@ -241,10 +241,10 @@ pub fn build_with(
         has(Root::Mutation).then_some("Mutation"),
         has(Root::Subscription).then_some("Subscription"),
     );
-    // Lets the HTTP layer tell request errors (400) from execution errors (200).
+    // Lets the HTTP layer tell request errors (400) from execution errors (200), and the
+    // operations folder be validated without running anything. The only extension: every
+    // extension wraps every field's resolution in a boxed future.
     builder = builder.extension(crate::graphql::http::ValidationSignal);
-    // Lets the operations folder be validated without running anything.
-    builder = builder.extension(crate::graphql::operations::ValidateOnly);
     if !cfg.introspection {
         builder = builder.disable_introspection();
     }
