@@ -13,6 +13,7 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor, Value,
 };
 
+use super::output::Part;
 use super::shape::{Shape, Wkt};
 use crate::graphql::context::Calls;
 use crate::graphql::errors::upstream_error;
@@ -145,7 +146,7 @@ pub struct LinkLoader {
 }
 
 /// A loaded item, or the error of the batch call that should have brought it.
-pub type LinkValue = Result<Arc<DynamicMessage>, Error>;
+pub type LinkValue = Result<Part, Error>;
 
 impl LinkLoader {
     /// Loads distinct keys: one call per batch link and chunk of at most `max_batch` keys,
@@ -221,7 +222,7 @@ impl LinkLoader {
             Ok(msg) => {
                 let mut found = Vec::new();
                 if let Value::List(items) = msg.get_field(&batch.results).as_ref() {
-                    for item in items {
+                    for (i, item) in items.iter().enumerate() {
                         let Some(item) = item.as_message() else {
                             continue;
                         };
@@ -233,7 +234,7 @@ impl LinkLoader {
                                 link: plan.index,
                                 key: k,
                             },
-                            Ok(Arc::new(item.clone())),
+                            Ok(Part::item(msg.clone(), batch.results.clone(), i)),
                         ));
                     }
                 }

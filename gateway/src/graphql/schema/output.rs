@@ -2,11 +2,12 @@
 //! become GraphQL values (64-bit integers as strings, bytes as base64, enums by name).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use async_graphql::dynamic::FieldValue;
 use async_graphql::{Error, Name, Value as Gql};
 use base64::Engine;
-use prost_reflect::{DynamicMessage, Kind, MapKey, ReflectMessage, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
 
 use super::shape::{Shape, Wkt};
 
@@ -19,12 +20,54 @@ pub struct MapEntry {
     pub value: Value,
 }
 
-/// The message a field resolver's parent holds, whether owned or shared.
+/// A message inside a shared reply, by reference: the reply, the field holding the message
+/// and, for a repeated field, its position. Link results are handed to GraphQL this way, so
+/// that a list of orders or a batch of products is not copied out of its reply.
+#[derive(Clone, Debug)]
+pub struct Part {
+    reply: Arc<DynamicMessage>,
+    field: FieldDescriptor,
+    index: Option<usize>,
+}
+
+impl Part {
+    /// The message in `field` of `reply` (a singular message field).
+    pub fn field(reply: Arc<DynamicMessage>, field: FieldDescriptor) -> Self {
+        Self {
+            reply,
+            field,
+            index: None,
+        }
+    }
+
+    /// Element `index` of the repeated message field `field` of `reply`.
+    pub fn item(reply: Arc<DynamicMessage>, field: FieldDescriptor, index: usize) -> Self {
+        Self {
+            reply,
+            field,
+            index: Some(index),
+        }
+    }
+
+    /// The message referred to, or `None` when the reply does not hold it.
+    pub fn message(&self) -> Option<&DynamicMessage> {
+        match (self.reply.get_field(&self.field), self.index) {
+            (Cow::Borrowed(Value::Message(m)), None) => Some(m),
+            (Cow::Borrowed(Value::List(items)), Some(i)) => items.get(i)?.as_message(),
+            _ => None,
+        }
+    }
+}
+
+/// The message a field resolver's parent holds, whether owned, shared or a [`Part`].
 pub fn parent_message<'a>(parent: &'a FieldValue<'a>) -> Result<&'a DynamicMessage, Error> {
     if let Some(m) = parent.downcast_ref::<DynamicMessage>() {
         return Ok(m);
     }
-    if let Some(m) = parent.downcast_ref::<std::sync::Arc<DynamicMessage>>() {
+    if let Some(m) = parent.downcast_ref::<Arc<DynamicMessage>>() {
+        return Ok(m);
+    }
+    if let Some(m) = parent.downcast_ref::<Part>().and_then(Part::message) {
         return Ok(m);
     }
     Err(Error::new("internal: the parent value is not a message"))
@@ -209,5 +252,58 @@ mod tests {
             &Shape::Scalar(Kind::Uint32),
         );
         assert!(e.is_err(), "does not fit GraphQL's Int");
+    }
+
+    fn pool() -> prost_reflect::DescriptorPool {
+        prost_reflect::DescriptorPool::decode(
+            include_bytes!("../../../../descriptors/demo.binpb").as_ref(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parts_refer_to_messages_inside_a_shared_reply() {
+        let pool = pool();
+        let list = pool
+            .get_message_by_name("demo.v1.ListOrdersByUserResponse")
+            .unwrap();
+        let order = pool.get_message_by_name("demo.v1.Order").unwrap();
+        let orders = list.get_field_by_name("orders").unwrap();
+        let total = order.get_field_by_name("total").unwrap();
+        let mut reply = DynamicMessage::new(list);
+        let mut items = Vec::new();
+        for id in ["o-1", "o-2"] {
+            let mut o = DynamicMessage::new(order.clone());
+            o.set_field_by_name("id", Value::String(id.into()));
+            items.push(Value::Message(o));
+        }
+        reply.set_field(&orders, Value::List(items));
+        let reply = Arc::new(reply);
+
+        let second = Part::item(reply.clone(), orders.clone(), 1);
+        let m = second.message().unwrap();
+        assert_eq!(m.get_field_by_name("id").unwrap().as_str(), Some("o-2"));
+        assert!(
+            Part::item(reply.clone(), orders.clone(), 2)
+                .message()
+                .is_none()
+        );
+        // A parent value holding a part reads as the message.
+        let parent = FieldValue::owned_any(second);
+        let m = parent_message(&parent).unwrap();
+        assert_eq!(m.get_field_by_name("id").unwrap().as_str(), Some("o-2"));
+
+        // A singular message field: present, then absent.
+        let mut o = DynamicMessage::new(order.clone());
+        let money = DynamicMessage::new(match total.kind() {
+            Kind::Message(m) => m,
+            other => panic!("{other:?}"),
+        });
+        o.set_field(&total, Value::Message(money));
+        let o = Arc::new(o);
+        assert!(Part::field(o, total.clone()).message().is_some());
+        let empty = Arc::new(DynamicMessage::new(order));
+        assert!(Part::field(empty, total).message().is_none());
+        assert!(parent_message(&FieldValue::value(1)).is_err());
     }
 }

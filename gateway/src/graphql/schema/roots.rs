@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::input::args_to_message;
 use super::links::{LinkKey, LinkPlan};
-use super::output::{parent_message, to_field_value};
+use super::output::{Part, parent_message, to_field_value};
 use super::shape::Shape;
 use crate::graphql::context::GraphqlCtx;
 use crate::graphql::errors::upstream_error;
@@ -185,8 +185,22 @@ async fn resolve_link<'a>(
             if !rf.is_list() && rf.supports_presence() && !reply.has_field(rf) {
                 return Ok(None);
             }
-            let v = reply.get_field(rf).into_owned();
-            to_field_value(Cow::Owned(v), &plan.shape).map(Some)
+            // Messages stay in the reply and are referred to; scalars are copied.
+            match &plan.shape {
+                Shape::Object(_) if reply.has_field(rf) => {
+                    Ok(Some(FieldValue::owned_any(Part::field(reply, rf.clone()))))
+                }
+                Shape::List(inner) if matches!(inner.as_ref(), Shape::Object(_)) => {
+                    let n = reply.get_field(rf).as_list().map_or(0, <[Value]>::len);
+                    Ok(Some(FieldValue::list((0..n).map(|i| {
+                        FieldValue::owned_any(Part::item(reply.clone(), rf.clone(), i))
+                    }))))
+                }
+                shape => {
+                    let v = reply.get_field(rf).into_owned();
+                    to_field_value(Cow::Owned(v), shape).map(Some)
+                }
+            }
         }
     }
 }
