@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Instructions per request of the BFF, counted by callgrind: repeatable where wall-clock
+# figures on a shared 2-core machine are not (valgrind counts the BFF's own instructions,
+# whatever else runs). Starts the demo backends and the BFF (one tokio worker, under
+# valgrind) from the load benchmark's binary, sends N identical requests on one keep-alive
+# connection with curl, and prints (Ir with N requests - Ir with none) / N.
+#
+#   cargo build --release -p portico-bench
+#   bench/callgrind.sh graphql-nested 300     # or: rest, graphql-flat
+#   BIN=/tmp/portico-load-before bench/callgrind.sh rest 300   # compare two builds
+#
+# Needs valgrind and curl. Counts vary by about 0.1% between runs (how many times futures are
+# polled depends on timing); a difference under 1% is noise.
+set -euo pipefail
+
+kind=${1:?usage: callgrind.sh rest|graphql-flat|graphql-nested [N]}
+n=${2:-300}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN:-$root/target/release/portico-load}
+work=$(mktemp -d)
+trap 'exec 8>&- 9>&-; wait; rm -rf "$work"' EXIT
+
+case $kind in
+  rest) method=GET; path=/v1/users/1; body= ;;
+  graphql-flat) method=POST; path=/graphql
+    body='{"query":"{ user(id: \"1\") { id displayName email role createdAt address { street city countryCode } tags nickname loyaltyPoints verified rating } }"}' ;;
+  graphql-nested) method=POST; path=/graphql
+    body='{"query":"{ user(id: \"1\") { displayName orders { id status total { currencyCode units } items { quantity product { title price { units } } } } } }"}' ;;
+  *) echo "unknown kind $kind (rest, graphql-flat, graphql-nested)" >&2; exit 2 ;;
+esac
+
+# Waits until FILE has a line matching PATTERN (the child printed its address).
+wait_for() {
+  for _ in $(seq 600); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  exit 1
+}
+
+# Ir of one BFF run serving $1 requests. The roles stop when their stdin closes: each reads
+# a FIFO this script holds open on a file descriptor, and closes to stop it.
+run() {
+  local count=$1 out=$work/bff-$1.out
+  mkfifo "$work/bff-$count.in"
+  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg.$count" \
+    "$bin" bff --config "$work/bff.yaml" --workers 1 <"$work/bff-$count.in" >"$out" \
+    2>"$work/vg.$count" &
+  local pid=$!
+  exec 8>"$work/bff-$count.in"
+  wait_for "$out" " on http://"
+  local addr
+  addr=$(grep -o 'http://[0-9.:]*' "$out" | head -1)
+  if [ "$count" -gt 0 ]; then
+    local urls=()
+    for _ in $(seq "$count"); do urls+=("$addr$path"); done
+    if [ "$method" = POST ]; then
+      curl -sf -H 'content-type: application/json' --data-binary "$body" "${urls[@]}" >/dev/null
+    else
+      curl -sf "${urls[@]}" >/dev/null
+    fi
+  fi
+  exec 8>&-
+  wait "$pid"
+  grep -o 'Collected : [0-9]*' "$work/vg.$count" | grep -o '[0-9]*$'
+}
+
+mkfifo "$work/backend.in"
+RUST_LOG=warn "$bin" backend <"$work/backend.in" >"$work/backend.out" 2>/dev/null &
+exec 9>"$work/backend.in"
+wait_for "$work/backend.out" '^ready$'
+url() { awk -v s="$1" '$1 == s { print $2 }' "$work/backend.out"; }
+cp "$root/descriptors/demo.binpb" "$work/"
+links=$(sed -n '/GRAPHQL_LINKS_YAML: &str = r#"/,/"#;/p' "$root/demo/src/lib.rs" | sed '1d;$d')
+cat >"$work/bff.yaml" <<YAML
+listen: 127.0.0.1:0
+descriptors:
+  - file: demo.binpb
+backends:
+  users: { endpoints: [$(url users)], services: [demo.v1.UserService] }
+  orders: { endpoints: [$(url orders)], services: [demo.v1.OrderService] }
+  catalog: { endpoints: [$(url catalog)], services: [demo.v1.CatalogService] }
+graphql:
+  links:
+$links
+YAML
+
+base=$(run 0)
+loaded=$(run "$n")
+echo "$kind: $(( (loaded - base) / n )) instructions per request ($n requests; start-up $base)"
