@@ -180,6 +180,41 @@ async fn a_subscription_streams_over_sse() {
 }
 
 #[tokio::test]
+async fn links_inside_subscription_events_are_batched_per_event() {
+    let env = TestEnv::start().await;
+    let q = r#"subscription { watchOrders(userId: "1", maxEvents: 2) { sequence order { id items { quantity product { title } } } } }"#;
+    let r = env
+        .send(
+            env.client
+                .post(env.url("/graphql"))
+                .header("accept", "text/event-stream")
+                .json(&json!({ "query": q })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let nexts: Vec<Value> = r
+        .text
+        .split("\n\n")
+        .filter(|e| e.starts_with("event: next"))
+        .map(|e| serde_json::from_str(e.split_once("data: ").unwrap().1).unwrap())
+        .collect();
+    assert_eq!(nexts.len(), 2, "{}", r.text);
+    for event in &nexts {
+        assert!(event.get("errors").is_none(), "{event}");
+        let items = event["data"]["watchOrders"]["order"]["items"]
+            .as_array()
+            .unwrap();
+        assert!(!items.is_empty(), "{event}");
+        for item in items {
+            assert!(item["product"]["title"].is_string(), "{event}");
+        }
+    }
+    let catalog = env.knobs(DemoService::Catalog);
+    assert_eq!(catalog.calls("BatchGetProducts"), 2, "one batch per event");
+    assert_eq!(catalog.calls("GetProduct"), 0);
+}
+
+#[tokio::test]
 async fn a_subscription_streams_over_websocket() {
     let env = TestEnv::start().await;
     let url = env.url("/graphql").replace("http://", "ws://");
