@@ -155,6 +155,14 @@ async fn limits_reject_abusive_queries_before_any_backend_call() {
     assert_eq!(r["data"]["user"]["displayName"], "Ada Lovelace", "{r}");
 }
 
+/// The payloads of the `next` events of an SSE response body.
+fn sse_nexts(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter(|e| e.starts_with("event: next"))
+        .map(|e| serde_json::from_str(e.split_once("data: ").unwrap().1).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_subscription_streams_over_sse() {
     let env = TestEnv::start().await;
@@ -168,12 +176,7 @@ async fn a_subscription_streams_over_sse() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.header("content-type").starts_with("text/event-stream"));
-    let nexts: Vec<Value> = r
-        .text
-        .split("\n\n")
-        .filter(|e| e.starts_with("event: next"))
-        .map(|e| serde_json::from_str(e.split_once("data: ").unwrap().1).unwrap())
-        .collect();
+    let nexts = sse_nexts(&r.text);
     assert_eq!(nexts.len(), 3, "{}", r.text);
     assert_eq!(nexts[2]["data"]["watchOrders"]["sequence"], "3");
     assert!(r.text.contains("event: complete"), "{}", r.text);
@@ -192,12 +195,7 @@ async fn links_inside_subscription_events_are_batched_per_event() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let nexts: Vec<Value> = r
-        .text
-        .split("\n\n")
-        .filter(|e| e.starts_with("event: next"))
-        .map(|e| serde_json::from_str(e.split_once("data: ").unwrap().1).unwrap())
-        .collect();
+    let nexts = sse_nexts(&r.text);
     assert_eq!(nexts.len(), 2, "{}", r.text);
     for event in &nexts {
         assert!(event.get("errors").is_none(), "{event}");
