@@ -26,7 +26,6 @@ use crate::app::Gateway;
 use crate::config::{Config, EndpointMethod};
 use crate::error::GatewayError;
 use crate::graphql::executor::GatewayExecutor;
-use crate::graphql::http::RequestRejection;
 use crate::graphql::operations::{Operation, Operations};
 use crate::graphql::prepare::{GatewayPrepare, Origin};
 use crate::rest::router::{Lookup, Router};
@@ -274,12 +273,8 @@ async fn serve(
         .operation_name(op.name.clone())
         .variables(Variables::from_json(Json::Object(variables)));
     let request =
-        match GatewayPrepare::prepare_on(snap, request, &parts, Origin::Trusted, endpoint.timeout)
-            .await
-        {
-            Ok(r) => r,
-            Err(rejection) => return Ok(rejected(&rejection)),
-        };
+        GatewayPrepare::prepare_on(snap, request, &parts, Origin::Trusted, endpoint.timeout)
+            .await?;
     let result =
         async_graphql::Executor::execute(&GatewayExecutor::new(gateway.clone()), request).await;
     let fallback = result.extensions.contains_key("fallbacks");
@@ -312,15 +307,6 @@ fn json_response(status: StatusCode, body: String) -> Response {
         body,
     )
         .into_response()
-}
-
-/// A prepare rejection (limits) as `{"errors": [...]}` with its status.
-fn rejected(r: &RequestRejection) -> Response {
-    json_response(
-        r.status,
-        serde_json::json!({"errors": [{"message": r.message, "extensions": {"code": r.code}}]})
-            .to_string(),
-    )
 }
 
 /// Reads a POST body: empty means no variables, else one JSON object (`application/json`).

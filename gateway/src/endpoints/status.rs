@@ -6,18 +6,16 @@
 //!   `{"data": ..., "errors": [...]}`), and the header `x-portico-partial: true`.
 //! - All failed (errors, and `data` null or every root field null): the most severe status of
 //!   the errors, i.e. the highest status their codes map to (5xx before 4xx; 504 beats 503,
-//!   503 beats 404), body `{"errors": [...]}`. Codes map through the gRPC -> HTTP table
-//!   (`NOT_FOUND` 404, `INVALID_ARGUMENT` 400, `UNAVAILABLE` 503, `DEADLINE_EXCEEDED` 504...),
-//!   the gateway's own codes too: `CIRCUIT_OPEN` and `OVERLOADED` 503, `RESPONSE_TOO_LARGE`
-//!   502, `BAD_USER_INPUT`/`BAD_REQUEST`/`GRAPHQL_VALIDATION_FAILED`/`GRAPHQL_PARSE_FAILED`
-//!   400; an error without a known code counts as 500.
+//!   503 beats 404), body `{"errors": [...]}`. Codes map to statuses through the one error
+//!   taxonomy ([`crate::error::kind`]), exactly as the REST door writes the same failure:
+//!   `NOT_FOUND` 404, `INVALID_ARGUMENT` 400, `UNAVAILABLE` 503, `DEADLINE_EXCEEDED` 504,
+//!   `CIRCUIT_OPEN` and `OVERLOADED` 503, `RESPONSE_TOO_LARGE` 502, `BAD_USER_INPUT` and the
+//!   GraphQL request-error codes 400; an error without a known code counts as 500.
 
 use async_graphql::{Name, Value};
 use http::StatusCode;
-use tonic::Code;
 
-use crate::error::http_status_of;
-use crate::graphql::errors::code_name;
+use crate::error::ErrorKind;
 
 /// The header marking a partial response.
 pub const PARTIAL_HEADER: &str = "x-portico-partial";
@@ -100,23 +98,11 @@ fn code_of(error: &Value) -> Option<&str> {
     }
 }
 
-/// The HTTP status an error code maps to (see the module docs).
+/// The HTTP status an error code maps to: the taxonomy's ([`ErrorKind::from_code`]), 500 for
+/// a missing or unknown code.
 pub fn status_of_code(code: Option<&str>) -> StatusCode {
-    let Some(code) = code else {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    };
-    match code {
-        "CIRCUIT_OPEN" | "OVERLOADED" => StatusCode::SERVICE_UNAVAILABLE,
-        "RESPONSE_TOO_LARGE" => StatusCode::BAD_GATEWAY,
-        "BAD_USER_INPUT" | "BAD_REQUEST" | "GRAPHQL_VALIDATION_FAILED" | "GRAPHQL_PARSE_FAILED" => {
-            StatusCode::BAD_REQUEST
-        }
-        other => (0..=16)
-            .map(Code::from_i32)
-            .find(|c| code_name(*c) == other)
-            .map(http_status_of)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-    }
+    code.and_then(ErrorKind::from_code)
+        .map_or(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::http_status)
 }
 
 #[cfg(test)]

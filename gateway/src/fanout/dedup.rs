@@ -10,10 +10,10 @@ use futures::future::{BoxFuture, Shared};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 
-use crate::upstream::UpstreamError;
+use crate::error::GatewayError;
 
 /// The shared outcome of one call.
-pub type CallResult = Result<Arc<DynamicMessage>, Arc<UpstreamError>>;
+pub type CallResult = Result<Arc<DynamicMessage>, Arc<GatewayError>>;
 
 type SharedCall = Shared<BoxFuture<'static, CallResult>>;
 

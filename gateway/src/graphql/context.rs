@@ -11,6 +11,7 @@ use tonic::metadata::MetadataMap;
 use super::batch::{Batcher, LoadFn};
 use super::schema::links::{LinkKey, LinkLoader, LinkValue};
 use crate::descriptors::{Idempotency, http_bindings, idempotency};
+use crate::error::GatewayError;
 use crate::fanout::{CallResult, Dedup};
 use crate::snapshot::Snapshot;
 use crate::upstream::{Call, CallBody};
@@ -136,7 +137,11 @@ impl Calls {
         let name = method.full_name().to_string();
         self.dedup
             .call(method, &request, move || async move {
-                let reply = snap.upstream.unary(call).await.map_err(Arc::new)?;
+                let reply = snap
+                    .upstream
+                    .unary(call)
+                    .await
+                    .map_err(|e| Arc::new(GatewayError::Upstream(e)))?;
                 if reply.fallback
                     && let Ok(mut f) = fallbacks.lock()
                 {

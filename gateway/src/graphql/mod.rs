@@ -4,7 +4,6 @@
 
 pub mod batch;
 pub mod context;
-pub mod errors;
 pub mod executor;
 pub mod http;
 pub mod limits;

@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use http::request::Parts;
 use tokio::time::Instant;
 
 use super::executor::RequestMeta;
-use super::http::{Prepare, RequestRejection};
+use super::http::Prepare;
 use super::limits::{self, codes};
 use crate::app::Gateway;
 use crate::edge::RequestId;
+use crate::error::{ErrorKind, GatewayError};
 use crate::rest::handler::parse_grpc_timeout;
 use crate::snapshot::Snapshot;
 
@@ -49,11 +49,10 @@ impl GatewayPrepare {
         parts: &Parts,
         origin: Origin,
         default_budget: Option<Duration>,
-    ) -> Result<async_graphql::Request, RequestRejection> {
+    ) -> Result<async_graphql::Request, GatewayError> {
         let Some(schema) = snapshot.graphql.clone() else {
-            return Err(RequestRejection::new(
-                StatusCode::NOT_FOUND,
-                "GRAPHQL_DISABLED",
+            return Err(GatewayError::rejected(
+                ErrorKind::GraphqlDisabled,
                 "GraphQL is disabled in this gateway's configuration",
             ));
         };
@@ -65,9 +64,8 @@ impl GatewayPrepare {
         if lim.max_tokens > 0 {
             let tokens = limits::count_tokens(&req.query, lim.max_tokens);
             if tokens > lim.max_tokens {
-                return Err(RequestRejection::new(
-                    StatusCode::BAD_REQUEST,
-                    codes::TOO_MANY_TOKENS,
+                return Err(GatewayError::rejected(
+                    ErrorKind::TooManyTokens,
                     format!(
                         "the document has more than {} tokens (limit graphql.limits.max_tokens)",
                         lim.max_tokens
@@ -97,14 +95,10 @@ impl GatewayPrepare {
             ) {
                 Ok(_) => {}
                 Err(v)
-                    if v.code == codes::GRAPHQL_PARSE_FAILED
-                        || v.code == codes::OPERATION_RESOLUTION_FAILURE => {}
+                    if v.kind == codes::GRAPHQL_PARSE_FAILED
+                        || v.kind == codes::OPERATION_RESOLUTION_FAILURE => {}
                 Err(v) => {
-                    return Err(RequestRejection::new(
-                        StatusCode::BAD_REQUEST,
-                        v.code,
-                        v.message,
-                    ));
+                    return Err(GatewayError::rejected(v.kind, v.message));
                 }
             }
         }
@@ -140,7 +134,7 @@ impl Prepare for GatewayPrepare {
         &self,
         req: async_graphql::Request,
         parts: &Parts,
-    ) -> Result<async_graphql::Request, RequestRejection> {
+    ) -> Result<async_graphql::Request, GatewayError> {
         Self::prepare_on(self.gateway.snapshot(), req, parts, Origin::Client, None).await
     }
 }

@@ -20,7 +20,7 @@ use super::stream::stream_response;
 use crate::app::Gateway;
 use crate::descriptors::{Idempotency, idempotency};
 use crate::edge::RequestId;
-use crate::error::GatewayError;
+use crate::error::{BodyTimeout, GatewayError};
 use crate::snapshot::Snapshot;
 use crate::transcode::{self, BodyTarget, FieldPath, HttpRequestParts, TranscodeError};
 use crate::upstream::{Call, CallBody, UpstreamError};
@@ -291,7 +291,7 @@ async fn read_body(
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(GatewayError::BodyTimeout(idle)),
+            Err(_) => return Err(GatewayError::BodyTimeout(BodyTimeout::Idle(idle))),
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 return Err(GatewayError::bad_request(

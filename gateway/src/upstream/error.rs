@@ -60,42 +60,6 @@ pub enum UpstreamError {
     },
 }
 
-/// The kind of an [`UpstreamError`], for doors that report errors by code (GraphQL's
-/// `extensions.code`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
-    /// The backend answered with a non-OK status.
-    Status,
-    /// The backend could not be reached.
-    Unavailable,
-    /// The deadline passed.
-    DeadlineExceeded,
-    /// A response was over the size limit.
-    ResponseTooLarge,
-    /// No backend serves the method.
-    NoBackend,
-    /// The circuit breaker is open.
-    CircuitOpen,
-    /// The bulkhead is full.
-    Overloaded,
-}
-
-impl UpstreamErrorKind {
-    /// `STATUS`, `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESPONSE_TOO_LARGE`, `NO_BACKEND`,
-    /// `CIRCUIT_OPEN` or `OVERLOADED`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamErrorKind::Status => "STATUS",
-            UpstreamErrorKind::Unavailable => "UNAVAILABLE",
-            UpstreamErrorKind::DeadlineExceeded => "DEADLINE_EXCEEDED",
-            UpstreamErrorKind::ResponseTooLarge => "RESPONSE_TOO_LARGE",
-            UpstreamErrorKind::NoBackend => "NO_BACKEND",
-            UpstreamErrorKind::CircuitOpen => "CIRCUIT_OPEN",
-            UpstreamErrorKind::Overloaded => "OVERLOADED",
-        }
-    }
-}
-
 /// A duration in whole seconds, rounded up, at least 1 (the `Retry-After` value).
 pub fn whole_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).clamp(1, u128::from(u64::MAX)) as u64
@@ -186,19 +150,6 @@ impl UpstreamError {
         }
     }
 
-    /// The kind of this error.
-    pub fn kind(&self) -> UpstreamErrorKind {
-        match self {
-            UpstreamError::Status { .. } => UpstreamErrorKind::Status,
-            UpstreamError::Unavailable { .. } => UpstreamErrorKind::Unavailable,
-            UpstreamError::DeadlineExceeded { .. } => UpstreamErrorKind::DeadlineExceeded,
-            UpstreamError::ResponseTooLarge { .. } => UpstreamErrorKind::ResponseTooLarge,
-            UpstreamError::NoBackend { .. } => UpstreamErrorKind::NoBackend,
-            UpstreamError::CircuitOpen { .. } => UpstreamErrorKind::CircuitOpen,
-            UpstreamError::Overloaded { .. } => UpstreamErrorKind::Overloaded,
-        }
-    }
-
     /// Whether this failure means the backend is unwell: UNAVAILABLE, DEADLINE_EXCEEDED,
     /// INTERNAL or UNKNOWN from the backend, an unreachable backend, or the deadline passing.
     /// Client errors (NOT_FOUND, INVALID_ARGUMENT, ...) never are. Breakers and outlier
@@ -269,7 +220,6 @@ mod tests {
             retry_after: Duration::from_millis(1200),
         };
         assert!(!open.is_sick() && open.allows_fallback());
-        assert_eq!(open.kind().as_str(), "CIRCUIT_OPEN");
         assert_eq!(whole_secs(open.retry_after().unwrap_or_default()), 2);
         assert_eq!(whole_secs(Duration::from_millis(10)), 1);
         assert!(open.to_string().contains("circuit breaker"), "{open}");

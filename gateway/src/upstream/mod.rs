@@ -14,4 +14,4 @@ mod error;
 pub use backends::{Backend, Upstream};
 pub use call::{Call, CallBody, Reply, ReplyStream, StreamReply};
 pub use codec::DynamicCodec;
-pub use error::{UpstreamError, UpstreamErrorKind, whole_secs};
+pub use error::{UpstreamError, whole_secs};

@@ -15,8 +15,8 @@
 //!    most [`HttpSettings::max_body_bytes`] (else 413) holding one JSON object; `GET` takes
 //!    URL parameters (`variables`/`extensions` as JSON text). Malformed input, wrong types,
 //!    a batch (JSON array) or a missing `query` is 400 (see `request.rs`).
-//! 6. **Prepare.** [`Prepare::prepare`] may add data or reject (status and code of its
-//!    [`RequestRejection`]).
+//! 6. **Prepare.** [`Prepare::prepare`] may add data or reject (with a [`GatewayError`]:
+//!    its kind gives the status and the code).
 //! 7. **Parse.** The document is parsed here (and handed to the executor already parsed); a
 //!    parse failure is a request error with code `GRAPHQL_PARSE_FAILED`.
 //! 8. **Operation.** An operation name that selects nothing is a request error with code
@@ -26,10 +26,11 @@
 //! 9. **Execute** and write the result (see `response.rs` for the request-error rule and the
 //!    status codes), or stream it as SSE (see `sse.rs`).
 //!
-//! Every error body made here is `{"errors":[{"message":…,"extensions":{"code":…}}]}`,
-//! with codes `BAD_REQUEST`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`,
-//! `NOT_ACCEPTABLE`, `METHOD_NOT_ALLOWED`, `GRAPHQL_PARSE_FAILED`,
-//! `GRAPHQL_VALIDATION_FAILED`, or those of the rejections of [`Prepare`].
+//! Every error body made here is `{"errors":[{"message":…,"extensions":{"code":…}}]}`
+//! (the GraphQL renderer of [`crate::error`]), with codes `BAD_REQUEST`,
+//! `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `NOT_ACCEPTABLE`, `METHOD_NOT_ALLOWED`,
+//! `GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`, or those of the rejections of
+//! [`Prepare`]; the statuses are the taxonomy's.
 
 mod graphiql;
 mod negotiate;
@@ -50,9 +51,10 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::any;
+use http::Method;
 use http::request::Parts;
-use http::{Method, StatusCode};
 
+use crate::error::{ErrorKind, GatewayError};
 use negotiate::MediaType;
 use signal::Witness;
 pub use signal::{StopBeforeExecution, ValidationSignal};
@@ -85,7 +87,7 @@ impl Default for HttpSettings {
 /// implemented by the gateway.
 pub trait Prepare: Send + Sync + 'static {
     /// Called for every request before execution; may reject it (the error becomes a
-    /// GraphQL request error with a 4xx status and `extensions.code`).
+    /// GraphQL request error with its kind's status and `extensions.code`).
     ///
     /// Over HTTP, `parts` are those of the request itself. Over WebSocket, `prepare` runs
     /// for every operation of the connection with the parts of the upgrade request, whose
@@ -101,7 +103,7 @@ pub trait Prepare: Send + Sync + 'static {
         &self,
         req: async_graphql::Request,
         parts: &Parts,
-    ) -> impl Future<Output = Result<async_graphql::Request, RequestRejection>> + Send;
+    ) -> impl Future<Output = Result<async_graphql::Request, GatewayError>> + Send;
 }
 
 /// The `documentId` parameter of a request (GraphQL over HTTP's trusted documents), sent
@@ -118,32 +120,8 @@ impl Prepare for PassThrough {
         &self,
         req: async_graphql::Request,
         _parts: &Parts,
-    ) -> Result<async_graphql::Request, RequestRejection> {
+    ) -> Result<async_graphql::Request, GatewayError> {
         Ok(req)
-    }
-}
-
-/// Why a request is refused before execution; written as a GraphQL request error
-/// `{"errors":[{"message": message, "extensions": {"code": code}}]}` with `status`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct RequestRejection {
-    /// The HTTP status (a 4xx).
-    pub status: StatusCode,
-    /// The machine-readable code, e.g. `"QUERY_TOO_DEEP"`.
-    pub code: &'static str,
-    /// The message for the client.
-    pub message: String,
-}
-
-impl RequestRejection {
-    /// A rejection with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
     }
 }
 
@@ -212,9 +190,8 @@ async fn handle<E: Executor, P: Prepare>(
         return graphiql::respond(&shared.settings.path);
     }
     let Some(media) = negotiate::negotiate(&parts.headers) else {
-        let rejection = RequestRejection::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "NOT_ACCEPTABLE",
+        let rejection = GatewayError::rejected(
+            ErrorKind::NotAcceptable,
             "none of the Accept media types can be served: accept \
              application/graphql-response+json, application/json or text/event-stream",
         );

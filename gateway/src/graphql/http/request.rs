@@ -10,11 +10,12 @@
 use async_graphql::{Extensions, Value, Variables};
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, Uri};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value as Json};
 
-use super::{DocumentId, RequestRejection};
+use super::DocumentId;
+use crate::error::GatewayError;
 
 /// The GraphQL parameters of a request, checked for their JSON types.
 #[derive(Debug, Default, PartialEq)]
@@ -34,7 +35,7 @@ pub(crate) struct Params {
 impl Params {
     /// Builds the GraphQL request; a missing `query` needs a `persistedQuery` extension or a
     /// `documentId`.
-    pub(crate) fn into_request(self) -> Result<async_graphql::Request, RequestRejection> {
+    pub(crate) fn into_request(self) -> Result<async_graphql::Request, GatewayError> {
         if self.query.is_none()
             && self.document_id.is_none()
             && !self.extensions.contains_key("persistedQuery")
@@ -61,18 +62,15 @@ impl Params {
 }
 
 /// A 400 with code `BAD_REQUEST`.
-pub(crate) fn bad_request(message: impl Into<String>) -> RequestRejection {
-    RequestRejection::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+pub(crate) fn bad_request(message: impl Into<String>) -> GatewayError {
+    GatewayError::bad_request(None, message)
 }
 
 /// Checks that a POST declares a JSON body (`application/json`, charset utf-8 if any).
-pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), RequestRejection> {
-    let unsupported = |got: &str| {
-        RequestRejection::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            format!("unsupported content type {got:?}: send application/json (utf-8)"),
-        )
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), GatewayError> {
+    let unsupported = |got: &str| GatewayError::UnsupportedMediaType {
+        got: got.to_owned(),
+        expected: "application/json (utf-8)",
     };
     let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
         return Err(unsupported("(none)"));
@@ -95,13 +93,9 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), RequestRejec
 }
 
 /// Reads the body, at most `limit` bytes (413 beyond, with code `PAYLOAD_TOO_LARGE`).
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, RequestRejection> {
-    let too_large = || {
-        RequestRejection::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    let too_large = || GatewayError::PayloadTooLarge {
+        limit: limit as u64,
     };
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -124,7 +118,7 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Parses a POST body: one JSON object with the GraphQL parameters.
-pub(crate) fn parse_body(body: &[u8]) -> Result<Params, RequestRejection> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Params, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad_request("the request body is empty"));
     }
@@ -154,7 +148,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Params, RequestRejection> {
 }
 
 /// Parses the GraphQL parameters of a GET from the URL query string.
-pub(crate) fn parse_query_string(uri: &Uri) -> Result<Params, RequestRejection> {
+pub(crate) fn parse_query_string(uri: &Uri) -> Result<Params, GatewayError> {
     let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|e| bad_request(format!("malformed query string: {e}")))?
         .0;
@@ -194,7 +188,7 @@ pub(crate) fn has_query_param(uri: &Uri) -> bool {
 }
 
 /// A string or null.
-fn optional_string(name: &str, value: Json) -> Result<Option<String>, RequestRejection> {
+fn optional_string(name: &str, value: Json) -> Result<Option<String>, GatewayError> {
     match value {
         Json::Null => Ok(None),
         Json::String(s) => Ok(Some(s)),
@@ -206,7 +200,7 @@ fn optional_string(name: &str, value: Json) -> Result<Option<String>, RequestRej
 }
 
 /// A map or null (null is an empty map).
-fn optional_map(name: &str, value: Json) -> Result<Map<String, Json>, RequestRejection> {
+fn optional_map(name: &str, value: Json) -> Result<Map<String, Json>, GatewayError> {
     match value {
         Json::Null => Ok(Map::new()),
         Json::Object(map) => Ok(map),
@@ -218,7 +212,7 @@ fn optional_map(name: &str, value: Json) -> Result<Map<String, Json>, RequestRej
 }
 
 /// A URL parameter holding the JSON text of a map (or `null`, or nothing).
-fn json_map_param(name: &str, text: &str) -> Result<Map<String, Json>, RequestRejection> {
+fn json_map_param(name: &str, text: &str) -> Result<Map<String, Json>, GatewayError> {
     if text.trim().is_empty() {
         return Ok(Map::new());
     }
@@ -243,10 +237,10 @@ fn json_kind(value: &Json) -> &'static str {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderValue, StatusCode};
     use serde_json::json;
 
-    fn body(value: Json) -> Result<Params, RequestRejection> {
+    fn body(value: Json) -> Result<Params, GatewayError> {
         parse_body(value.to_string().as_bytes())
     }
 
@@ -297,8 +291,8 @@ mod tests {
             json!({"query": "{a}", "extensions": false}),
         ] {
             let err = body(bad.clone()).unwrap_err();
-            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{bad}");
-            assert_eq!(err.code, "BAD_REQUEST");
+            assert_eq!(err.http_status(), StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(err.kind().code(), "BAD_REQUEST");
         }
     }
 
@@ -308,7 +302,7 @@ mod tests {
             .unwrap()
             .into_request()
             .unwrap_err();
-        assert!(err.message.contains("missing"), "{}", err.message);
+        assert!(err.to_string().contains("missing"), "{}", err.to_string());
         let req =
             body(json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}}}))
                 .unwrap()
@@ -340,20 +334,20 @@ mod tests {
         assert!(
             parse_body(b"{ \"not a JSON")
                 .unwrap_err()
-                .message
+                .to_string()
                 .contains("not valid JSON")
         );
         assert!(
             parse_body(b"[{\"query\":\"{a}\"}]")
                 .unwrap_err()
-                .message
+                .to_string()
                 .contains("batched")
         );
-        assert!(parse_body(b"  ").unwrap_err().message.contains("empty"));
+        assert!(parse_body(b"  ").unwrap_err().to_string().contains("empty"));
         assert!(
             parse_body(b"42")
                 .unwrap_err()
-                .message
+                .to_string()
                 .contains("JSON object")
         );
     }
@@ -379,19 +373,19 @@ mod tests {
         assert!(
             parse("query=%7Ba%7D&variables=%5B1%5D")
                 .unwrap_err()
-                .message
+                .to_string()
                 .contains("map")
         );
         assert!(
             parse("query=%7Ba%7D&variables=%7B")
                 .unwrap_err()
-                .message
+                .to_string()
                 .contains("JSON")
         );
         assert!(
             parse("query=a&query=b")
                 .unwrap_err()
-                .message
+                .to_string()
                 .contains("more than once")
         );
         let p = parse("query=&variables=null").unwrap();
@@ -421,7 +415,7 @@ mod tests {
             Some("application/json; charset=latin1"),
         ] {
             let err = with(bad).unwrap_err();
-            assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert_eq!(err.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         }
     }
 
@@ -430,7 +424,7 @@ mod tests {
         let ok = read_body(Body::from("12345"), 5).await.unwrap();
         assert_eq!(&ok[..], b"12345");
         let err = read_body(Body::from("123456"), 5).await.unwrap_err();
-        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(err.code, "PAYLOAD_TOO_LARGE");
+        assert_eq!(err.http_status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(err.kind().code(), "PAYLOAD_TOO_LARGE");
     }
 }

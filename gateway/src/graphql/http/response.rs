@@ -22,13 +22,14 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
-use super::RequestRejection;
 use super::negotiate::MediaType;
+use crate::error::graphql::request_error as error_value;
+use crate::error::{ErrorKind, GatewayError};
 
 /// The code given to errors of documents that do not parse.
-pub(crate) const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+pub(crate) const PARSE_FAILED: &str = ErrorKind::GraphqlParseFailed.code();
 /// The code given to the other request errors from the executor.
-pub(crate) const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+pub(crate) const VALIDATION_FAILED: &str = ErrorKind::GraphqlValidationFailed.code();
 
 /// The wire shape of a GraphQL response: `data` left out entirely for request errors.
 #[derive(Serialize)]
@@ -81,13 +82,6 @@ pub(crate) fn to_bytes(response: &async_graphql::Response, request_error: bool) 
     }
 }
 
-/// The error of a rejection as a GraphQL error with `extensions.code`.
-pub(crate) fn rejection_error(rejection: &RequestRejection) -> ServerError {
-    let mut error = ServerError::new(rejection.message.clone(), None);
-    label(std::slice::from_mut(&mut error), rejection.code);
-    error
-}
-
 /// A JSON body of bytes with the media type's `Content-Type`.
 fn json_response(status: StatusCode, media: MediaType, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
@@ -106,24 +100,23 @@ fn json_media(media: MediaType) -> MediaType {
     }
 }
 
-/// A rejection (HTTP-level or from `Prepare`) as `{"errors":[{message, extensions.code}]}`.
-pub(crate) fn rejection(rejection: &RequestRejection, media: MediaType) -> Response {
-    let response = async_graphql::Response::from_errors(vec![rejection_error(rejection)]);
-    json_response(
-        rejection.status,
+/// A rejection (HTTP-level or from `Prepare`) as `{"errors":[{message, extensions}]}`, with
+/// the status of its kind and the headers it implies (`Retry-After`...).
+pub fn rejection(err: &GatewayError, media: MediaType) -> Response {
+    let response = async_graphql::Response::from_errors(vec![error_value(err, None)]);
+    let mut http = json_response(
+        err.http_status(),
         json_media(media),
         to_bytes(&response, true),
-    )
+    );
+    crate::error::status::add_headers(err, http.headers_mut());
+    http
 }
 
 /// A [`rejection`] with status 405 and the methods that would work in `Allow`.
 pub(crate) fn method_not_allowed(message: &str, allow: &'static str, media: MediaType) -> Response {
-    let rejection_ = RequestRejection::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        message,
-    );
-    let mut http = rejection(&rejection_, media);
+    let err = GatewayError::rejected(ErrorKind::MethodNotAllowed, message);
+    let mut http = rejection(&err, media);
     http.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     http
@@ -296,7 +289,7 @@ mod tests {
         );
         assert_eq!(http.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(http.headers()[ALLOW], "POST");
-        let deep = RequestRejection::new(StatusCode::BAD_REQUEST, "QUERY_TOO_DEEP", "too deep");
+        let deep = GatewayError::rejected(ErrorKind::QueryTooDeep, "too deep");
         let http = rejection(&deep, MediaType::Json);
         assert_eq!(http.status(), StatusCode::BAD_REQUEST);
         assert_eq!(

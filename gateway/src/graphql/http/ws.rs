@@ -17,13 +17,14 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::{FromRequestParts, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, StreamExt};
-use http::StatusCode;
 use http::request::Parts;
 
 use super::negotiate::MediaType;
-use super::response::{VALIDATION_FAILED, label, rejection, rejection_error};
+use super::response::{VALIDATION_FAILED, label, rejection};
 use super::signal::Witness;
-use super::{ConnectionInitPayload, Prepare, RequestRejection};
+use super::{ConnectionInitPayload, Prepare};
+use crate::error::graphql::request_error;
+use crate::error::{ErrorKind, GatewayError};
 
 /// The executor a WebSocket connection runs: `Prepare` with the upgrade request, then `E`.
 struct Prepared<E, P> {
@@ -48,7 +49,7 @@ impl<E: Executor, P: Prepare> Prepared<E, P> {
         &self,
         request: async_graphql::Request,
         session: Option<&Data>,
-    ) -> Result<async_graphql::Request, RequestRejection> {
+    ) -> Result<async_graphql::Request, GatewayError> {
         let payload = session
             .and_then(|data| data.get(&TypeId::of::<ConnectionInitPayload>()))
             .and_then(|any| any.as_ref().downcast_ref::<ConnectionInitPayload>());
@@ -64,8 +65,8 @@ impl<E: Executor, P: Prepare> Prepared<E, P> {
 }
 
 /// One response holding a rejection.
-fn rejected(rejection: &RequestRejection) -> async_graphql::Response {
-    async_graphql::Response::from_errors(vec![rejection_error(rejection)])
+fn rejected(rejection: &GatewayError) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![request_error(rejection, None)])
 }
 
 /// Labels the response's errors when it is a request error (only a first result can be).
@@ -134,9 +135,8 @@ pub(crate) async fn upgrade<E: Executor, P: Prepare>(
 ) -> Response {
     let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
         return rejection(
-            &RequestRejection::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+            &GatewayError::bad_request(
+                None,
                 "WebSocket subprotocol missing or unsupported: use graphql-transport-ws or graphql-ws",
             ),
             MediaType::Json,
@@ -145,12 +145,13 @@ pub(crate) async fn upgrade<E: Executor, P: Prepare>(
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(e) => {
-            let status = e.status();
             let text = e.body_text();
-            return rejection(
-                &RequestRejection::new(status, "BAD_REQUEST", text),
-                MediaType::Json,
-            );
+            let err = if e.status() == http::StatusCode::METHOD_NOT_ALLOWED {
+                GatewayError::rejected(ErrorKind::MethodNotAllowed, text)
+            } else {
+                GatewayError::bad_request(None, text)
+            };
+            return rejection(&err, MediaType::Json);
         }
     };
     let executor = Prepared {

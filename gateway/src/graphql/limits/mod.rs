@@ -49,25 +49,27 @@ use serde::{Deserialize, Serialize};
 pub use analyze::MAX_ANALYSIS_NESTING;
 pub use tokens::count_tokens;
 
-/// The error codes of [`Violation`]s, one per limit (GraphQL `extensions.code`).
+/// The kinds of [`Violation`]s, one per limit (their codes are GraphQL `extensions.code`).
 pub mod codes {
+    use crate::error::ErrorKind;
+
     /// The document has more tokens than `max_tokens`.
-    pub const TOO_MANY_TOKENS: &str = "TOO_MANY_TOKENS";
+    pub const TOO_MANY_TOKENS: ErrorKind = ErrorKind::TooManyTokens;
     /// The operation is nested deeper than `max_depth` (or than the analysis can follow).
-    pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
+    pub const QUERY_TOO_DEEP: ErrorKind = ErrorKind::QueryTooDeep;
     /// The operation has more aliases than `max_aliases`.
-    pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
+    pub const TOO_MANY_ALIASES: ErrorKind = ErrorKind::TooManyAliases;
     /// The operation selects more root fields than `max_root_fields`.
-    pub const TOO_MANY_ROOT_FIELDS: &str = "TOO_MANY_ROOT_FIELDS";
+    pub const TOO_MANY_ROOT_FIELDS: ErrorKind = ErrorKind::TooManyRootFields;
     /// The operation's estimated cost is above `max_cost`.
-    pub const QUERY_TOO_COSTLY: &str = "QUERY_TOO_COSTLY";
+    pub const QUERY_TOO_COSTLY: ErrorKind = ErrorKind::QueryTooCostly;
     /// The operation spreads fragments that spread each other in a cycle.
-    pub const FRAGMENT_CYCLE: &str = "FRAGMENT_CYCLE";
+    pub const FRAGMENT_CYCLE: ErrorKind = ErrorKind::FragmentCycle;
     /// The document is not valid GraphQL syntax (not a limit: the executor would say the same).
-    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    pub const GRAPHQL_PARSE_FAILED: ErrorKind = ErrorKind::GraphqlParseFailed;
     /// The operation to run cannot be chosen: no operation with the given name, or several
     /// operations and no name (not a limit: the executor would say the same).
-    pub const OPERATION_RESOLUTION_FAILURE: &str = "OPERATION_RESOLUTION_FAILURE";
+    pub const OPERATION_RESOLUTION_FAILURE: ErrorKind = ErrorKind::OperationResolutionFailure;
 }
 
 /// The limits on one GraphQL operation (YAML: every key optional, with these defaults).
@@ -145,16 +147,16 @@ pub struct FieldInfo {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Violation {
-    /// One of [`codes`], e.g. `QUERY_TOO_DEEP`.
-    pub code: &'static str,
+    /// One of [`codes`], e.g. [`codes::QUERY_TOO_DEEP`].
+    pub kind: crate::error::ErrorKind,
     /// Names the limit and the measured value: "query depth 14 exceeds the limit of 12".
     pub message: String,
 }
 
 impl Violation {
-    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: crate::error::ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            code,
+            kind,
             message: message.into(),
         }
     }

@@ -118,7 +118,7 @@ fn depth_limit() {
     };
     assert!(check("{ me { best { id } } }", None, &json!(null), &limits, &Demo).is_ok());
     let v = violation("{ me { best { best { id } } } }", &limits);
-    assert_eq!(v.code, codes::QUERY_TOO_DEEP);
+    assert_eq!(v.kind, codes::QUERY_TOO_DEEP);
     assert_eq!(v.message, "query depth 4 exceeds the limit of 3");
 }
 
@@ -127,7 +127,7 @@ fn deep_nesting_is_rejected_not_overflowing() {
     // 60 levels of nesting (the parser's own limit is 64).
     let query = format!("{{ me {} id {} }}", "{ best ".repeat(60), "}".repeat(60));
     let v = violation(&query, &QueryLimits::default());
-    assert_eq!(v.code, codes::QUERY_TOO_DEEP);
+    assert_eq!(v.kind, codes::QUERY_TOO_DEEP);
     assert!(v.message.contains("query depth 61"), "{}", v.message);
     // A long chain of fragments, each one level deeper, stops at the analysis cap.
     let mut doc = String::from("{ me { ...F0 } }\n");
@@ -139,7 +139,7 @@ fn deep_nesting_is_rejected_not_overflowing() {
     }
     doc.push_str("fragment F400 on User { id }\n");
     let v = violation(&doc, &off());
-    assert_eq!(v.code, codes::QUERY_TOO_DEEP);
+    assert_eq!(v.kind, codes::QUERY_TOO_DEEP);
     assert!(v.message.contains("256"), "{}", v.message);
 }
 
@@ -166,14 +166,14 @@ fn alias_bomb_is_rejected() {
         ..QueryLimits::default()
     };
     let v = check(&query, None, &json!(null), &limits, &Demo).unwrap_err();
-    assert_eq!(v.code, codes::TOO_MANY_ALIASES);
+    assert_eq!(v.kind, codes::TOO_MANY_ALIASES);
     assert_eq!(
         v.message,
         "query has 2000 aliases, more than the limit of 30"
     );
     // With the default token limit the lexer already refuses it (3 tokens per alias).
     let v = violation(&query, &QueryLimits::default());
-    assert_eq!(v.code, codes::TOO_MANY_TOKENS);
+    assert_eq!(v.kind, codes::TOO_MANY_TOKENS);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn root_field_table() {
         ..off()
     };
     let v = violation("{ a: me { id } b: me { id } c: me { id } }", &limits);
-    assert_eq!(v.code, codes::TOO_MANY_ROOT_FIELDS);
+    assert_eq!(v.kind, codes::TOO_MANY_ROOT_FIELDS);
     assert_eq!(
         v.message,
         "query selects 3 root fields, more than the limit of 2"
@@ -283,7 +283,7 @@ fn cost_limit() {
         &Demo,
     )
     .unwrap_err();
-    assert_eq!(v.code, codes::QUERY_TOO_COSTLY);
+    assert_eq!(v.kind, codes::QUERY_TOO_COSTLY);
     assert_eq!(v.message, "query cost 1003 exceeds the limit of 100");
 }
 
@@ -319,7 +319,7 @@ fn fragment_cycles_are_violations() {
         "{ me { ...A } } fragment A on User { ...B } fragment B on User { id ...A }",
     ] {
         let v = violation(query, &QueryLimits::default());
-        assert_eq!(v.code, codes::FRAGMENT_CYCLE, "{query}");
+        assert_eq!(v.kind, codes::FRAGMENT_CYCLE, "{query}");
         assert!(v.message.contains("A -> "), "{}", v.message);
     }
     // A fragment spread twice is not a cycle; an unknown fragment is left to validation.
@@ -352,13 +352,13 @@ fn fragment_bomb(levels: usize, leaf: &str) -> String {
 fn exponential_fragment_bombs_are_fast() {
     let start = Instant::now();
     let v = violation(&fragment_bomb(30, "id"), &QueryLimits::default());
-    assert_eq!(v.code, codes::QUERY_TOO_COSTLY);
+    assert_eq!(v.kind, codes::QUERY_TOO_COSTLY);
     assert_eq!(
         v.message,
         format!("query cost {} exceeds the limit of 5000", 1 + (1u64 << 30))
     );
     let v = violation(&fragment_bomb(30, "x: id"), &QueryLimits::default());
-    assert_eq!(v.code, codes::TOO_MANY_ALIASES);
+    assert_eq!(v.kind, codes::TOO_MANY_ALIASES);
     assert!(
         v.message.contains(&(1u64 << 30).to_string()),
         "{}",
@@ -391,7 +391,7 @@ fn operation_selection() {
     for (doc, name) in [(doc, None), (doc, Some("C")), ("{ me { id } }", Some("A"))] {
         let v = check(doc, name, &json!(null), &off(), &Demo).unwrap_err();
         assert_eq!(
-            v.code,
+            v.kind,
             codes::OPERATION_RESOLUTION_FAILURE,
             "{doc} {name:?}"
         );
@@ -409,7 +409,7 @@ fn operation_selection() {
 #[test]
 fn parse_errors_are_reported_as_such() {
     let v = violation("{ me { id }", &QueryLimits::default());
-    assert_eq!(v.code, codes::GRAPHQL_PARSE_FAILED);
+    assert_eq!(v.kind, codes::GRAPHQL_PARSE_FAILED);
     assert!(
         v.message.starts_with("query does not parse at 1:"),
         "{}",
@@ -428,7 +428,7 @@ fn token_limit_comes_before_parsing() {
     let start = Instant::now();
     let v = violation(&garbage, &limits);
     assert!(start.elapsed() < Duration::from_millis(100));
-    assert_eq!(v.code, codes::TOO_MANY_TOKENS);
+    assert_eq!(v.kind, codes::TOO_MANY_TOKENS);
     assert_eq!(
         v.message,
         "query has at least 11 tokens, more than the limit of 10"

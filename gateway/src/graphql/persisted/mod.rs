@@ -27,23 +27,27 @@ use std::any::TypeId;
 use std::sync::Arc;
 
 use async_graphql::Value;
-use http::StatusCode;
 
-use super::http::{DocumentId, RequestRejection};
+use super::http::DocumentId;
 use super::operations::{Operations, document_id};
 use crate::config::{PersistedConfig, PersistedMode};
+use crate::error::{ErrorKind, GatewayError};
 pub use store::{ApqStore, StoreError};
 
-/// The error codes of persisted operations (`extensions.code`).
+/// The error kinds of persisted operations (their codes are `extensions.code`).
 pub mod codes {
-    /// The id is not known (APQ: resend with the document).
-    pub const NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    use crate::error::ErrorKind;
+
+    /// The id is not known (`PERSISTED_QUERY_NOT_FOUND`, 404).
+    pub const NOT_FOUND: ErrorKind = ErrorKind::PersistedQueryNotFound;
+    /// APQ: the id is not registered yet; resend with the document (the same code, 200).
+    pub const NOT_REGISTERED: ErrorKind = ErrorKind::PersistedQueryNotRegistered;
     /// The document sent does not hash to the id sent with it.
-    pub const HASH_MISMATCH: &str = "PERSISTED_QUERY_HASH_MISMATCH";
+    pub const HASH_MISMATCH: ErrorKind = ErrorKind::PersistedQueryHashMismatch;
     /// This BFF only runs its trusted documents, by id.
-    pub const REQUIRED: &str = "PERSISTED_QUERY_REQUIRED";
+    pub const REQUIRED: ErrorKind = ErrorKind::PersistedQueryRequired;
     /// The id is malformed, or two different ids are given.
-    pub const BAD_ID: &str = "PERSISTED_QUERY_BAD_REQUEST";
+    pub const BAD_ID: ErrorKind = ErrorKind::PersistedQueryBadRequest;
 }
 
 /// The persisted-operations policy of a snapshot.
@@ -90,11 +94,10 @@ impl Persisted {
     pub async fn resolve(
         &self,
         mut req: async_graphql::Request,
-    ) -> Result<(async_graphql::Request, Option<Pending>), RequestRejection> {
+    ) -> Result<(async_graphql::Request, Option<Pending>), GatewayError> {
         let Some(id) = requested_id(&req)? else {
             if self.mode == PersistedMode::PersistedOnly {
-                return Err(RequestRejection::new(
-                    StatusCode::BAD_REQUEST,
+                return Err(GatewayError::rejected(
                     codes::REQUIRED,
                     "this endpoint only runs persisted operations: send \
                      `extensions.persistedQuery.sha256Hash` or `documentId` instead of a document",
@@ -106,8 +109,7 @@ impl Persisted {
         if let Some(text) = &sent
             && document_id(text) != id
         {
-            return Err(RequestRejection::new(
-                StatusCode::BAD_REQUEST,
+            return Err(GatewayError::rejected(
                 codes::HASH_MISMATCH,
                 format!("the document's SHA-256 is not {id}"),
             ));
@@ -119,12 +121,12 @@ impl Persisted {
             return Ok((req, None));
         }
         if self.mode == PersistedMode::PersistedOnly {
-            return Err(not_found(StatusCode::NOT_FOUND));
+            return Err(not_found(codes::NOT_FOUND));
         }
         let Some(store) = &self.apq else {
             return match sent {
                 Some(_) => Ok((req, None)),
-                None => Err(not_found(StatusCode::NOT_FOUND)),
+                None => Err(not_found(codes::NOT_FOUND)),
             };
         };
         let stored = match store.get(&id).await {
@@ -146,7 +148,7 @@ impl Persisted {
                     document: text.into(),
                 }),
             )),
-            (None, None) => Err(not_found(StatusCode::OK)),
+            (None, None) => Err(not_found(codes::NOT_REGISTERED)),
         }
     }
 
@@ -161,16 +163,16 @@ impl Persisted {
 }
 
 /// Apollo clients recognise the message `PersistedQueryNotFound` (older ones only that).
-fn not_found(status: StatusCode) -> RequestRejection {
-    RequestRejection::new(status, codes::NOT_FOUND, "PersistedQueryNotFound")
+fn not_found(kind: ErrorKind) -> GatewayError {
+    GatewayError::rejected(kind, "PersistedQueryNotFound")
 }
 
-fn bad_id(message: impl Into<String>) -> RequestRejection {
-    RequestRejection::new(StatusCode::BAD_REQUEST, codes::BAD_ID, message)
+fn bad_id(message: impl Into<String>) -> GatewayError {
+    GatewayError::rejected(codes::BAD_ID, message)
 }
 
 /// The id a request names (lowercase hex), from `extensions.persistedQuery` or `documentId`.
-fn requested_id(req: &async_graphql::Request) -> Result<Option<String>, RequestRejection> {
+fn requested_id(req: &async_graphql::Request) -> Result<Option<String>, GatewayError> {
     let apollo = match req.extensions.0.get("persistedQuery") {
         None | Some(Value::Null) => None,
         Some(Value::Object(pq)) => {

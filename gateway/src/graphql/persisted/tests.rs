@@ -39,10 +39,10 @@ fn with_document_id(id: &str) -> async_graphql::Request {
 }
 
 fn code(
-    r: Result<(async_graphql::Request, Option<Pending>), RequestRejection>,
+    r: Result<(async_graphql::Request, Option<Pending>), GatewayError>,
 ) -> (StatusCode, &'static str) {
     let e = r.unwrap_err();
-    (e.status, e.code)
+    (e.http_status(), e.kind().code())
 }
 
 #[tokio::test]
@@ -67,16 +67,16 @@ async fn persisted_only_runs_manifest_ids_and_refuses_documents_unparsed() {
             p.resolve(async_graphql::Request::new("{{{ not graphql"))
                 .await
         ),
-        (StatusCode::BAD_REQUEST, codes::REQUIRED)
+        (StatusCode::BAD_REQUEST, codes::REQUIRED.code())
     );
     let unknown = document_id("{ other }");
     assert_eq!(
         code(p.resolve(with_hash("", &unknown)).await),
-        (StatusCode::NOT_FOUND, codes::NOT_FOUND)
+        (StatusCode::NOT_FOUND, codes::NOT_FOUND.code())
     );
     assert_eq!(
         code(p.resolve(with_hash("{ other }", &unknown)).await),
-        (StatusCode::NOT_FOUND, codes::NOT_FOUND)
+        (StatusCode::NOT_FOUND, codes::NOT_FOUND.code())
     );
 }
 
@@ -88,12 +88,12 @@ async fn apq_three_cases() {
     // 1. Hash only, unknown: NOT_FOUND with 200 so that Apollo clients resend.
     assert_eq!(
         code(p.resolve(with_hash("", &hash)).await),
-        (StatusCode::OK, codes::NOT_FOUND)
+        (StatusCode::OK, codes::NOT_FOUND.code())
     );
     // 2. Wrong hash: 400 mismatch.
     assert_eq!(
         code(p.resolve(with_hash(doc, &document_id("{ x }"))).await),
-        (StatusCode::BAD_REQUEST, codes::HASH_MISMATCH)
+        (StatusCode::BAD_REQUEST, codes::HASH_MISMATCH.code())
     );
     // 3. Hash + document: runs, registered afterwards; then hash only runs.
     let (req, pending) = p.resolve(with_hash(doc, &hash)).await.unwrap();
@@ -111,7 +111,7 @@ async fn manifest_ids_are_known_without_apq_and_other_ids_are_404() {
     let other = document_id("{ x }");
     assert_eq!(
         code(p.resolve(with_hash("", &other)).await),
-        (StatusCode::NOT_FOUND, codes::NOT_FOUND)
+        (StatusCode::NOT_FOUND, codes::NOT_FOUND.code())
     );
     // With the document it runs, unstored.
     let (req, pending) = p.resolve(with_hash("{ x }", &other)).await.unwrap();
@@ -127,7 +127,7 @@ async fn manifest_ids_are_known_without_apq_and_other_ids_are_404() {
     let (off, id) = policy(PersistedMode::Off, false).await;
     assert_eq!(
         code(off.resolve(with_hash("", &id)).await),
-        (StatusCode::NOT_FOUND, codes::NOT_FOUND)
+        (StatusCode::NOT_FOUND, codes::NOT_FOUND.code())
     );
 }
 
@@ -141,7 +141,7 @@ async fn malformed_ids_are_400() {
     ] {
         assert_eq!(
             code(p.resolve(req).await),
-            (StatusCode::BAD_REQUEST, codes::BAD_ID)
+            (StatusCode::BAD_REQUEST, codes::BAD_ID.code())
         );
     }
     let mut req = with_hash("", &id);
@@ -150,6 +150,6 @@ async fn malformed_ids_are_400() {
     }
     assert_eq!(
         code(p.resolve(req).await),
-        (StatusCode::BAD_REQUEST, codes::BAD_ID)
+        (StatusCode::BAD_REQUEST, codes::BAD_ID.code())
     );
 }

@@ -13,7 +13,8 @@ use super::shape::Wkt;
 
 /// An error in the client's input, with `extensions.code = BAD_USER_INPUT`.
 pub fn bad_input(message: impl Into<String>) -> Error {
-    Error::new(message).extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
+    Error::new(message)
+        .extend_with(|_, e| e.set("code", crate::error::ErrorKind::BadUserInput.code()))
 }
 
 /// Builds the request message of a root field from its arguments.

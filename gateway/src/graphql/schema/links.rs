@@ -15,8 +15,8 @@ use prost_reflect::{
 
 use super::output::Part;
 use super::shape::{Shape, Wkt};
+use crate::error::graphql::field_error;
 use crate::graphql::context::Calls;
-use crate::graphql::errors::upstream_error;
 use crate::transcode::FieldPath;
 
 /// A link, resolved against the descriptors at build time.
@@ -202,10 +202,10 @@ impl LinkLoader {
         let reply = self.calls.call(&batch.method, batch.idempotent, req).await;
         match reply {
             Err(e) => {
-                let err = upstream_error(
+                let err = field_error(
                     &e,
-                    batch.method.parent_service().full_name(),
-                    self.calls.snapshot.registry.pool(),
+                    Some(batch.method.parent_service().full_name()),
+                    Some(self.calls.snapshot.registry.pool()),
                 );
                 keys.into_iter()
                     .map(|k| {

@@ -16,8 +16,9 @@ use super::input::args_to_message;
 use super::links::{LinkKey, LinkPlan};
 use super::output::{Part, parent_message, to_field_value};
 use super::shape::Shape;
+use crate::error::GatewayError;
+use crate::error::graphql::field_error;
 use crate::graphql::context::GraphqlCtx;
-use crate::graphql::errors::upstream_error;
 use crate::upstream::{Call, CallBody, UpstreamError};
 
 /// The shape of a method's whole response.
@@ -56,10 +57,10 @@ pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
                 let g = ctx_of(&ctx)?;
                 let req = args_to_message(&method.input(), ctx.args.as_index_map())?;
                 let reply = g.call(&method, idempotent, req).await.map_err(|e| {
-                    upstream_error(
+                    field_error(
                         &e,
-                        method.parent_service().full_name(),
-                        g.snapshot.registry.pool(),
+                        Some(method.parent_service().full_name()),
+                        Some(g.snapshot.registry.pool()),
                     )
                 })?;
                 reply_value(reply, &shape)
@@ -102,18 +103,20 @@ pub fn subscription_field(name: &str, method: &MethodDescriptor, ty: TypeRef) ->
                 .upstream
                 .server_streaming(call)
                 .await
-                .map_err(|e| upstream_error(&e, &service, &pool))?;
+                .map_err(|e| {
+                    field_error(&GatewayError::Upstream(e), Some(&service), Some(&pool))
+                })?;
             Ok(reply.stream.map(move |item| match item {
                 Ok(msg) => {
                     reply_value(Arc::new(msg), &shape).map(|v| v.unwrap_or(FieldValue::NULL))
                 }
-                Err(status) => Err(upstream_error(
-                    &UpstreamError::Status {
+                Err(status) => Err(field_error(
+                    &GatewayError::Upstream(UpstreamError::Status {
                         backend: backend.clone(),
                         status,
-                    },
-                    &service,
-                    &pool,
+                    }),
+                    Some(&service),
+                    Some(&pool),
                 )),
             }))
         })
@@ -173,10 +176,10 @@ async fn resolve_link<'a>(
         .call(&plan.method, plan.idempotent, req)
         .await
         .map_err(|e| {
-            upstream_error(
+            field_error(
                 &e,
-                plan.method.parent_service().full_name(),
-                g.snapshot.registry.pool(),
+                Some(plan.method.parent_service().full_name()),
+                Some(g.snapshot.registry.pool()),
             )
         })?;
     match &plan.result {

@@ -36,12 +36,11 @@ impl Prepare for TestPrepare {
         &self,
         req: async_graphql::Request,
         parts: &Parts,
-    ) -> Result<async_graphql::Request, RequestRejection> {
+    ) -> Result<async_graphql::Request, GatewayError> {
         if parts.headers.contains_key("x-reject") {
-            return Err(RequestRejection::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                "slow down",
+            return Err(GatewayError::rejected(
+                ErrorKind::PersistedQueryRequired,
+                "only persisted operations",
             ));
         }
         let header = parts
@@ -434,10 +433,10 @@ async fn prepare_sees_headers_and_can_reject() {
         .body(Body::from(json!({"query": "{ whoami }"}).to_string()))
         .unwrap();
     let got = send(app(false), request).await;
-    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(got.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         got.json(),
-        json!({"errors": [{"message": "slow down", "extensions": {"code": "RATE_LIMITED"}}]})
+        json!({"errors": [{"message": "only persisted operations", "extensions": {"code": "PERSISTED_QUERY_REQUIRED"}}]})
     );
 }
 

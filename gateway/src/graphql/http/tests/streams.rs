@@ -263,7 +263,7 @@ async fn websocket_legacy_protocol_and_rejection() {
     let got = next_json(&mut socket).await;
     assert_eq!(
         got["payload"]["errors"][0]["extensions"]["code"],
-        "RATE_LIMITED"
+        "PERSISTED_QUERY_REQUIRED"
     );
     assert_eq!(
         next_json(&mut socket).await,
