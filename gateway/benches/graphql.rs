@@ -55,7 +55,8 @@ fn bench_graphql(c: &mut Criterion) {
         let cfg = portico::config::parse(&config(&demo), "bench.yaml", root).unwrap();
         let snapshot = Snapshot::build(cfg).await.unwrap();
         let gateway = Gateway::new(snapshot);
-        (demo, gateway.clone(), GatewayExecutor::new(gateway))
+        let executor = GatewayExecutor::new(gateway.current().clone());
+        (demo, gateway, executor)
     });
     let schema = gateway.snapshot().graphql.clone().unwrap();
     // What the HTTP door does: the document comes from the parsed-document cache.

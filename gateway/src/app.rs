@@ -1,32 +1,43 @@
-//! Assembling the gateway: the current snapshot, the axum router with the edge layers, and
-//! running it on a listener.
+//! Assembling the gateway: the current snapshot and its readiness, and the HTTP stack every
+//! request goes through: the ingress, response shaping, the doors.
+//!
+//! ```text
+//! ingress::admit            request id, span + log line, snapshot pinned, header limits,
+//!                           path normalised and routed to a door, budget, metadata,
+//!                           policies' per-request hooks            -> Admitted
+//!   shaping                 ETag/304, response compression
+//!     CatchPanic            a bug costs one request a clean 500
+//!       ingress::check_encoding, request decompression, ingress::read_body
+//!         the doors         GraphQL (its path), else by the Admitted door:
+//!                           operation endpoints, REST routes, the admin endpoints
+//! ```
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use http::{StatusCode, header};
+use http::{Method, StatusCode};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
-use crate::edge;
 use crate::error::GatewayError;
 use crate::graphql::{
     self, executor::GatewayExecutor, http::HttpSettings, prepare::GatewayPrepare,
 };
+use crate::ingress::{self, Admitted, Ingress};
+use crate::request::Door;
 use crate::server::Readiness;
 use crate::shaping;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Current, Snapshot};
 
-/// The running gateway: holds the snapshot requests are served from, and its readiness.
+/// The running gateway: the snapshot requests are served from, and its readiness.
 #[derive(Debug)]
 pub struct Gateway {
-    current: RwLock<Arc<Snapshot>>,
+    current: Arc<Current>,
     readiness: Readiness,
 }
 
@@ -34,7 +45,7 @@ impl Gateway {
     /// A gateway serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Arc<Self> {
         Arc::new(Self {
-            current: RwLock::new(Arc::new(snapshot)),
+            current: Arc::new(Current::new(snapshot)),
             readiness: Readiness::new(),
         })
     }
@@ -44,21 +55,19 @@ impl Gateway {
         &self.readiness
     }
 
-    /// The snapshot a new request should use; the request keeps it to the end.
+    /// The snapshot a new request gets.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.current.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load()
     }
 
-    /// Replaces the snapshot for requests that start from now on.
+    /// Where the current snapshot is held.
+    pub fn current(&self) -> &Arc<Current> {
+        &self.current
+    }
+
+    /// Replaces the snapshot for requests admitted from now on.
     pub fn swap(&self, snapshot: Snapshot) {
-        let new = Arc::new(snapshot);
-        match self.current.write() {
-            Ok(mut g) => *g = new,
-            Err(poisoned) => *poisoned.into_inner() = new,
-        }
+        self.current.store(snapshot);
     }
 }
 
@@ -73,62 +82,65 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     GatewayError::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
-/// Request encodings the gateway can decompress.
-const ACCEPTED_ENCODINGS: &[&str] = &["gzip", "x-gzip", "br", "identity"];
-
-/// Rejects a `Content-Encoding` the gateway cannot decompress with a clear 415.
-async fn content_encoding_guard(req: Request, next: Next) -> Response {
-    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
-        let text = enc.to_str().unwrap_or("").trim().to_ascii_lowercase();
-        if !ACCEPTED_ENCODINGS.contains(&text.as_str()) {
-            return GatewayError::UnsupportedMediaType {
-                got: format!("content-encoding: {text}"),
-                expected: "a body encoded with gzip, br or identity",
-            }
+/// Every request but the GraphQL endpoint's: served by the door the ingress chose.
+async fn doors(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
+    let Some(admitted) = req.extensions().get::<Admitted>().cloned() else {
+        return GatewayError::Internal("a request reached the doors unadmitted".into())
             .into_response();
+    };
+    match admitted.ctx.door {
+        Door::Endpoint => crate::endpoints::handle(admitted, req).await,
+        Door::Admin => admin(&gateway, &admitted, req),
+        Door::Rest | Door::Graphql => crate::rest::handler::handle(admitted, req).await,
+    }
+}
+
+/// The admin door: `GET /healthz` (`ok`), `GET /readyz` (200 `ready` while taking traffic,
+/// 503 `draining` once shutdown started), `GET /admin/backends` (per backend: breaker state,
+/// calls in flight, bulkhead, endpoints and their health, as JSON). Not authenticated: expose
+/// the gateway's port only where that is acceptable, until the admin endpoints get their own
+/// listener.
+fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return GatewayError::MethodNotAllowed {
+            method: req.method().clone(),
+            path: admitted.ctx.path.clone(),
+            allowed: vec![Method::GET, Method::HEAD],
         }
+        .into_response();
     }
-    next.run(req).await
-}
-
-/// `GET /readyz`: 200 `ready` while taking traffic, 503 `draining` once shutdown started.
-async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
-    if gateway.readiness.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    match admitted.ctx.path.as_str() {
+        "/healthz" => (StatusCode::OK, "ok\n").into_response(),
+        "/readyz" if gateway.readiness.is_ready() => (StatusCode::OK, "ready\n").into_response(),
+        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response(),
+        "/admin/backends" => axum::Json(admitted.snapshot.upstream.status()).into_response(),
+        other => GatewayError::RouteNotFound {
+            method: req.method().clone(),
+            path: other.to_string(),
+        }
+        .into_response(),
     }
 }
 
-/// `GET /admin/backends`: per backend, breaker state, calls in flight, bulkhead and endpoints
-/// with their health (JSON). Not authenticated: expose the gateway's port only where that is
-/// acceptable, until the admin endpoints get their own listener or auth.
-async fn admin_backends(State(gateway): State<Arc<Gateway>>) -> Response {
-    axum::Json(gateway.snapshot().upstream.status()).into_response()
-}
-
-/// The axum router of the gateway: health, readiness and admin endpoints, the REST door, and
-/// the layers (request id and access log outermost, then response compression and ETags as
-/// `shaping` configures them, then request decompression).
+/// The axum router of the gateway: the GraphQL endpoint (when enabled), every other door
+/// behind one fallback, and the layers of the module docs.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let snapshot = gateway.snapshot();
-    let mut app: Router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/admin/backends", get(admin_backends))
-        // Operations published as REST endpoints first; everything else is the REST door's.
-        .fallback(crate::endpoints::handle)
-        .with_state(gateway.clone());
-    if snapshot.graphql.is_some() {
-        let cfg = &snapshot.config;
+    let cfg = &snapshot.config;
+    let graphql_path = snapshot
+        .graphql
+        .is_some()
+        .then(|| ingress::route_path(&cfg.graphql.path));
+    let mut app: Router = Router::new().fallback(doors).with_state(gateway.clone());
+    if let Some(path) = &graphql_path {
         let settings = HttpSettings {
             graphiql: cfg.graphql.graphiql,
-            path: cfg.graphql.path.clone(),
-            max_body_bytes: cfg.limits.max_body_bytes.as_usize(),
+            path: path.clone(),
         };
+        let current = gateway.current().clone();
         app = app.merge(graphql::http::router(
-            GatewayExecutor::new(gateway.clone()),
-            Arc::new(GatewayPrepare::new(gateway.clone())),
+            GatewayExecutor::new(current.clone()),
+            Arc::new(GatewayPrepare::new(current)),
             settings,
         ));
     }
@@ -136,12 +148,14 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         ServiceBuilder::new()
             // A bug must cost one request a clean 500, never the connection or the process.
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(middleware::from_fn(content_encoding_guard))
+            .layer(middleware::from_fn(ingress::check_encoding))
             .layer(RequestDecompressionLayer::new())
-            .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new)),
+            .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new))
+            .layer(middleware::from_fn(ingress::read_body)),
     );
-    // Response shaping (ETag/304, compression) over every route, then the edge layer.
-    shaping::layers(app, &snapshot.config.shaping).layer(middleware::from_fn(edge::request_context))
+    let ingress = Ingress::new(gateway.current().clone(), graphql_path);
+    shaping::layers(app, &cfg.shaping)
+        .layer(middleware::from_fn_with_state(ingress, ingress::admit))
 }
 
 #[cfg(test)]

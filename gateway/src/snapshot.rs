@@ -1,11 +1,12 @@
 //! The immutable bundle a request runs against: config, descriptors, routes and backends.
 //!
-//! A snapshot is built completely on the side and validated before it serves anything; a
-//! request takes one `Arc<Snapshot>` and keeps it to the end, so it never mixes old routes with
-//! new descriptors.
+//! A snapshot is built completely on the side and validated before it serves anything; the
+//! ingress pins one `Arc<Snapshot>` to each request, which keeps it to the end, so a request
+//! never mixes old routes with new descriptors. [`Current`] holds the snapshot new requests
+//! get, and swaps it whole on reload.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use prost_reflect::ServiceDescriptor;
 
@@ -15,12 +16,13 @@ use crate::endpoints::{self, Endpoint};
 use crate::graphql::operations::{self, Operations, OperationsError};
 use crate::graphql::persisted::Persisted;
 use crate::graphql::schema::{GraphqlBuildError, GraphqlSchema};
+use crate::request::policy::{Chain, Outbound, Policy, Stage};
 use crate::rest::headers::HeaderRules;
 use crate::rest::router::Router;
 use crate::rest::routes::{RouteError, RouteTarget, build_routes};
 use crate::shaping::{Redactions, Shaping};
 use crate::transcode::{DecodeOptions, EncodeOptions};
-use crate::upstream::{Backend, Upstream};
+use crate::upstream::{Backend, Targets, Upstream};
 
 /// Why a snapshot could not be built; each names the file, key, source or method at fault.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +72,11 @@ pub struct Snapshot {
     /// The merged descriptors.
     pub registry: Registry,
     /// Backends and the calls to them.
-    pub upstream: Upstream,
+    pub upstream: Arc<Upstream>,
+    /// Every exposed method as a call target (backend, timeout, idempotency).
+    pub targets: Targets,
+    /// The way out for every call: the policy chain, then the upstream stack.
+    pub outbound: Outbound,
     /// The REST route table.
     pub routes: Router<Arc<RouteTarget>>,
     /// Exposed services and the backend of each, sorted by service name.
@@ -207,13 +213,18 @@ impl Snapshot {
             })
             .collect();
         services.sort_by(|a, b| a.0.full_name().cmp(b.0.full_name()));
-        let routes = build_routes(&services, &config).map_err(|source| LoadError::Route {
-            file: file.clone(),
-            source,
-        })?;
+        let targets = Targets::new(&services, |backend, method| {
+            config.call_timeout(backend, method)
+        });
+        let routes =
+            build_routes(&services, &targets, &config).map_err(|source| LoadError::Route {
+                file: file.clone(),
+                source,
+            })?;
         let graphql = if config.graphql.enabled {
             let schema = crate::graphql::schema::build_with(
                 &services,
+                &targets,
                 &config.graphql,
                 registry.pool(),
                 &config.shaping.redact,
@@ -255,13 +266,15 @@ impl Snapshot {
         } else {
             Persisted::none()
         };
-        let upstream = Upstream::new(
-            backends,
-            &service_backend,
-            config.limits.max_response_bytes.as_usize(),
-        )
-        .with_fallbacks(&config.backends, registry.pool())
-        .map_err(|(key, message)| invalid(key, message))?;
+        let upstream = Arc::new(
+            Upstream::new(
+                backends,
+                &service_backend,
+                config.limits.max_response_bytes.as_usize(),
+            )
+            .with_fallbacks(&config.backends, registry.pool())
+            .map_err(|(key, message)| invalid(key, message))?,
+        );
         let decode = DecodeOptions {
             ignore_unknown_fields: config.rest.ignore_unknown_fields,
             max_depth: config.limits.max_json_depth,
@@ -276,7 +289,12 @@ impl Snapshot {
             headers: HeaderRules::new(&config.headers),
             config,
             registry,
+            outbound: Outbound {
+                chain: Chain::default(),
+                upstream: upstream.clone(),
+            },
             upstream,
+            targets,
             routes,
             services,
             decode,
@@ -287,6 +305,13 @@ impl Snapshot {
             endpoints,
             persisted,
         })
+    }
+
+    /// This snapshot with `policy` added to the chain's `stage` (after the policies already
+    /// there): it applies to every call of every door.
+    pub fn with_policy(mut self, stage: Stage, policy: Arc<dyn Policy>) -> Self {
+        self.outbound.chain = self.outbound.chain.with(stage, policy);
+        self
     }
 
     /// A human-readable listing of what this snapshot serves (for `--check` and startup).
@@ -335,6 +360,39 @@ impl Snapshot {
             }
         }
         out
+    }
+}
+
+/// The snapshot new requests run on; [`Current::store`] swaps it whole (requests already
+/// admitted keep theirs).
+#[derive(Debug)]
+pub struct Current {
+    inner: RwLock<Arc<Snapshot>>,
+}
+
+impl Current {
+    /// Holds `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self {
+            inner: RwLock::new(Arc::new(snapshot)),
+        }
+    }
+
+    /// The snapshot a new request runs on.
+    pub fn load(&self) -> Arc<Snapshot> {
+        match self.inner.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the snapshot for requests admitted from now on.
+    pub fn store(&self, snapshot: Snapshot) {
+        let new = Arc::new(snapshot);
+        match self.inner.write() {
+            Ok(mut g) => *g = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
     }
 }
 

@@ -225,18 +225,25 @@ pub struct LimitsConfig {
     /// Deepest JSON nesting accepted in a body (400 past it).
     #[serde(default = "d_depth")]
     pub max_json_depth: usize,
-    /// Most request headers (431 past it).
+    /// Most request headers (431 past it, with a JSON body; past twice as many the HTTP
+    /// parser refuses the request itself, with a bare 431).
     #[serde(default = "d_headers")]
     pub max_headers: usize,
-    /// Largest total size of the request line and headers (431 past it).
+    /// Largest total size of the request line and headers (431 past it, with a JSON body;
+    /// past twice the size the HTTP parser refuses the request itself, with a bare 431).
     #[serde(default = "d_header_bytes")]
     pub max_header_bytes: ByteSize,
-    /// Time a client has to send its request headers.
+    /// Time a client has to send its request headers (past it the connection is closed without
+    /// an answer: the HTTP parser gives the gateway no request to answer).
     #[serde(default = "d_header_timeout")]
     pub header_read_timeout: HumanDuration,
     /// Longest pause allowed between two pieces of a request body (408 past it).
     #[serde(default = "d_body_idle")]
     pub body_idle_timeout: HumanDuration,
+    /// Longest time a client may take to send its whole request body (408 past it), however
+    /// steadily it trickles.
+    #[serde(default = "d_body_total")]
+    pub body_timeout: HumanDuration,
     /// Largest gRPC response message accepted from a backend (502 past it).
     #[serde(default = "d_response")]
     pub max_response_bytes: ByteSize,
@@ -269,6 +276,9 @@ fn d_header_timeout() -> HumanDuration {
 fn d_body_idle() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
+fn d_body_total() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
 fn d_response() -> ByteSize {
     ByteSize(4 << 20)
 }
@@ -291,6 +301,7 @@ impl Default for LimitsConfig {
             max_header_bytes: d_header_bytes(),
             header_read_timeout: d_header_timeout(),
             body_idle_timeout: d_body_idle(),
+            body_timeout: d_body_total(),
             max_response_bytes: d_response(),
             http2_max_concurrent_streams: d_streams(),
             http2_max_pending_accept_reset_streams: d_resets(),
@@ -333,14 +344,18 @@ impl Default for HeadersConfig {
     }
 }
 
-/// Deadlines of upstream calls.
+/// Deadlines of requests and of their upstream calls (one rule for every door: a call gets
+/// its method's timeout, else its backend's, else `default`, never more than what is left of
+/// its request's budget).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadlinesConfig {
     /// Deadline of a call when neither the method nor its backend sets one.
     #[serde(default = "d_deadline")]
     pub default: HumanDuration,
-    /// Cap on a client's own deadline (`grpc-timeout` request header).
+    /// The longest any request may take: its budget, unless the client asks for less with a
+    /// `grpc-timeout` header (or an operation endpoint sets less). Bounds every call of the
+    /// request, a GraphQL operation's whole fan-out and a stream's life.
     #[serde(default = "d_deadline_max")]
     pub max: HumanDuration,
 }

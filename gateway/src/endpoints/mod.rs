@@ -15,20 +15,19 @@ use std::time::Duration;
 
 use async_graphql::Variables;
 use async_graphql::parser::types::OperationType;
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value as Json};
 
-use crate::app::Gateway;
 use crate::config::{Config, EndpointMethod};
 use crate::error::GatewayError;
-use crate::graphql::executor::GatewayExecutor;
+use crate::graphql::executor::execute;
 use crate::graphql::operations::{Operation, Operations};
 use crate::graphql::prepare::{GatewayPrepare, Origin};
-use crate::rest::router::{Lookup, Router};
+use crate::ingress::body::bytes_of;
+use crate::ingress::{Admitted, EndpointMatch, respond};
+use crate::rest::router::Router;
 use crate::rest::routes::RouteTarget;
 use crate::rest::template::{PathTemplate, Segment};
 use bind::{Inputs, bind};
@@ -200,68 +199,50 @@ pub fn build(
     Ok(table)
 }
 
-/// The axum fallback: serves endpoint routes, and hands every other request to the REST door.
-pub async fn handle(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
-    let snap = gateway.snapshot();
-    let path = req.uri().path().to_string();
-    let found = match snap.endpoints.lookup(req.method(), &path) {
-        Lookup::Matched {
-            value, bindings, ..
-        } => Ok((
-            value.clone(),
-            bindings
-                .into_iter()
-                .map(|b| (b.field_path.join("."), b.value))
-                .collect::<Vec<_>>(),
-        )),
-        Lookup::MethodNotAllowed { allowed }
-            if matches!(snap.routes.lookup(req.method(), &path), Lookup::NotFound) =>
-        {
-            Err(allowed)
-        }
-        _ => return crate::rest::handler::handle(State(gateway), req).await,
-    };
-    match found {
-        Ok((endpoint, path_values)) => {
+/// Serves a request the ingress admitted to the endpoint door.
+pub async fn handle(admitted: Admitted, req: Request) -> Response {
+    let result = match &admitted.endpoint {
+        Some(EndpointMatch::Found(endpoint, values)) => {
             tracing::Span::current().record("rpc", endpoint.operation.name.as_str());
-            match serve(&gateway, endpoint, path_values, req).await {
-                Ok(resp) => resp,
-                Err(e) => e.respond(Some(snap.registry.pool())),
-            }
+            serve(&admitted, endpoint, values, req).await
         }
-        Err(allowed) => GatewayError::MethodNotAllowed {
+        Some(EndpointMatch::MethodNotAllowed(allowed)) => Err(GatewayError::MethodNotAllowed {
             method: req.method().clone(),
-            path,
-            allowed,
-        }
-        .respond(None),
+            path: admitted.ctx.path.clone(),
+            allowed: allowed.clone(),
+        }),
+        None => Err(GatewayError::Internal(
+            "the endpoint door got a request without an endpoint".into(),
+        )),
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(e) => respond(
+            admitted.ctx.door,
+            &e,
+            &http::HeaderMap::new(),
+            Some(admitted.snapshot.registry.pool()),
+        ),
     }
 }
 
 async fn serve(
-    gateway: &Arc<Gateway>,
-    endpoint: Arc<Endpoint>,
-    path_values: Vec<(String, String)>,
+    admitted: &Admitted,
+    endpoint: &Arc<Endpoint>,
+    path_values: &[(String, String)],
     req: Request,
 ) -> Result<Response, GatewayError> {
-    let snap = gateway.snapshot();
+    let snap = &admitted.snapshot;
     let (parts, body) = req.into_parts();
     let body = if endpoint.method == Method::POST {
-        Some(
-            read_json_object(
-                body,
-                &parts.headers,
-                snap.config.limits.max_body_bytes.bytes(),
-            )
-            .await?,
-        )
+        Some(json_object(&parts.headers, &bytes_of(body).await?)?)
     } else {
         None
     };
     let variables = bind(
         &endpoint.operation,
         Inputs {
-            path: path_values,
+            path: path_values.to_vec(),
             query: parts.uri.query(),
             body,
             ignored: &snap.config.rest.ignored_query_params,
@@ -272,11 +253,17 @@ async fn serve(
     let request = async_graphql::Request::new(op.document.to_string())
         .operation_name(op.name.clone())
         .variables(Variables::from_json(Json::Object(variables)));
-    let request =
-        GatewayPrepare::prepare_on(snap, request, &parts, Origin::Trusted, endpoint.timeout)
-            .await?;
-    let result =
-        async_graphql::Executor::execute(&GatewayExecutor::new(gateway.clone()), request).await;
+    // The endpoint's own deadline narrows the request's budget.
+    let ctx = match endpoint.timeout {
+        Some(t) => {
+            let mut ctx = (*admitted.ctx).clone();
+            ctx.budget = ctx.budget.narrowed(t);
+            Arc::new(ctx)
+        }
+        None => admitted.ctx.clone(),
+    };
+    let request = GatewayPrepare::prepare_on(snap.clone(), ctx, request, Origin::Trusted).await?;
+    let result = execute(request).await;
     let fallback = result.extensions.contains_key("fallbacks");
     let errors: Vec<async_graphql::Value> = result
         .errors
@@ -309,12 +296,8 @@ fn json_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// Reads a POST body: empty means no variables, else one JSON object (`application/json`).
-async fn read_json_object(
-    body: Body,
-    headers: &http::HeaderMap,
-    limit: u64,
-) -> Result<Map<String, Json>, GatewayError> {
+/// A POST body: empty means no variables, else one JSON object (`application/json`).
+fn json_object(headers: &http::HeaderMap, bytes: &[u8]) -> Result<Map<String, Json>, GatewayError> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
         let essence = ct
@@ -330,25 +313,10 @@ async fn read_json_object(
             });
         }
     }
-    let bytes = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if is_too_large(e.as_ref()) => {
-            return Err(GatewayError::PayloadTooLarge { limit });
-        }
-        Err(e) => {
-            return Err(GatewayError::bad_request(
-                None,
-                format!("could not read the request body: {e}"),
-            ));
-        }
-    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Json>(&bytes) {
+    match serde_json::from_slice::<Json>(bytes) {
         Ok(Json::Object(map)) => Ok(map),
         Ok(_) => Err(GatewayError::bad_request(
             None,
@@ -359,15 +327,4 @@ async fn read_json_object(
             format!("the body is not valid JSON: {e}"),
         )),
     }
-}
-
-fn is_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<LengthLimitError>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }

@@ -1,39 +1,25 @@
-//! The per-request context of a GraphQL operation: the snapshot it runs against, the metadata
-//! and deadline every call inherits, and the request's call deduplication and link batcher.
+//! The per-operation context of a GraphQL operation: the request it belongs to, the way out
+//! for its calls (the snapshot's policy chain and upstream), the call deduplication and the
+//! link batcher every resolver shares.
 
 use std::sync::Arc;
 
 use futures::FutureExt;
-use prost_reflect::{DynamicMessage, MethodDescriptor};
-use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
+use prost_reflect::{DescriptorPool, DynamicMessage};
 
 use super::batch::{Batcher, LoadFn};
-use super::schema::links::{LinkKey, LinkLoader, LinkValue};
-use crate::descriptors::{Idempotency, http_bindings, idempotency};
-use crate::error::GatewayError;
+use super::schema::links::{LinkKey, LinkLoader, LinkPlan, LinkValue};
 use crate::fanout::{CallResult, Dedup};
-use crate::snapshot::Snapshot;
-use crate::upstream::{Call, CallBody};
+use crate::request::RequestCtx;
+use crate::request::policy::{CallSite, Outbound};
+use crate::upstream::{CallBody, Target};
 
 /// Methods whose reply in this operation was a configured fallback, not the backend's answer
 /// (reported in the response's `extensions.fallbacks`).
 pub type Fallbacks = Arc<std::sync::Mutex<Vec<String>>>;
 
-/// Whether a method may be retried: declared idempotent or free of side effects, or read
-/// through a GET rule. Reads the method's options (a decode): call it when building the
-/// schema, not per request.
-pub fn is_idempotent(method: &MethodDescriptor) -> bool {
-    idempotency(method) != Idempotency::Unknown
-        || http_bindings(method)
-            .iter()
-            .any(|b| b.method == http::Method::GET)
-}
-
 /// What every resolver of one operation shares.
 pub struct GraphqlCtx {
-    /// The snapshot the operation runs against (never changes mid-operation).
-    pub snapshot: Arc<Snapshot>,
     calls: Arc<Calls>,
     /// Batches link calls: one call per batch method per round of resolution, when the
     /// operation runs under [`super::batch::Driven`].
@@ -43,32 +29,28 @@ pub struct GraphqlCtx {
 impl std::fmt::Debug for GraphqlCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GraphqlCtx")
-            .field("deadline", &self.calls.deadline)
+            .field("request", &self.calls.request.id)
             .finish_non_exhaustive()
     }
 }
 
 impl GraphqlCtx {
-    /// A context for one operation; `metadata` goes to every backend call, `deadline` bounds
-    /// every call.
+    /// A context for one operation of `request`: its calls leave through `outbound`, errors
+    /// render typed details with `pool`, links resolve by `links` (the schema's).
     pub fn new(
-        snapshot: Arc<Snapshot>,
-        metadata: MetadataMap,
-        deadline: Instant,
+        request: Arc<RequestCtx>,
+        outbound: Outbound,
+        pool: DescriptorPool,
+        links: Arc<Vec<LinkPlan>>,
         fallbacks: Fallbacks,
     ) -> Self {
         let calls = Arc::new(Calls {
-            snapshot: snapshot.clone(),
-            metadata,
-            deadline,
+            request,
+            outbound,
+            pool,
             dedup: Dedup::default(),
             fallbacks,
         });
-        let links = snapshot
-            .graphql
-            .as_ref()
-            .map(|g| g.links.clone())
-            .unwrap_or_default();
         let loader = Arc::new(LinkLoader {
             calls: calls.clone(),
             links,
@@ -78,26 +60,34 @@ impl GraphqlCtx {
             async move { loader.load(&keys).await }.boxed()
         });
         Self {
-            snapshot,
             calls,
             links: Arc::new(Batcher::new(load)),
         }
     }
 
-    /// Calls `method` once per distinct request within this operation; `idempotent` (from
-    /// [`is_idempotent`], resolved when the schema is built) allows retries.
+    /// Calls `target` once per distinct request within this operation.
     pub async fn call(
         &self,
-        method: &MethodDescriptor,
-        idempotent: bool,
+        target: &Arc<Target>,
+        site: &CallSite,
         request: DynamicMessage,
     ) -> CallResult {
-        self.calls.call(method, idempotent, request).await
+        self.calls.call(target, site, request).await
     }
 
-    /// The metadata every call of this operation sends.
-    pub fn metadata(&self) -> &MetadataMap {
-        &self.calls.metadata
+    /// The request the operation belongs to.
+    pub fn request(&self) -> &Arc<RequestCtx> {
+        &self.calls.request
+    }
+
+    /// The way out for the operation's calls.
+    pub fn outbound(&self) -> &Outbound {
+        &self.calls.outbound
+    }
+
+    /// The descriptor pool backends' error details are rendered with.
+    pub fn pool(&self) -> &DescriptorPool {
+        &self.calls.pool
     }
 
     /// How many distinct backend calls this operation made so far.
@@ -106,42 +96,35 @@ impl GraphqlCtx {
     }
 }
 
-/// The backend calls of one operation: what they inherit (metadata, deadline) and the
+/// The backend calls of one operation: the request they belong to, the way out, and the
 /// deduplication that makes each distinct call once. Shared by the resolvers and the link
 /// loader.
 pub(crate) struct Calls {
-    pub(crate) snapshot: Arc<Snapshot>,
-    metadata: MetadataMap,
-    deadline: Instant,
+    request: Arc<RequestCtx>,
+    outbound: Outbound,
+    pub(crate) pool: DescriptorPool,
     dedup: Dedup,
     fallbacks: Fallbacks,
 }
 
 impl Calls {
-    /// Makes a call through the snapshot's upstream, deduplicated within the operation.
+    /// Makes a call through the policy chain and the upstream, deduplicated within the
+    /// operation.
     pub(crate) async fn call(
         &self,
-        method: &MethodDescriptor,
-        idempotent: bool,
+        target: &Arc<Target>,
+        site: &CallSite,
         request: DynamicMessage,
     ) -> CallResult {
-        let snap = self.snapshot.clone();
-        let call = Call {
-            method: method.clone(),
-            body: CallBody::Unary(request.clone()),
-            metadata: self.metadata.clone(),
-            deadline: self.deadline,
-            idempotent,
-        };
+        let call = self
+            .request
+            .call_to(target, CallBody::Unary(request.clone()));
+        let (ctx, outbound, site) = (self.request.clone(), self.outbound.clone(), site.clone());
         let fallbacks = self.fallbacks.clone();
-        let name = method.full_name().to_string();
+        let name = target.method.full_name().to_string();
         self.dedup
-            .call(method, &request, move || async move {
-                let reply = snap
-                    .upstream
-                    .unary(call)
-                    .await
-                    .map_err(|e| Arc::new(GatewayError::Upstream(e)))?;
+            .call(&target.method, &request, move || async move {
+                let reply = outbound.unary(&ctx, &site, call).await.map_err(Arc::new)?;
                 if reply.fallback
                     && let Ok(mut f) = fallbacks.lock()
                 {

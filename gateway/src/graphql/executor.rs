@@ -1,64 +1,62 @@
-//! Executing GraphQL operations against the current snapshot: the `async_graphql::Executor`
-//! the HTTP, SSE and WebSocket transports drive.
+//! Executing GraphQL operations: the `async_graphql::Executor` the HTTP, SSE and WebSocket
+//! transports drive, and [`execute`] for the other doors that run operations.
 //!
-//! The transport's prepare step puts a [`RequestMeta`] (snapshot, metadata, deadline) into the
-//! request's data; the executor runs the operation on that snapshot's schema, so the limits
-//! checked and the schema executed always belong to the same snapshot.
+//! The prepare step ([`super::prepare`]) puts a [`Prepared`] (the snapshot and the request
+//! context) into the request's data; the operation runs on that snapshot's schema, its calls
+//! leave through that snapshot's policy chain and upstream, so the limits checked, the schema
+//! executed and the backends called always belong to the same snapshot.
 
 use std::any::TypeId;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::{Request, Response, ServerError};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
 
 use super::batch::Driven;
 use super::context::{Fallbacks, GraphqlCtx};
-use crate::app::Gateway;
-use crate::snapshot::Snapshot;
+use crate::request::RequestCtx;
+use crate::snapshot::{Current, Snapshot};
 
-/// What the transport learned about a request before execution.
+/// What the prepare step pinned for one operation.
 #[derive(Clone, Debug)]
-pub struct RequestMeta {
-    /// The snapshot the operation runs against.
+pub struct Prepared {
+    /// The snapshot the operation runs on.
     pub snapshot: Arc<Snapshot>,
-    /// Metadata sent with every backend call (forwarded headers, request id).
-    pub metadata: MetadataMap,
-    /// The operation's budget: every call inherits what is left of it.
-    pub deadline: Instant,
+    /// The request it belongs to (metadata, budget, identity...).
+    pub ctx: Arc<RequestCtx>,
 }
 
-/// Runs operations on the gateway's snapshot.
-#[derive(Clone)]
+/// Runs operations; those that did not go through the prepare step (benchmarks, tests) run on
+/// the current snapshot with an internal request context.
+#[derive(Clone, Debug)]
 pub struct GatewayExecutor {
-    gateway: Arc<Gateway>,
+    current: Arc<Current>,
 }
 
 impl GatewayExecutor {
-    /// An executor for `gateway`.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        Self { gateway }
+    /// An executor over the snapshots of `current`.
+    pub fn new(current: Arc<Current>) -> Self {
+        Self { current }
     }
 
-    fn meta_of(&self, request: &Request) -> RequestMeta {
-        if let Some(meta) = request
-            .data
-            .get(&TypeId::of::<RequestMeta>())
-            .and_then(|d| d.downcast_ref::<RequestMeta>())
-        {
-            return meta.clone();
+    fn with_prepared(&self, request: Request) -> (Request, Prepared) {
+        if let Some(p) = prepared_of(&request) {
+            return (request, p);
         }
-        let snapshot = self.gateway.snapshot();
-        let deadline = Instant::now() + snapshot.config.deadlines.default.get();
-        RequestMeta {
-            snapshot,
-            metadata: MetadataMap::new(),
-            deadline,
-        }
+        let snapshot = self.current.load();
+        let ctx = Arc::new(RequestCtx::internal(snapshot.config.deadlines.max.get()));
+        let p = Prepared { snapshot, ctx };
+        (request.data(p.clone()), p)
     }
+}
+
+fn prepared_of(request: &Request) -> Option<Prepared> {
+    request
+        .data
+        .get(&TypeId::of::<Prepared>())
+        .and_then(|d| d.downcast_ref::<Prepared>())
+        .cloned()
 }
 
 fn disabled() -> Response {
@@ -68,34 +66,50 @@ fn disabled() -> Response {
     )])
 }
 
+fn operation_ctx(p: &Prepared, fallbacks: Fallbacks) -> Option<GraphqlCtx> {
+    let g = p.snapshot.graphql.as_ref()?;
+    Some(GraphqlCtx::new(
+        p.ctx.clone(),
+        p.snapshot.outbound.clone(),
+        p.snapshot.registry.pool().clone(),
+        g.links.clone(),
+        fallbacks,
+    ))
+}
+
+/// Runs a prepared operation (a request carrying [`Prepared`]) to its response: link lookups
+/// batched per round, fallbacks reported in `extensions.fallbacks`, lean payloads applied.
+pub async fn execute(request: Request) -> Response {
+    let Some(p) = prepared_of(&request) else {
+        return Response::from_errors(vec![ServerError::new("internal gateway error", None)]);
+    };
+    let Some(g) = p.snapshot.graphql.clone() else {
+        return disabled();
+    };
+    let fallbacks = Fallbacks::default();
+    let Some(ctx) = operation_ctx(&p, fallbacks.clone()) else {
+        return disabled();
+    };
+    let links = ctx.links.clone();
+    let mut resp = Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await;
+    let served: Vec<String> = fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
+    if !served.is_empty() {
+        resp = resp.extension(
+            "fallbacks",
+            async_graphql::Value::List(
+                served.into_iter().map(async_graphql::Value::from).collect(),
+            ),
+        );
+    }
+    // Lean payloads of this BFF's profile (redaction already happened in the resolvers).
+    p.snapshot.shaping.shape_graphql(&mut resp);
+    resp
+}
+
 impl async_graphql::Executor for GatewayExecutor {
     async fn execute(&self, request: Request) -> Response {
-        let meta = self.meta_of(&request);
-        let Some(g) = meta.snapshot.graphql.clone() else {
-            return disabled();
-        };
-        let shaping = meta.snapshot.shaping.clone();
-        let fallbacks = Fallbacks::default();
-        let ctx = GraphqlCtx::new(
-            meta.snapshot,
-            meta.metadata,
-            meta.deadline,
-            fallbacks.clone(),
-        );
-        let links = ctx.links.clone();
-        let mut resp = Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await;
-        let served: Vec<String> = fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
-        if !served.is_empty() {
-            resp = resp.extension(
-                "fallbacks",
-                async_graphql::Value::List(
-                    served.into_iter().map(async_graphql::Value::from).collect(),
-                ),
-            );
-        }
-        // Lean payloads of this BFF's profile (redaction already happened in the resolvers).
-        shaping.shape_graphql(&mut resp);
-        resp
+        let (request, _) = self.with_prepared(request);
+        execute(request).await
     }
 
     fn execute_stream(
@@ -103,15 +117,14 @@ impl async_graphql::Executor for GatewayExecutor {
         request: Request,
         session_data: Option<Arc<async_graphql::Data>>,
     ) -> BoxStream<'static, Response> {
-        let meta = self.meta_of(&request);
-        let Some(g) = meta.snapshot.graphql.clone() else {
+        let (request, p) = self.with_prepared(request);
+        let Some(g) = p.snapshot.graphql.clone() else {
             return futures::stream::once(async { disabled() }).boxed();
         };
-        // Subscriptions set their own per-call deadlines; the operation's one still bounds
-        // queries and mutations sent over a streaming transport.
-        let deadline = meta.deadline.max(Instant::now() + Duration::from_millis(1));
-        let shaping = meta.snapshot.shaping.clone();
-        let ctx = GraphqlCtx::new(meta.snapshot, meta.metadata, deadline, Fallbacks::default());
+        let Some(ctx) = operation_ctx(&p, Fallbacks::default()) else {
+            return futures::stream::once(async { disabled() }).boxed();
+        };
+        let shaping = p.snapshot.shaping.clone();
         let links = ctx.links.clone();
         let stream = match session_data {
             Some(data) => g

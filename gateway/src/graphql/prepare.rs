@@ -1,27 +1,24 @@
-//! The gateway's prepare step for every GraphQL operation, whatever the transport: pin the
-//! snapshot, resolve persisted operations (before anything is parsed), enforce the query limits
-//! before any backend is called, and attach the metadata and the deadline every call of the
-//! operation inherits.
+//! The gateway's prepare step for every GraphQL operation, whatever the transport or door:
+//! resolve persisted operations (before anything is parsed), enforce the query limits before
+//! any backend is called, and attach the snapshot and request context the ingress pinned
+//! (every call of the operation inherits its metadata and budget).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::request::Parts;
-use tokio::time::Instant;
 
-use super::executor::RequestMeta;
-use super::http::Prepare;
+use super::executor::Prepared;
+use super::http::{Prepare, is_websocket};
 use super::limits::{self, codes};
-use crate::app::Gateway;
-use crate::edge::RequestId;
 use crate::error::{ErrorKind, GatewayError};
-use crate::rest::handler::parse_grpc_timeout;
-use crate::snapshot::Snapshot;
+use crate::ingress::Admitted;
+use crate::request::RequestCtx;
+use crate::snapshot::{Current, Snapshot};
 
 /// Prepares operations against the gateway's current snapshot.
 #[derive(Debug)]
 pub struct GatewayPrepare {
-    gateway: Arc<Gateway>,
+    current: Arc<Current>,
 }
 
 /// Where an operation comes from, which decides whether persisted-operation rules apply.
@@ -35,20 +32,18 @@ pub enum Origin {
 }
 
 impl GatewayPrepare {
-    /// A prepare step for `gateway`.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        Self { gateway }
+    /// A prepare step whose WebSocket operations run on the snapshots of `current`.
+    pub fn new(current: Arc<Current>) -> Self {
+        Self { current }
     }
 
-    /// Prepares `req` on `snapshot`. `default_budget` replaces `deadlines.default` as the
-    /// operation's deadline when the client sends no `grpc-timeout` (which is capped by
-    /// `deadlines.max`, and by `default_budget` too when given).
+    /// Prepares `req` of the request `ctx` on `snapshot`: persisted-operation rules (for
+    /// clients' documents), query limits, and the [`Prepared`] the executor runs it with.
     pub async fn prepare_on(
         snapshot: Arc<Snapshot>,
+        ctx: Arc<RequestCtx>,
         req: async_graphql::Request,
-        parts: &Parts,
         origin: Origin,
-        default_budget: Option<Duration>,
     ) -> Result<async_graphql::Request, GatewayError> {
         let Some(schema) = snapshot.graphql.clone() else {
             return Err(GatewayError::rejected(
@@ -108,24 +103,7 @@ impl GatewayPrepare {
         {
             snapshot.persisted.register(pending).await;
         }
-        let cap = snapshot.config.deadlines.max.get();
-        let default = default_budget.unwrap_or(snapshot.config.deadlines.default.get());
-        let budget = parts
-            .headers
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map(|d| d.min(cap).min(default_budget.unwrap_or(cap)))
-            .unwrap_or(default)
-            .max(Duration::from_millis(1));
-        let metadata = snapshot
-            .headers
-            .request_metadata(&parts.headers, parts.extensions.get::<RequestId>());
-        Ok(req.data(RequestMeta {
-            snapshot,
-            metadata,
-            deadline: Instant::now() + budget,
-        }))
+        Ok(req.data(Prepared { snapshot, ctx }))
     }
 }
 
@@ -135,6 +113,31 @@ impl Prepare for GatewayPrepare {
         req: async_graphql::Request,
         parts: &Parts,
     ) -> Result<async_graphql::Request, GatewayError> {
-        Self::prepare_on(self.gateway.snapshot(), req, parts, Origin::Client, None).await
+        let Some(admitted) = parts.extensions.get::<Admitted>() else {
+            return Err(GatewayError::Internal(
+                "a GraphQL request reached the prepare step unadmitted".into(),
+            ));
+        };
+        if !is_websocket(parts) {
+            return Self::prepare_on(
+                admitted.snapshot.clone(),
+                admitted.ctx.clone(),
+                req,
+                Origin::Client,
+            )
+            .await;
+        }
+        // An operation of a WebSocket connection: the connection may outlive a reload, its
+        // operations run on the snapshot current when they start, each with its own clock.
+        let snapshot = self.current.load();
+        let mut ctx = (*admitted.ctx).clone();
+        ctx.budget = ctx.budget.restarted(snapshot.config.deadlines.max.get());
+        if !Arc::ptr_eq(&snapshot, &admitted.snapshot) {
+            ctx.metadata = snapshot
+                .headers
+                .request_metadata(&parts.headers, Some(&ctx.id));
+            snapshot.outbound.chain.on_request(parts, &mut ctx).await?;
+        }
+        Self::prepare_on(snapshot, Arc::new(ctx), req, Origin::Client).await
     }
 }

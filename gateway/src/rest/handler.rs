@@ -1,36 +1,34 @@
-//! The REST handler: match a route, transcode the request, make the call, write the reply.
+//! The REST door: match a route, transcode the request, make the call, write the reply.
 //!
-//! This is the whole REST door. Below it there is nothing REST-specific: it builds an
-//! [`upstream::Call`](crate::upstream::Call) and hands it to the upstream stack.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The ingress already read the request (its context, its snapshot, its body); below this
+//! door there is nothing REST-specific: it builds a [`Call`] with
+//! [`RequestCtx::call_to`](crate::request::RequestCtx::call_to) and hands it to the snapshot's
+//! outbound path (policy chain, then upstream).
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, header};
-use http_body_util::BodyExt;
-use tokio::time::Instant;
 
 use super::router::Lookup;
-use super::routes::{RouteTarget, Streaming};
+use super::routes::Streaming;
 use super::stream::stream_response;
-use crate::app::Gateway;
-use crate::descriptors::{Idempotency, idempotency};
-use crate::edge::RequestId;
-use crate::error::{BodyTimeout, GatewayError};
+use crate::error::GatewayError;
+use crate::ingress::{Admitted, body::bytes_of, respond};
 use crate::snapshot::Snapshot;
 use crate::transcode::{self, BodyTarget, FieldPath, HttpRequestParts, TranscodeError};
-use crate::upstream::{Call, CallBody, UpstreamError};
+use crate::upstream::{CallBody, UpstreamError};
 
-/// The axum fallback handler serving every REST route of the current snapshot.
-pub async fn handle(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
-    let snap = gateway.snapshot();
-    match serve(&snap, req).await {
+/// Serves a request the ingress admitted to the REST door.
+pub async fn handle(admitted: Admitted, req: Request) -> Response {
+    match serve(&admitted, req).await {
         Ok(resp) => resp,
-        Err(e) => e.respond(Some(snap.registry.pool())),
+        Err(e) => respond(
+            admitted.ctx.door,
+            &e,
+            &HeaderMap::new(),
+            Some(admitted.snapshot.registry.pool()),
+        ),
     }
 }
 
@@ -43,9 +41,11 @@ impl From<TranscodeError> for GatewayError {
     }
 }
 
-async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayError> {
+async fn serve(admitted: &Admitted, req: Request) -> Result<Response, GatewayError> {
+    let snap = &admitted.snapshot;
+    let ctx = &admitted.ctx;
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path();
+    let path = ctx.path.as_str();
     let (target, bindings) = match snap.routes.lookup(&parts.method, path) {
         Lookup::Matched {
             value, bindings, ..
@@ -71,20 +71,11 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
         }
     };
     tracing::Span::current().record("rpc", target.full_name.as_str());
-    let timeout = call_timeout(&parts.headers, &target, snap)?;
-    let deadline = Instant::now() + timeout;
     let takes_body = !matches!(target.body, BodyTarget::None);
     if takes_body {
         check_content_type(&parts.headers, target.streaming == Streaming::Client)?;
     }
-    let limits = &snap.config.limits;
-    let bytes = read_body(
-        body,
-        &parts.headers,
-        limits.max_body_bytes.bytes(),
-        limits.body_idle_timeout.get(),
-    )
-    .await?;
+    let bytes = bytes_of(body).await?;
 
     let mut path_values: Vec<(&FieldPath, &str)> = Vec::with_capacity(bindings.len());
     for b in &bindings {
@@ -114,31 +105,27 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
         };
         CallBody::Unary(transcode::decode_request(&input, &parts_in, &snap.decode)?)
     };
-    let call = Call {
-        method: target.method.clone(),
-        body,
-        metadata: snap
-            .headers
-            .request_metadata(&parts.headers, parts.extensions.get::<RequestId>()),
-        deadline,
-        idempotent: target.http_method == http::Method::GET
-            || idempotency(&target.method) != Idempotency::Unknown,
-    };
+    let call = ctx.call_to(&target.call, body);
 
     if target.streaming == Streaming::Server {
         let sse = wants_sse(&parts.headers);
-        let mut reply = snap.upstream.server_streaming(call).await?;
+        let deadline = call.deadline;
+        let timeout = call.remaining();
+        let mut reply = snap
+            .outbound
+            .server_streaming(ctx, &target.site, call)
+            .await?;
         // An error before the first message is an ordinary HTTP error.
         let first = match tokio::time::timeout_at(deadline, reply.stream.message()).await {
             Err(_) => {
                 return Err(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                    backend: target.backend.clone(),
+                    backend: target.call.backend.to_string(),
                     timeout,
                 }));
             }
             Ok(Err(status)) => {
                 return Err(GatewayError::Upstream(UpstreamError::from_call_status(
-                    &target.backend,
+                    &target.call.backend,
                     status,
                     deadline,
                     timeout,
@@ -153,6 +140,7 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
             first,
             reply.stream,
             deadline,
+            timeout,
             sse,
         );
         snap.headers
@@ -160,7 +148,7 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
         return Ok(resp);
     }
 
-    let mut reply = snap.upstream.unary(call).await?;
+    let mut reply = snap.outbound.unary(ctx, &target.site, call).await?;
     // This BFF's redaction rules, before anything is written.
     snap.shaping.redact(&mut reply.message);
     let json =
@@ -184,47 +172,6 @@ async fn serve(snap: &Arc<Snapshot>, req: Request) -> Result<Response, GatewayEr
             .insert("x-portico-fallback", HeaderValue::from_static("static"));
     }
     Ok(resp)
-}
-
-/// The call's deadline: the client's `grpc-timeout` (capped by `deadlines.max`), else the
-/// method's configured default.
-fn call_timeout(
-    headers: &HeaderMap,
-    target: &RouteTarget,
-    snap: &Snapshot,
-) -> Result<Duration, GatewayError> {
-    let Some(v) = headers.get("grpc-timeout") else {
-        return Ok(target.timeout);
-    };
-    let asked = v
-        .to_str()
-        .ok()
-        .and_then(parse_grpc_timeout)
-        .ok_or_else(|| {
-            GatewayError::bad_request(
-                Some("grpc-timeout".into()),
-                "invalid grpc-timeout header: expected up to 8 digits and a unit of H, M, S, m, u or n (e.g. \"500m\")",
-            )
-        })?;
-    Ok(asked.min(snap.config.deadlines.max.get()))
-}
-
-/// Parses the gRPC wire format of a timeout: `1-8 digits` + `H|M|S|m|u|n`.
-pub fn parse_grpc_timeout(s: &str) -> Option<Duration> {
-    let (num, unit) = s.split_at(s.len().checked_sub(1)?);
-    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = num.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 fn check_content_type(headers: &HeaderMap, ndjson: bool) -> Result<(), GatewayError> {
@@ -270,48 +217,6 @@ fn wants_sse(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Reads the whole body, at most `limit` bytes (after decompression), failing when the client
-/// pauses longer than `idle` between two pieces.
-async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: u64,
-    idle: Duration,
-) -> Result<Bytes, GatewayError> {
-    if headers.get(header::CONTENT_ENCODING).is_none()
-        && let Some(len) = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        && len > limit
-    {
-        return Err(GatewayError::PayloadTooLarge { limit });
-    }
-    let mut body = body;
-    let mut buf = BytesMut::new();
-    loop {
-        match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(GatewayError::BodyTimeout(BodyTimeout::Idle(idle))),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(GatewayError::bad_request(
-                    None,
-                    format!("the request body could not be read: {e}"),
-                ));
-            }
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if (buf.len() + data.len()) as u64 > limit {
-                        return Err(GatewayError::PayloadTooLarge { limit });
-                    }
-                    buf.extend_from_slice(&data);
-                }
-            }
-        }
-    }
-    Ok(buf.freeze())
-}
-
 /// Decodes a newline-delimited JSON body into the messages of a client stream.
 fn decode_ndjson(
     input: &prost_reflect::MessageDescriptor,
@@ -337,18 +242,6 @@ fn decode_ndjson(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeout_wire_format() {
-        assert_eq!(parse_grpc_timeout("500m"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("123456789m"), None);
-        assert_eq!(parse_grpc_timeout("m"), None);
-        assert_eq!(parse_grpc_timeout("5s"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
-        assert_eq!(parse_grpc_timeout("-1S"), None);
-    }
 
     #[test]
     fn json_and_ndjson_content_types() {

@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tonic::metadata::MetadataMap;
 
 use crate::config::HeadersConfig;
-use crate::edge::{REQUEST_ID_HEADER, RequestId};
+use crate::request::{REQUEST_ID_HEADER, RequestId};
 
 /// Headers that describe one hop or the HTTP framing; never forwarded, whatever the config says.
 const NEVER_FORWARDED: &[&str] = &[

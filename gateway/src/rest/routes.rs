@@ -6,7 +6,6 @@
 //! only looks things up.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Method, StatusCode};
 use prost_reflect::{MethodDescriptor, ServiceDescriptor};
@@ -15,7 +14,9 @@ use super::router::Router;
 use super::template::PathTemplate;
 use crate::config::Config;
 use crate::descriptors::http_bindings;
+use crate::request::policy::CallSite;
 use crate::transcode::{BodyTarget, FieldPath};
+use crate::upstream::{Target, Targets};
 
 /// How messages flow in a method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +36,10 @@ pub struct RouteTarget {
     pub method: MethodDescriptor,
     /// `package.Service.Method`.
     pub full_name: String,
-    /// The backend serving it.
-    pub backend: String,
+    /// The call target (backend, timeout, idempotency).
+    pub call: Arc<Target>,
+    /// The call site policies see: `GET /v1/users/{id}`.
+    pub site: CallSite,
     /// The HTTP method of the binding.
     pub http_method: Method,
     /// The path template text of the binding.
@@ -49,8 +52,6 @@ pub struct RouteTarget {
     pub variables: Vec<FieldPath>,
     /// Status of a success.
     pub success: StatusCode,
-    /// Default deadline of the call.
-    pub timeout: Duration,
     /// Message flow of the method.
     pub streaming: Streaming,
     /// Whether a PATCH body fills an unset `update_mask`.
@@ -69,13 +70,15 @@ pub struct RouteError {
     pub message: String,
 }
 
-/// Builds the route table for the given services (each with its backend's name).
+/// Builds the route table for the given services (each with its backend's name), over the
+/// snapshot's call targets.
 pub fn build_routes(
     services: &[(ServiceDescriptor, String)],
+    targets: &Targets,
     cfg: &Config,
 ) -> Result<Router<Arc<RouteTarget>>, RouteError> {
     let mut router = Router::new();
-    for (service, backend) in services {
+    for (service, _) in services {
         for method in service.methods() {
             let streaming = match (method.is_client_streaming(), method.is_server_streaming()) {
                 (false, false) => Streaming::Unary,
@@ -103,9 +106,17 @@ pub fn build_routes(
                 ));
             }
             for (http_method, path, body, response_body) in bindings {
+                let call = targets
+                    .get(method.full_name())
+                    .cloned()
+                    .ok_or_else(|| RouteError {
+                        method: method.full_name().to_string(),
+                        binding: format!("{http_method} {path}"),
+                        message: "no call target (its service has no backend)".into(),
+                    })?;
                 let target = route_target(
                     &method,
-                    backend,
+                    call,
                     cfg,
                     streaming,
                     http_method.clone(),
@@ -137,7 +148,7 @@ pub fn build_routes(
 #[allow(clippy::too_many_arguments)]
 fn route_target(
     method: &MethodDescriptor,
-    backend: &str,
+    call: Arc<Target>,
     cfg: &Config,
     streaming: Streaming,
     http_method: Method,
@@ -192,14 +203,14 @@ fn route_target(
     Ok(RouteTarget {
         method: method.clone(),
         full_name: method.full_name().to_string(),
-        backend: backend.to_string(),
+        site: CallSite::Route(format!("{http_method} {path}").into()),
+        call,
         http_method,
         template: path.to_string(),
         body,
         response_body,
         variables,
         success,
-        timeout: cfg.call_timeout(backend, method.full_name()),
         streaming,
         fill_update_mask,
     })

@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -25,13 +26,15 @@ use crate::transcode;
 use crate::upstream::{ReplyStream, UpstreamError};
 
 /// Builds the streaming response; `first` is already received (so errors before it were
-/// answered as plain HTTP errors by the caller).
+/// answered as plain HTTP errors by the caller). The whole stream must end by `deadline`,
+/// `timeout` after the call started.
 pub(crate) fn stream_response(
     snap: Arc<Snapshot>,
     target: Arc<RouteTarget>,
     first: Option<DynamicMessage>,
     mut rest: ReplyStream,
     deadline: Instant,
+    timeout: Duration,
     sse: bool,
 ) -> Response {
     let body = async_stream::stream! {
@@ -49,15 +52,15 @@ pub(crate) fn stream_response(
                 },
                 Ok(Ok(None)) => break,
                 Ok(Err(status)) => GatewayError::Upstream(UpstreamError::from_call_status(
-                    &target.backend,
+                    &target.call.backend,
                     status,
                     deadline,
-                    target.timeout,
+                    timeout,
                     snap.config.limits.max_response_bytes.as_usize(),
                 )),
                 Err(_) => GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                    backend: target.backend.clone(),
-                    timeout: target.timeout,
+                    backend: target.call.backend.to_string(),
+                    timeout,
                 }),
             };
             tracing::warn!(method = %target.full_name, error = %err, "stream ended with an error");

@@ -6,8 +6,12 @@
 //! after the current response); then `serve` returns.
 //!
 //! Built on hyper-util's auto (HTTP/1.1 + h2c) connection builder rather than `axum::serve`,
-//! because the limits live there: header count and size (431), header-read timeout, and the
-//! HTTP/2 stream and reset limits.
+//! because the connection limits live there: the header-read timeout, the HTTP/2 stream and
+//! reset limits, and a hard cap on header count and size at twice `limits.max_headers` /
+//! `limits.max_header_bytes`. The configured header limits themselves are enforced by the
+//! ingress, which can answer them with a JSON body; hyper's own 431 (past the hard cap) has
+//! none, and its header-read timeout closes the connection without an answer. Every request
+//! carries its TCP peer's address (`ConnectInfo<SocketAddr>`) for the ingress.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -73,11 +77,12 @@ impl Default for Drain {
 
 fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    let header_bytes = limits.max_header_bytes.as_usize();
+    // Hard caps: twice the limits the ingress answers with a body.
+    let header_bytes = limits.max_header_bytes.as_usize().saturating_mul(2);
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout.get())
-        .max_headers(limits.max_headers)
+        .max_headers(limits.max_headers.saturating_mul(2))
         .max_buf_size(header_bytes.max(8192));
     b.http2()
         .timer(TokioTimer::new())
@@ -121,7 +126,14 @@ pub async fn serve_with(
             }
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
+        let svc = TowerToHyperService::new(tower::util::MapRequest::new(
+            app.clone(),
+            move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();

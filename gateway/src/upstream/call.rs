@@ -1,4 +1,4 @@
-//! The call type both front doors build, and the replies the upstream stack hands back.
+//! The call type every door builds, and the replies the upstream stack hands back.
 
 use std::time::Duration;
 
@@ -20,8 +20,8 @@ pub struct Call {
     pub metadata: MetadataMap,
     /// When the client's budget for this call runs out.
     pub deadline: Instant,
-    /// Whether the method may be retried on UNAVAILABLE: set by the door from the method's
-    /// `idempotency_level` (NO_SIDE_EFFECTS or IDEMPOTENT) or the HTTP method (GET).
+    /// Whether the method may be retried on UNAVAILABLE (the target's
+    /// [`is_idempotent`](super::is_idempotent)).
     pub idempotent: bool,
 }
 

@@ -11,8 +11,8 @@
 //! 4. **Accept.** The response media type is negotiated (see `negotiate.rs`):
 //!    `application/graphql-response+json`, `application/json` (the default, also for `*/*`),
 //!    or `text/event-stream` (SSE); nothing acceptable is 406.
-//! 5. **Parameters.** `POST` needs `Content-Type: application/json` (else 415), a body of at
-//!    most [`HttpSettings::max_body_bytes`] (else 413) holding one JSON object; `GET` takes
+//! 5. **Parameters.** `POST` needs `Content-Type: application/json` (else 415) and a body
+//!    holding one JSON object (the ingress read it, under the gateway's body limits); `GET` takes
 //!    URL parameters (`variables`/`extensions` as JSON text). Malformed input, wrong types,
 //!    a batch (JSON array) or a missing `query` is 400 (see `request.rs`).
 //! 6. **Prepare.** [`Prepare::prepare`] may add data or reject (with a [`GatewayError`]:
@@ -69,8 +69,6 @@ pub struct HttpSettings {
     /// The path of the endpoint, e.g. `"/graphql"`; taken literally (a missing leading `/`
     /// is added, `{` and `}` are not route parameters).
     pub path: String,
-    /// The largest accepted `POST` body, in bytes (larger: 413).
-    pub max_body_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -78,9 +76,21 @@ impl Default for HttpSettings {
         Self {
             graphiql: true,
             path: "/graphql".to_owned(),
-            max_body_bytes: 1024 * 1024,
         }
     }
+}
+
+/// Whether the request is a WebSocket upgrade (its operations are prepared with these parts).
+pub fn is_websocket(parts: &Parts) -> bool {
+    ws::is_upgrade(parts)
+}
+
+/// A refusal of a request to this endpoint found before it got here (the ingress: header
+/// limits, body limits, policies), written as the endpoint writes its own: GraphQL errors in
+/// the media type the request accepts.
+pub fn reject(err: &GatewayError, headers: &http::HeaderMap) -> Response {
+    let media = negotiate::negotiate(headers).unwrap_or(MediaType::Json);
+    response::rejection(err, media)
 }
 
 /// Adds per-request data (headers, request id...) and runs limits before execution;
@@ -201,7 +211,7 @@ async fn handle<E: Executor, P: Prepare>(
         request::parse_query_string(&parts.uri)
     } else {
         match request::check_content_type(&parts.headers) {
-            Ok(()) => match request::read_body(body, shared.settings.max_body_bytes).await {
+            Ok(()) => match request::read_body(body).await {
                 Ok(bytes) => request::parse_body(&bytes),
                 Err(rejection) => Err(rejection),
             },

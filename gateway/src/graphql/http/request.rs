@@ -11,7 +11,6 @@ use async_graphql::{Extensions, Value, Variables};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Uri};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value as Json};
 
 use super::DocumentId;
@@ -92,29 +91,10 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), GatewayError
     Ok(())
 }
 
-/// Reads the body, at most `limit` bytes (413 beyond, with code `PAYLOAD_TOO_LARGE`).
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
-    let too_large = || GatewayError::PayloadTooLarge {
-        limit: limit as u64,
-    };
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) if is_length_limit(e.as_ref()) => Err(too_large()),
-        Err(e) => Err(bad_request(format!("could not read the request body: {e}"))),
-    }
-}
-
-/// True when a length limit error hides somewhere in the error's source chain.
-fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<LengthLimitError>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
+/// The body's bytes. The ingress has already read it, under the gateway's size and time
+/// limits: this takes it from memory.
+pub(crate) async fn read_body(body: Body) -> Result<Bytes, GatewayError> {
+    crate::ingress::body::bytes_of(body).await
 }
 
 /// Parses a POST body: one JSON object with the GraphQL parameters.
@@ -417,14 +397,5 @@ mod tests {
             let err = with(bad).unwrap_err();
             assert_eq!(err.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         }
-    }
-
-    #[tokio::test]
-    async fn body_limit() {
-        let ok = read_body(Body::from("12345"), 5).await.unwrap();
-        assert_eq!(&ok[..], b"12345");
-        let err = read_body(Body::from("123456"), 5).await.unwrap_err();
-        assert_eq!(err.http_status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(err.kind().code(), "PAYLOAD_TOO_LARGE");
     }
 }

@@ -17,7 +17,9 @@ use super::output::Part;
 use super::shape::{Shape, Wkt};
 use crate::error::graphql::field_error;
 use crate::graphql::context::Calls;
+use crate::request::policy::CallSite;
 use crate::transcode::FieldPath;
+use crate::upstream::Target;
 
 /// A link, resolved against the descriptors at build time.
 #[derive(Clone, Debug)]
@@ -30,8 +32,10 @@ pub struct LinkPlan {
     pub field: String,
     /// The method called for one parent.
     pub method: MethodDescriptor,
-    /// Whether `method` may be retried (resolved once, when the schema is built).
-    pub idempotent: bool,
+    /// Its call target (backend, timeout, idempotency).
+    pub target: Arc<Target>,
+    /// The call site policies see: `Type.field`.
+    pub site: CallSite,
     /// Request field <- parent field.
     pub args: Vec<(FieldPath, FieldPath)>,
     /// The response field returned instead of the whole response.
@@ -49,8 +53,10 @@ pub struct LinkPlan {
 pub struct BatchPlan {
     /// The batch method.
     pub method: MethodDescriptor,
-    /// Whether the batch method may be retried (resolved once, when the schema is built).
-    pub idempotent: bool,
+    /// Its call target (backend, timeout, idempotency).
+    pub target: Arc<Target>,
+    /// The call site policies see: `Type.field`.
+    pub site: CallSite,
     /// Its repeated request field receiving the keys.
     pub keys: FieldDescriptor,
     /// Its repeated response field with the results.
@@ -199,13 +205,13 @@ impl LinkLoader {
                 })
                 .collect();
         }
-        let reply = self.calls.call(&batch.method, batch.idempotent, req).await;
+        let reply = self.calls.call(&batch.target, &batch.site, req).await;
         match reply {
             Err(e) => {
                 let err = field_error(
                     &e,
                     Some(batch.method.parent_service().full_name()),
-                    Some(self.calls.snapshot.registry.pool()),
+                    Some(&self.calls.pool),
                 );
                 keys.into_iter()
                     .map(|k| {

@@ -29,10 +29,12 @@ use prost_reflect::{
     DescriptorPool, EnumDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor,
 };
 
-use crate::config::{GraphqlConfig, OperationKind, RedactAction};
+use crate::config::{DeadlinesConfig, GraphqlConfig, OperationKind, RedactAction};
 use crate::descriptors::{Idempotency, http_bindings, idempotency};
+use crate::request::policy::CallSite;
 use crate::shaping::Redactions;
 use crate::transcode::FieldPath;
+use crate::upstream::{Target, Targets};
 use docs::Docs;
 use links::{BatchPlan, LinkPlan, compatible, item_message};
 use naming::{NamedType, TypeNames, qualified_root_field_name, root_field_name};
@@ -160,7 +162,7 @@ impl Root {
 }
 
 /// Builds the schema over `services` (each exposed service with its backend), without
-/// redaction.
+/// redaction, every call with the default timeout.
 pub fn build(
     services: &[(ServiceDescriptor, String)],
     cfg: &GraphqlConfig,
@@ -169,7 +171,22 @@ pub fn build(
         .first()
         .map(|(s, _)| s.parent_pool().clone())
         .unwrap_or_else(DescriptorPool::global);
-    build_with(services, cfg, &pool, &BTreeMap::new())
+    let timeout = DeadlinesConfig::default().default.get();
+    let targets = Targets::new(services, |_, _| timeout);
+    build_with(services, &targets, cfg, &pool, &BTreeMap::new())
+}
+
+/// The call target of `method`, which must be one of the exposed services'.
+fn target_of(
+    targets: &Targets,
+    method: &MethodDescriptor,
+) -> Result<Arc<Target>, GraphqlBuildError> {
+    targets.get(method.full_name()).cloned().ok_or_else(|| {
+        err(format!(
+            "{}: its service has no backend",
+            method.full_name()
+        ))
+    })
 }
 
 /// Builds the schema over `services` with the redaction rules `redact` (config
@@ -178,6 +195,7 @@ pub fn build(
 /// and always null.
 pub fn build_with(
     services: &[(ServiceDescriptor, String)],
+    targets: &Targets,
     cfg: &GraphqlConfig,
     pool: &DescriptorPool,
     redact: &BTreeMap<String, RedactAction>,
@@ -197,7 +215,7 @@ pub fn build_with(
         }
         requests.insert(req.full_name().to_string(), req);
     }
-    let link_plans = plan_links(services, cfg, &roots, &mut outputs, &mut enums)?;
+    let mut link_plans = plan_links(services, targets, cfg, &roots, &mut outputs, &mut enums)?;
 
     let mut named: Vec<NamedType> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -222,6 +240,15 @@ pub fn build_with(
         }
     }
     let names = TypeNames::new(&named);
+    // Link call sites by GraphQL type name, as policies see them (`Order.user`).
+    for p in &mut link_plans {
+        let owner = names.get(p.on.full_name()).unwrap_or(p.on.name());
+        let field = format!("{owner}.{}", p.field);
+        if let Some(b) = &mut p.batch {
+            b.site = CallSite::LinkBatch(field.as_str().into());
+        }
+        p.site = CallSite::LinkField(field.into());
+    }
     let by_graphql_name: HashMap<&str, &MessageDescriptor> = outputs
         .values()
         .filter_map(|m| names.get(m.full_name()).map(|n| (n, m)))
@@ -344,7 +371,10 @@ pub fn build_with(
         });
         match root {
             Root::Subscription => {
-                let mut f = roots::subscription_field(name, method, ty).description(description);
+                let target = target_of(targets, method)?;
+                let site = CallSite::Subscription(format!("Subscription.{name}").into());
+                let mut f =
+                    roots::subscription_field(name, &target, site, ty).description(description);
                 for a in args {
                     f = f.argument(a);
                 }
@@ -354,7 +384,9 @@ pub fn build_with(
                 subscription = subscription.field(f);
             }
             Root::Query | Root::Mutation => {
-                let mut f = roots::root_field(name, method, ty).description(description);
+                let target = target_of(targets, method)?;
+                let site = CallSite::RootField(format!("{}.{name}", root.name()).into());
+                let mut f = roots::root_field(name, &target, site, ty).description(description);
                 for a in args {
                     f = f.argument(a);
                 }
@@ -515,6 +547,7 @@ fn find_method(services: &[(ServiceDescriptor, String)], full: &str) -> Option<M
 /// Resolves and checks the configured links.
 fn plan_links(
     services: &[(ServiceDescriptor, String)],
+    targets: &Targets,
     cfg: &GraphqlConfig,
     _roots: &[(Root, String, MethodDescriptor)],
     outputs: &mut BTreeMap<String, MessageDescriptor>,
@@ -639,7 +672,8 @@ fn plan_links(
                 }
                 shape = Shape::Object(item.clone());
                 Some(BatchPlan {
-                    idempotent: crate::graphql::context::is_idempotent(&bm),
+                    target: target_of(targets, &bm)?,
+                    site: CallSite::LinkBatch(format!("{}.{}", l.on, l.field).into()),
                     method: bm,
                     keys,
                     results,
@@ -665,7 +699,8 @@ fn plan_links(
             index: i,
             on,
             field: l.field.clone(),
-            idempotent: crate::graphql::context::is_idempotent(&method),
+            target: target_of(targets, &method)?,
+            site: CallSite::LinkField(format!("{}.{}", l.on, l.field).into()),
             method,
             args,
             result,

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::Error;
 use async_graphql::dynamic::{
@@ -10,7 +9,6 @@ use async_graphql::dynamic::{
 };
 use futures::StreamExt;
 use prost_reflect::{DynamicMessage, Kind, MethodDescriptor, Value};
-use tokio::time::Instant;
 
 use super::input::args_to_message;
 use super::links::{LinkKey, LinkPlan};
@@ -19,7 +17,8 @@ use super::shape::Shape;
 use crate::error::GatewayError;
 use crate::error::graphql::field_error;
 use crate::graphql::context::GraphqlCtx;
-use crate::upstream::{Call, CallBody, UpstreamError};
+use crate::request::policy::CallSite;
+use crate::upstream::{CallBody, Target, UpstreamError};
 
 /// The shape of a method's whole response.
 pub fn response_shape(method: &MethodDescriptor) -> Shape {
@@ -44,23 +43,23 @@ fn ctx_of<'a>(
         .map_err(|_| Error::new("internal: the GraphQL request has no gateway context"))
 }
 
-/// A query or mutation root field calling `method`.
-pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
-    let method = method.clone();
-    let shape = response_shape(&method);
-    let idempotent = crate::graphql::context::is_idempotent(&method);
+/// A query or mutation root field calling `target`'s method; `site` names it for policies.
+pub fn root_field(name: &str, target: &Arc<Target>, site: CallSite, ty: TypeRef) -> Field {
+    let target = target.clone();
+    let shape = response_shape(&target.method);
     Field::new(name, ty, move |ctx| {
-        let method = method.clone();
+        let target = target.clone();
         let shape = shape.clone();
+        let site = site.clone();
         FieldFuture::new(async move {
             let run = async {
                 let g = ctx_of(&ctx)?;
-                let req = args_to_message(&method.input(), ctx.args.as_index_map())?;
-                let reply = g.call(&method, idempotent, req).await.map_err(|e| {
+                let req = args_to_message(&target.method.input(), ctx.args.as_index_map())?;
+                let reply = g.call(&target, &site, req).await.map_err(|e| {
                     field_error(
                         &e,
-                        Some(method.parent_service().full_name()),
-                        Some(g.snapshot.registry.pool()),
+                        Some(target.method.parent_service().full_name()),
+                        Some(g.pool()),
                     )
                 })?;
                 reply_value(reply, &shape)
@@ -70,42 +69,32 @@ pub fn root_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> Field {
     })
 }
 
-/// A subscription field streaming a server-streaming `method`.
-pub fn subscription_field(name: &str, method: &MethodDescriptor, ty: TypeRef) -> SubscriptionField {
-    let method = method.clone();
-    let shape = response_shape(&method);
-    let idempotent = crate::graphql::context::is_idempotent(&method);
+/// A subscription field streaming `target`'s server-streaming method. The stream's deadline
+/// is the call's, by the one rule: the method's timeout, capped by the request's budget.
+pub fn subscription_field(
+    name: &str,
+    target: &Arc<Target>,
+    site: CallSite,
+    ty: TypeRef,
+) -> SubscriptionField {
+    let target = target.clone();
+    let shape = response_shape(&target.method);
     SubscriptionField::new(name, ty, move |ctx| {
-        let method = method.clone();
+        let target = target.clone();
         let shape = shape.clone();
+        let site = site.clone();
         SubscriptionFieldFuture::new(async move {
             let g = ctx_of(&ctx)?;
-            let service = method.parent_service().full_name().to_string();
-            let req = args_to_message(&method.input(), ctx.args.as_index_map())?;
-            let backend = g
-                .snapshot
-                .upstream
-                .backend_for(&service)
-                .map(|b| b.name().to_string())
-                .unwrap_or_default();
-            // A subscription lives longer than a request: its deadline is the method's own.
-            let timeout = g.snapshot.config.call_timeout(&backend, method.full_name());
-            let call = Call {
-                method: method.clone(),
-                body: CallBody::Unary(req),
-                metadata: g.metadata().clone(),
-                deadline: Instant::now() + timeout.max(Duration::from_millis(1)),
-                idempotent,
-            };
-            let pool = g.snapshot.registry.pool().clone();
+            let service = target.method.parent_service().full_name().to_string();
+            let req = args_to_message(&target.method.input(), ctx.args.as_index_map())?;
+            let call = g.request().call_to(&target, CallBody::Unary(req));
+            let pool = g.pool().clone();
             let reply = g
-                .snapshot
-                .upstream
-                .server_streaming(call)
+                .outbound()
+                .server_streaming(g.request(), &site, call)
                 .await
-                .map_err(|e| {
-                    field_error(&GatewayError::Upstream(e), Some(&service), Some(&pool))
-                })?;
+                .map_err(|e| field_error(&e, Some(&service), Some(&pool)))?;
+            let backend = target.backend.to_string();
             Ok(reply.stream.map(move |item| match item {
                 Ok(msg) => {
                     reply_value(Arc::new(msg), &shape).map(|v| v.unwrap_or(FieldValue::NULL))
@@ -172,16 +161,13 @@ async fn resolve_link<'a>(
         };
     }
     let req = plan.request_for(parent)?;
-    let reply = g
-        .call(&plan.method, plan.idempotent, req)
-        .await
-        .map_err(|e| {
-            field_error(
-                &e,
-                Some(plan.method.parent_service().full_name()),
-                Some(g.snapshot.registry.pool()),
-            )
-        })?;
+    let reply = g.call(&plan.target, &plan.site, req).await.map_err(|e| {
+        field_error(
+            &e,
+            Some(plan.method.parent_service().full_name()),
+            Some(g.pool()),
+        )
+    })?;
     match &plan.result {
         None => reply_value(reply, &plan.shape),
         Some(rf) => {

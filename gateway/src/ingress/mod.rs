@@ -1,0 +1,351 @@
+//! The ingress: the one place a request is read, for every door.
+//!
+//! [`admit`] runs first, for every request: it assigns the request id, opens the request's
+//! span and writes its log line, pins the snapshot the request will run on, enforces the
+//! header limits (431 with a JSON body; see [`crate::server`] for the hard cap behind them),
+//! normalises the path ([`path`]) and routes by it to a [`Door`], turns `grpc-timeout` into the
+//! request's [`Budget`], computes the metadata every call forwards, runs the policies'
+//! per-request hooks, and hands the door an [`Admitted`] request. [`check_encoding`] and
+//! [`read_body`] run later, inside the request decompression layer: the body is read once,
+//! under the size, idle and total bounds ([`body`]), and doors get bytes.
+//!
+//! Every refusal here is written by [`respond`], the one responder, in the renderer of the
+//! request's door.
+
+pub mod body;
+pub mod path;
+mod request_id;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri, header};
+use prost_reflect::DescriptorPool;
+use tracing::Instrument;
+
+use crate::config::LimitsConfig;
+use crate::endpoints::Endpoint;
+use crate::error::GatewayError;
+use crate::request::{Budget, Door, REQUEST_ID_HEADER, RequestCtx, parse_grpc_timeout};
+use crate::rest::router::Lookup;
+use crate::snapshot::{Current, Snapshot};
+use body::BodyLimits;
+
+/// A request the ingress let in: its context, and the snapshot it runs on from start to end.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    /// The snapshot (config, descriptors, routes, schema, backends, policies) of the request.
+    pub snapshot: Arc<Snapshot>,
+    /// What is known about the request.
+    pub ctx: Arc<RequestCtx>,
+    /// For the endpoint door: the published operation the path matched, with the values of
+    /// its path parameters, or the methods it is published under.
+    pub endpoint: Option<EndpointMatch>,
+}
+
+/// What an operation endpoint's route table said about a request.
+#[derive(Clone, Debug)]
+pub enum EndpointMatch {
+    /// The endpoint, and its path parameters by name.
+    Found(Arc<Endpoint>, Vec<(String, String)>),
+    /// The path is an endpoint's under other methods only (and no REST route's).
+    MethodNotAllowed(Vec<Method>),
+}
+
+/// What the ingress needs: where the current snapshot is, and the GraphQL endpoint's path
+/// (fixed when the HTTP router was built).
+#[derive(Debug)]
+pub struct Ingress {
+    current: Arc<Current>,
+    graphql_path: Option<String>,
+}
+
+/// The gateway's own paths (the admin door).
+const ADMIN_PATHS: &[&str] = &["/healthz", "/readyz", "/admin/backends"];
+
+impl Ingress {
+    /// An ingress admitting requests onto the snapshots of `current`; `graphql_path` is the
+    /// route of the GraphQL door, when it has one.
+    pub fn new(current: Arc<Current>, graphql_path: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            current,
+            graphql_path,
+        })
+    }
+
+    /// The door of a (normalised) path.
+    fn door(&self, snap: &Snapshot, method: &Method, path: &str) -> (Door, Option<EndpointMatch>) {
+        if self.graphql_path.as_deref() == Some(path) {
+            return (Door::Graphql, None);
+        }
+        if ADMIN_PATHS.contains(&path) {
+            return (Door::Admin, None);
+        }
+        match snap.endpoints.lookup(method, path) {
+            Lookup::Matched {
+                value, bindings, ..
+            } => {
+                let values = bindings
+                    .into_iter()
+                    .map(|b| (b.field_path.join("."), b.value))
+                    .collect();
+                (
+                    Door::Endpoint,
+                    Some(EndpointMatch::Found(value.clone(), values)),
+                )
+            }
+            Lookup::MethodNotAllowed { allowed }
+                if matches!(snap.routes.lookup(method, path), Lookup::NotFound) =>
+            {
+                (
+                    Door::Endpoint,
+                    Some(EndpointMatch::MethodNotAllowed(allowed)),
+                )
+            }
+            _ => (Door::Rest, None),
+        }
+    }
+
+    /// The door of a path that could not be normalised.
+    fn door_of_raw(&self, path: &str) -> Door {
+        if self.graphql_path.as_deref() == Some(path) {
+            Door::Graphql
+        } else {
+            Door::Rest
+        }
+    }
+}
+
+/// The route path of a literal path (a leading `/` ensured).
+pub fn route_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// The one responder: writes `err` in the renderer of `door` (GraphQL errors for the GraphQL
+/// door, negotiated from `headers`; a `google.rpc.Status` body for every other door).
+pub fn respond(
+    door: Door,
+    err: &GatewayError,
+    headers: &HeaderMap,
+    pool: Option<&DescriptorPool>,
+) -> Response {
+    match door {
+        Door::Graphql => crate::graphql::http::reject(err, headers),
+        Door::Rest | Door::Endpoint | Door::Admin => err.respond(pool),
+    }
+}
+
+/// Middleware, outermost: admits the request (see the module docs), runs the rest of the
+/// stack, and writes the request's log line.
+pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let id = request_id::assign(&parts.headers);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.as_str(),
+        method = %parts.method,
+        path = %parts.uri.path(),
+        door = tracing::field::Empty,
+        rpc = tracing::field::Empty,
+    );
+    let start = StdInstant::now();
+    let id_header = id.0.clone();
+    let snapshot = ingress.current.load();
+    let admitted = async {
+        match admit_parts(&ingress, snapshot.clone(), &mut parts, id).await {
+            Ok(admitted) => {
+                tracing::Span::current().record("door", admitted.ctx.door.as_str());
+                parts.extensions.insert(admitted);
+                next.run(Request::from_parts(parts, body)).await
+            }
+            Err((door, err)) => {
+                tracing::Span::current().record("door", door.as_str());
+                respond(door, &err, &parts.headers, Some(snapshot.registry.pool()))
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let mut resp = admitted;
+    let status = resp.status().as_u16();
+    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, latency_us, "request finished");
+        } else {
+            tracing::info!(status, latency_us, "request finished");
+        }
+    });
+    resp.headers_mut().insert(REQUEST_ID_HEADER, id_header);
+    resp
+}
+
+/// Everything [`admit`] does before the door runs; an error comes with the door that
+/// renders it.
+async fn admit_parts(
+    ingress: &Ingress,
+    snapshot: Arc<Snapshot>,
+    parts: &mut Parts,
+    id: crate::request::RequestId,
+) -> Result<Admitted, (Door, GatewayError)> {
+    let limits = &snapshot.config.limits;
+    let raw_door = ingress.door_of_raw(parts.uri.path());
+    check_headers(parts, limits).map_err(|e| (raw_door, e))?;
+    let normal = path::normalize(parts.uri.path())
+        .map_err(|e| (raw_door, GatewayError::bad_request(None, e.to_string())))?
+        .into_owned();
+    if normal != parts.uri.path() {
+        parts.uri = with_path(&parts.uri, &normal)
+            .map_err(|e| (raw_door, GatewayError::bad_request(None, e)))?;
+    }
+    let (door, endpoint) = ingress.door(&snapshot, &parts.method, &normal);
+    let client = match parts.headers.get("grpc-timeout") {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
+            (
+                door,
+                GatewayError::bad_request(
+                    Some("grpc-timeout".into()),
+                    "invalid grpc-timeout header: expected up to 8 digits and a unit of H, M, S, m, u or n (e.g. \"500m\")",
+                ),
+            )
+        })?),
+    };
+    let metadata = snapshot.headers.request_metadata(&parts.headers, Some(&id));
+    let mut ctx = RequestCtx {
+        id,
+        client: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+        method: parts.method.clone(),
+        path: normal,
+        door,
+        metadata,
+        budget: Budget::new(client, snapshot.config.deadlines.max.get()),
+    };
+    snapshot
+        .outbound
+        .chain
+        .on_request(parts, &mut ctx)
+        .await
+        .map_err(|e| (door, e))?;
+    Ok(Admitted {
+        snapshot,
+        ctx: Arc::new(ctx),
+        endpoint,
+    })
+}
+
+/// The URI with its path replaced (the query kept).
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, String> {
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query =
+        Some(PathAndQuery::try_from(pq).map_err(|e| format!("invalid path: {e}"))?);
+    Uri::from_parts(parts).map_err(|e| format!("invalid path: {e}"))
+}
+
+/// The header limits, as the gateway answers them (431 with a body). The HTTP server's own
+/// parser refuses headers past twice these limits before any of this runs.
+fn check_headers(parts: &Parts, limits: &LimitsConfig) -> Result<(), GatewayError> {
+    let count = parts.headers.len();
+    if count > limits.max_headers {
+        return Err(GatewayError::HeadersTooLarge(format!(
+            "{count} headers, more than the limit of {}",
+            limits.max_headers
+        )));
+    }
+    let size = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if size as u64 > limits.max_header_bytes.bytes() {
+        return Err(GatewayError::HeadersTooLarge(format!(
+            "{size} bytes of request line and headers, more than the limit of {}",
+            limits.max_header_bytes.bytes()
+        )));
+    }
+    Ok(())
+}
+
+/// Request encodings the gateway can decompress.
+const ACCEPTED_ENCODINGS: &[&str] = &["gzip", "x-gzip", "br", "identity"];
+
+/// Middleware, outside the decompression layer: refuses a `Content-Encoding` the gateway
+/// cannot decompress with a 415.
+pub async fn check_encoding(req: Request, next: Next) -> Response {
+    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
+        let text = enc.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        if !ACCEPTED_ENCODINGS.contains(&text.as_str()) {
+            let err = GatewayError::UnsupportedMediaType {
+                got: format!("content-encoding: {text}"),
+                expected: "a body encoded with gzip, br or identity",
+            };
+            return refuse(&req, &err);
+        }
+    }
+    next.run(req).await
+}
+
+/// Middleware, inside the decompression layer: reads the body once, under the snapshot's
+/// limits, and hands it on in memory. WebSocket upgrades (whose "body" is the connection)
+/// pass untouched.
+pub async fn read_body(req: Request, next: Next) -> Response {
+    if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
+        return next.run(req).await;
+    }
+    let Some(admitted) = req.extensions().get::<Admitted>().cloned() else {
+        let err = GatewayError::Internal("a request reached the body reader unadmitted".into());
+        return err.respond(None);
+    };
+    let l = &admitted.snapshot.config.limits;
+    let limits = BodyLimits {
+        max_bytes: l.max_body_bytes.bytes(),
+        idle: l.body_idle_timeout.get(),
+        total: l.body_timeout.get(),
+    };
+    let (parts, body) = req.into_parts();
+    match body::read(body, &parts.headers, limits).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(err) => respond(
+            admitted.ctx.door,
+            &err,
+            &parts.headers,
+            Some(admitted.snapshot.registry.pool()),
+        ),
+    }
+}
+
+/// Renders a refusal of a request in its door's renderer.
+fn refuse(req: &Request, err: &GatewayError) -> Response {
+    match req.extensions().get::<Admitted>() {
+        Some(a) => respond(
+            a.ctx.door,
+            err,
+            req.headers(),
+            Some(a.snapshot.registry.pool()),
+        ),
+        None => err.respond(None),
+    }
+}

@@ -1,0 +1,108 @@
+//! What the gateway knows about one request once the ingress has read it: the typed
+//! [`RequestCtx`] every door and every policy sees, its [`Budget`] (the one deadline rule),
+//! and the [`policy`] chain every backend call of the request passes through.
+//!
+//! Nothing here reads HTTP: the [`crate::ingress`] builds the context; doors and policies only
+//! read it.
+
+mod budget;
+pub mod policy;
+
+use std::net::SocketAddr;
+
+use http::{HeaderValue, Method};
+use tonic::metadata::MetadataMap;
+
+pub use budget::{Budget, parse_grpc_timeout};
+
+use crate::upstream::{Call, CallBody, Target};
+
+/// The header carrying the request id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of a request: the client's `x-request-id` when it is sane, else a fresh one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or("")
+    }
+}
+
+/// The front door a request goes through, which decides how its errors are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    /// A REST route transcoded from `google.api.http` (or a default route).
+    Rest,
+    /// The GraphQL endpoint (HTTP, SSE, WebSocket, GraphiQL).
+    Graphql,
+    /// A GraphQL operation published as a REST endpoint.
+    Endpoint,
+    /// The gateway's own endpoints (`/healthz`, `/readyz`, `/admin/...`).
+    Admin,
+}
+
+impl Door {
+    /// `rest`, `graphql`, `endpoint` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Rest => "rest",
+            Door::Graphql => "graphql",
+            Door::Endpoint => "endpoint",
+            Door::Admin => "admin",
+        }
+    }
+}
+
+/// The typed context of one request, built once by the ingress and shared (read-only) by the
+/// door, the planner and every policy stage. The snapshot the request runs on is pinned beside
+/// it ([`crate::ingress::Admitted`]).
+#[derive(Clone, Debug)]
+pub struct RequestCtx {
+    /// The request id (sent back in `x-request-id`, forwarded to backends, in every log line).
+    pub id: RequestId,
+    /// The address of the TCP peer (the client, or the proxy in front of the gateway).
+    pub client: Option<SocketAddr>,
+    /// The HTTP method.
+    pub method: Method,
+    /// The normalised path: what routing matched and what every policy sees.
+    pub path: String,
+    /// The door it goes through.
+    pub door: Door,
+    /// The metadata every backend call of the request sends: the forwarded headers (by the
+    /// `headers.forward` rule) and the request id.
+    pub metadata: MetadataMap,
+    /// The request's time budget.
+    pub budget: Budget,
+}
+
+impl RequestCtx {
+    /// A context for work that did not come through the ingress (benchmarks, tests): no
+    /// client, no forwarded metadata, a budget of `max`.
+    pub fn internal(max: std::time::Duration) -> Self {
+        Self {
+            id: RequestId(HeaderValue::from_static("internal")),
+            client: None,
+            method: Method::POST,
+            path: String::new(),
+            door: Door::Graphql,
+            metadata: MetadataMap::new(),
+            budget: Budget::new(None, max),
+        }
+    }
+
+    /// The call to `target` with `body` for this request: the one place a [`Call`] is built.
+    /// It sends the request's metadata, gets the deadline of the one rule
+    /// ([`Budget::call_deadline`] of the target's timeout) and the target's idempotency.
+    pub fn call_to(&self, target: &Target, body: CallBody) -> Call {
+        Call {
+            method: target.method.clone(),
+            body,
+            metadata: self.metadata.clone(),
+            deadline: self.budget.call_deadline(target.timeout),
+            idempotent: target.idempotent,
+        }
+    }
+}
