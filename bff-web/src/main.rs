@@ -4,6 +4,14 @@ use std::process::ExitCode;
 
 use portico::cli::{Profile, main as run_bff};
 
+/// The global allocator, chosen by the binary (the `portico` library leaves it to whoever links
+/// it): mimalloc, built with `no_thp` (the workspace's `mimalloc` dependency). The request path
+/// allocates many small short-lived objects across threads, where mimalloc spends far less CPU
+/// than glibc's malloc; `no_thp` keeps its arenas off transparent huge pages, which otherwise
+/// nearly double the idle RSS. Numbers: the README's Performance section.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     run_bff(Profile {
         name: "web",

@@ -15,6 +15,10 @@ use portico::graphql::executor::GatewayExecutor;
 use portico::graphql::schema::input::args_to_message;
 use portico::snapshot::Snapshot;
 
+/// mimalloc (`no_thp`), as in the BFF binaries, so these numbers match what they run with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Users, orders (with a link to users) and products (batched), as in the example configs.
 fn config(demo: &portico_demo::DemoCluster) -> String {
     format!(

@@ -10,6 +10,10 @@ use http::Method;
 use portico::rest::router::{Lookup, Router};
 use portico::rest::template::PathTemplate;
 
+/// mimalloc (`no_thp`), as in the BFF binaries, so these numbers match what they run with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// 50 resources x 10 route shapes = 500 routes, like 25 services of two resources each.
 fn table() -> Router<usize> {
     let mut router = Router::new();

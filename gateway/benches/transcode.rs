@@ -11,6 +11,10 @@ use portico_demo::pb;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
+/// mimalloc (`no_thp`), as in the BFF binaries, so these numbers match what they run with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One benchmark input: a message type and a JSON document of it.
 struct Case {
     name: &'static str,

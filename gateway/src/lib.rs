@@ -25,10 +25,3 @@ pub mod shaping;
 pub mod snapshot;
 pub mod transcode;
 pub mod upstream;
-
-/// The global allocator (feature `mimalloc`, on by default): the request path allocates many
-/// small short-lived objects across threads, where mimalloc spends far less CPU than glibc's
-/// malloc (see the README's Performance section for the numbers).
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
