@@ -1,5 +1,11 @@
-//! The command line every BFF binary shares: flags, `--check`, `--demo` wiring, and running the
-//! server until SIGINT/SIGTERM.
+//! The command line every BFF binary shares: flags, `--check`, the subcommands, the startup
+//! banner, and running the server until SIGINT/SIGTERM. The `--demo` wiring lives in `demo`
+//! (`cli/demo.rs`, feature `demo`); without the feature, `--demo` is an error.
+
+#[cfg(feature = "demo")]
+pub mod demo;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,6 +18,8 @@ use crate::app::{Gateway, router};
 use crate::config::ConfigError;
 use crate::reload::ConfigSource;
 use crate::snapshot::{LoadError, Snapshot};
+#[cfg(feature = "demo")]
+use demo::start as start_demo;
 
 /// Flags of a BFF binary.
 #[derive(Debug, Parser)]
@@ -31,7 +39,8 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
     /// Start the bundled demo backends (users, orders, catalog) in-process on free ports and
-    /// point the config's backends of those names at them.
+    /// point the config's backends of those names at them (needs the `demo` feature, which the
+    /// BFF binaries turn on).
     #[arg(long)]
     pub demo: bool,
     /// Log format.
@@ -136,13 +145,13 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// Runs a BFF: loads the config (with `demo_endpoints` replacing the endpoints of the demo's
-/// backends), builds the snapshot, then either prints it (`--check`) or serves until a
-/// shutdown signal.
+/// Runs a BFF: loads the config (with `endpoint_overrides` replacing the endpoints of the
+/// backends they name, e.g. those of the `--demo` backends), builds the snapshot, then either
+/// prints it (`--check`) or serves until a shutdown signal.
 pub async fn run(
     args: Args,
     profile: Profile,
-    demo_endpoints: Option<BTreeMap<String, String>>,
+    endpoint_overrides: Option<BTreeMap<String, String>>,
 ) -> Result<(), CliError> {
     let path = args
         .config
@@ -150,7 +159,7 @@ pub async fn run(
         .unwrap_or(profile.default_config.clone());
     let source = ConfigSource {
         path: path.clone(),
-        endpoint_overrides: demo_endpoints.unwrap_or_default(),
+        endpoint_overrides: endpoint_overrides.unwrap_or_default(),
         listen: args.listen,
     };
     let snapshot = source.build().await?;
@@ -176,23 +185,14 @@ pub async fn run(
         .await
         .map_err(|source| CliError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(CliError::Serve)?;
+    let banner = banner(profile.name, &snapshot, local);
+    #[cfg(feature = "demo")]
+    let banner = if args.demo {
+        banner + &demo::banner_hint(local)
+    } else {
+        banner
+    };
     // The banner must never take the server down (stdout may be a closed pipe).
-    let mut banner = format!(
-        "bff-{} serving {} services, {} REST routes on http://{local}\n",
-        profile.name,
-        snapshot.services.len(),
-        snapshot.routes.len()
-    );
-    for (svc, backend) in &snapshot.services {
-        banner.push_str(&format!("  {} -> {backend}\n", svc.full_name()));
-    }
-    banner.push_str(&format!("try: curl -s http://{local}/v1/users/1\n"));
-    if let Some((_, t, _)) = snapshot.endpoints.routes().next() {
-        banner.push_str(&format!(
-            "     {} operation endpoints, e.g. {t}\n",
-            snapshot.endpoints.len()
-        ));
-    }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -211,6 +211,48 @@ pub async fn run(
         .map_err(CliError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a BFF prints once it listens on `local`: the line `bff-NAME serving ... on
+/// http://ADDR` (tests and the benchmarks read the address from it), the services and their
+/// backends, then where to start: one REST route of the config as an example (a GET when there
+/// is one), the GraphQL endpoint when GraphQL is on, and one operation endpoint (config
+/// `endpoints`) when there are any.
+pub fn banner(name: &str, snapshot: &Snapshot, local: SocketAddr) -> String {
+    let mut banner = format!(
+        "bff-{name} serving {} services, {} REST routes on http://{local}\n",
+        snapshot.services.len(),
+        snapshot.routes.len()
+    );
+    for (svc, backend) in &snapshot.services {
+        banner.push_str(&format!("  {} -> {backend}\n", svc.full_name()));
+    }
+    let example = snapshot
+        .routes
+        .routes()
+        .find(|(m, _, _)| **m == http::Method::GET)
+        .or_else(|| snapshot.routes.routes().next());
+    if let Some((method, template, target)) = example {
+        banner.push_str(&format!(
+            "REST:      e.g. {} http://{local}{template}  ->  {} (all: --check)\n",
+            method.as_str(),
+            target.full_name
+        ));
+    }
+    if snapshot.graphql.is_some() {
+        banner.push_str(&format!(
+            "GraphQL:   http://{local}{}\n",
+            snapshot.config.graphql.path
+        ));
+    }
+    if let Some((method, template, _)) = snapshot.endpoints.routes().next() {
+        banner.push_str(&format!(
+            "Endpoints: {} operations, e.g. {} http://{local}{template}\n",
+            snapshot.endpoints.len(),
+            method.as_str()
+        ));
+    }
+    banner
 }
 
 fn schema_command(snapshot: &Snapshot, check: Option<&std::path::Path>) -> Result<(), CliError> {
@@ -256,18 +298,6 @@ fn schema_command(snapshot: &Snapshot, check: Option<&std::path::Path>) -> Resul
     }
 }
 
-/// The latency the `--demo` backends get from the `PORTICO_DEMO_LATENCY` environment
-/// variable (e.g. `50ms`), for trying timeouts, bulkheads and drains by hand and in tests.
-/// Unset or empty: none; invalid: an error naming the value.
-pub fn demo_latency_from_env() -> Result<Option<std::time::Duration>, String> {
-    match std::env::var("PORTICO_DEMO_LATENCY") {
-        Ok(v) if !v.trim().is_empty() => humantime::parse_duration(v.trim())
-            .map(Some)
-            .map_err(|e| format!("PORTICO_DEMO_LATENCY={v:?}: {e} (write e.g. 50ms)")),
-        _ => Ok(None),
-    }
-}
-
 /// The whole life of a BFF binary: parse flags, set up logging and the async runtime, start
 /// the demo backends when `--demo` is given, run, and map the outcome to an exit code (errors
 /// on stderr).
@@ -290,7 +320,7 @@ pub fn main(profile: Profile) -> std::process::ExitCode {
 
 async fn main_async(args: Args, profile: Profile) -> std::process::ExitCode {
     use std::process::ExitCode;
-    // Kept alive for the whole run: dropping the cluster stops the demo backends.
+    // Kept alive for the whole run: dropping it stops the demo backends.
     let demo = if args.demo {
         match start_demo().await {
             Ok(d) => Some(d),
@@ -302,7 +332,7 @@ async fn main_async(args: Args, profile: Profile) -> std::process::ExitCode {
     } else {
         None
     };
-    let endpoints = demo.as_ref().map(|(_, endpoints)| endpoints.clone());
+    let endpoints = demo.as_ref().map(|d| d.endpoints.clone());
     match run(args, profile, endpoints).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -312,36 +342,20 @@ async fn main_async(args: Args, profile: Profile) -> std::process::ExitCode {
     }
 }
 
-/// The running demo backends (dropping the first stops them) and their endpoints by backend
-/// name.
-#[cfg(feature = "demo")]
-type Demo = (portico_demo::DemoCluster, BTreeMap<String, String>);
-#[cfg(not(feature = "demo"))]
-type Demo = ((), BTreeMap<String, String>);
-
-/// Starts the three demo backends on free ports (with `PORTICO_DEMO_LATENCY` applied).
-#[cfg(feature = "demo")]
-async fn start_demo() -> Result<Demo, String> {
-    let latency = demo_latency_from_env()?;
-    let cluster = portico_demo::spawn_all([127, 0, 0, 1].into())
-        .await
-        .map_err(|e| format!("cannot start the demo backends: {e}"))?;
-    let services = [&cluster.users, &cluster.orders, &cluster.catalog];
-    if let Some(latency) = latency {
-        for s in services {
-            s.knobs.set_latency(latency);
-        }
-    }
-    let endpoints = services
-        .into_iter()
-        .map(|s| (s.service.to_string(), s.endpoint()))
-        .collect();
-    Ok((cluster, endpoints))
+/// Backends started for `--demo`, with what the config needs to reach them (never built
+/// without the `demo` feature).
+#[cfg_attr(not(feature = "demo"), allow(dead_code))]
+struct DemoBackends {
+    /// Keeps them running: dropping it stops them.
+    _running: Box<dyn std::any::Any>,
+    /// Their endpoints by backend name, replacing the config's.
+    endpoints: BTreeMap<String, String>,
 }
 
+/// Without the `demo` feature there are no demo backends to start: `--demo` fails.
 #[cfg(not(feature = "demo"))]
-async fn start_demo() -> Result<Demo, String> {
-    Err("this build has no demo backends (the `demo` feature is off)".into())
+async fn start_demo() -> Result<DemoBackends, String> {
+    Err("--demo: this build has no demo backends (the gateway's `demo` feature is off)".into())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
