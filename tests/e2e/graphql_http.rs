@@ -101,7 +101,8 @@ async fn a_backend_deadline_is_a_field_error_with_its_code() {
 #[tokio::test]
 async fn limits_reject_abusive_queries_before_any_backend_call() {
     let env = TestEnv::start_with(&format!(
-        "graphql:\n  limits: {{ max_depth: 5, max_aliases: 3, max_root_fields: 4, max_tokens: 400, max_cost: 300 }}\n  links:{}",
+        "graphql:\n  limits: {{ max_depth: 5, max_aliases: 3, max_root_fields: 4, max_tokens: 400, max_cost: 300, size_args: {} }}\n  links:{}",
+        portico_e2e::DEMO_SIZE_ARGS,
         portico_e2e::DEMO_LINKS
     ))
     .await;

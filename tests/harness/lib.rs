@@ -27,8 +27,12 @@ pub fn repo_root() -> PathBuf {
 /// batched `OrderItem.product` (a YAML list for `graphql.links`).
 pub const DEMO_LINKS: &str = portico_demo::GRAPHQL_LINKS_YAML;
 
+/// The arguments that bound list sizes in the demo APIs (`graphql.limits.size_args`, as the
+/// example BFF configs have it: the usual page sizes plus the demo's `maxEvents` and `ids`).
+pub const DEMO_SIZE_ARGS: &str = "[pageSize, first, last, limit, maxEvents, ids]";
+
 /// A config over the demo cluster; `extra` is appended (top-level YAML keys). Unless `extra`
-/// has its own `graphql:` section, the demo links are configured.
+/// has its own `graphql:` section, the demo links and [`DEMO_SIZE_ARGS`] are configured.
 pub fn demo_config(demo: &DemoCluster, extra: &str) -> String {
     format!(
         r#"
@@ -50,7 +54,7 @@ backends:
         graphql = if extra.contains("graphql:") {
             String::new()
         } else {
-            format!("graphql:\n  links:{DEMO_LINKS}")
+            format!("graphql:\n  limits: {{ size_args: {DEMO_SIZE_ARGS} }}\n  links:{DEMO_LINKS}")
         },
         users = demo.users.endpoint(),
         orders = demo.orders.endpoint(),

@@ -192,6 +192,13 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             "must be between 1 and 100",
         ));
     }
+    if let Err((key, message)) = cfg.graphql.limits.validate() {
+        return Err(ConfigError::invalid(
+            cfg,
+            format!("graphql.limits.{key}"),
+            message,
+        ));
+    }
     if let Err((key, message)) = cfg.drain.validate() {
         return Err(ConfigError::invalid(cfg, format!("drain.{key}"), message));
     }
@@ -327,6 +334,13 @@ rest:
         ));
         assert!(
             e.contains("backends.users.resilience.breaker.error_ratio: must be above 0"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{GOOD}graphql: {{ limits: {{ size_args: [first, \"page..size\"] }} }}\n"
+        ));
+        assert!(
+            e.contains("graphql.limits.size_args[1]: \"page..size\" is not an argument name"),
             "{e}"
         );
         let e = err(&format!("{GOOD}drain: {{ grace: 0s }}\n"));

@@ -150,7 +150,7 @@ impl<'a> Walker<'a> {
                     let inner_introspection = introspection || name.starts_with("__");
                     let child = self.selection_set(
                         &field.selection_set.node,
-                        info.as_ref().map(|i| i.type_name.as_str()),
+                        info.as_ref().map(|i| i.type_name),
                         inner_introspection,
                         nesting + 1,
                     )?;
@@ -237,7 +237,7 @@ impl<'a> Walker<'a> {
 
     /// The estimated size of a list field, from the first of its size args that is present.
     fn list_size(&self, info: &FieldInfo, field: &Field) -> u64 {
-        for size_arg in &info.size_args {
+        for size_arg in info.size_args.iter() {
             let mut path = size_arg.split('.');
             let Some(first) = path.next() else { continue };
             let Some(value) = field.get_argument(first) else {

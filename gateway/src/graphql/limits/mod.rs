@@ -24,7 +24,8 @@
 //! - Cost: each field costs `1 + call_cost` times the product of the estimated sizes of the
 //!   lists enclosing it; a field that returns a list multiplies its children by its size. The
 //!   size of a list is read from the first of its [`FieldInfo::size_args`] present on the
-//!   field: an integer literal or variable (`0` or a negative number means "the server's
+//!   field (the gateway's schema gives every field the configured [`QueryLimits::size_args`]):
+//!   an integer literal or variable (`0` or a negative number means "the server's
 //!   default" and counts as `default_list_size`), or the length of a list literal or list
 //!   variable (`ids: [1, 2, 3]` is 3, an empty list is 0); a size arg may be a dotted path into
 //!   an input object (`page.size`). Without any, the size is `default_list_size`. A field
@@ -41,6 +42,8 @@ mod tokens;
 
 #[cfg(test)]
 mod tests;
+
+use std::borrow::Cow;
 
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::ExecutableDocument;
@@ -91,7 +94,28 @@ pub struct QueryLimits {
     pub max_cost: u32,
     /// Assumed size of a list when no argument gives it. Default 10.
     pub default_list_size: u32,
+    /// Arguments that bound the size of a list field, by their GraphQL names (the protobuf JSON
+    /// names, lowerCamelCase: a proto `page_size` is `pageSize`), tried in this order; the
+    /// first one present on the field gives its size. An integer argument is the size itself
+    /// (`first: 50` is 50; `0` or a negative number means "the server's default" and counts as
+    /// `default_list_size`; a float is rounded up, a numeric string is read as its number); a
+    /// list argument counts its items (`ids: ["a", "b"]` is 2, `[]` is 0); a variable counts
+    /// as its value in the request, else its declared default. A dotted name reads a field of
+    /// an input-object argument (`page.size`). A null or otherwise unusable value tries the next
+    /// name; with none, the size is `default_list_size`. Only fields returning a list are
+    /// sized. Default: [`DEFAULT_SIZE_ARGS`] (Relay's `first`/`last`, `limit`, `pageSize`,
+    /// `perPage`, `size`, `count`, `take`). Setting it replaces the whole list: repeat the
+    /// defaults an API uses beside its own names (e.g. `ids`); `[]` sizes every list as
+    /// `default_list_size`.
+    pub size_args: Vec<String>,
 }
+
+/// The default [`QueryLimits::size_args`]: the usual names of a page size in GraphQL and REST
+/// APIs (Relay connections' `first`/`last`, offset paging's `limit`, Google's `page_size` as
+/// `pageSize`, `per_page` as `perPage`, `size`, `count`, and Prisma-style `take`).
+pub const DEFAULT_SIZE_ARGS: &[&str] = &[
+    "first", "last", "limit", "pageSize", "perPage", "size", "count", "take",
+];
 
 impl Default for QueryLimits {
     fn default() -> Self {
@@ -102,8 +126,37 @@ impl Default for QueryLimits {
             max_tokens: 5000,
             max_cost: 5000,
             default_list_size: 10,
+            size_args: DEFAULT_SIZE_ARGS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
+}
+
+impl QueryLimits {
+    /// Checks what serde cannot: every [`size_args`](Self::size_args) entry is a GraphQL name
+    /// or a dotted path of names. On error, the key (`size_args[2]`) and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (i, arg) in self.size_args.iter().enumerate() {
+            if !arg.split('.').all(is_graphql_name) {
+                return Err((
+                    format!("size_args[{i}]"),
+                    format!(
+                        "{arg:?} is not an argument name or a dotted path into an input \
+                         object (e.g. pageSize, page.size)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `s` is a GraphQL name: `[_A-Za-z][_0-9A-Za-z]*`.
+fn is_graphql_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 /// The kind of a GraphQL operation.
@@ -121,17 +174,19 @@ pub enum OperationKind {
 /// generated schema).
 pub trait SchemaInfo {
     /// The field `field` of the object or interface type `type_name`, or `None` if unknown.
-    fn field(&self, type_name: &str, field: &str) -> Option<FieldInfo>;
+    /// Called once per selected field of every checked operation: keep it cheap (borrow from
+    /// the schema rather than copy).
+    fn field(&self, type_name: &str, field: &str) -> Option<FieldInfo<'_>>;
     /// The name of the root type of `op` (`"Query"`, `"Mutation"`, `"Subscription"`), or
     /// `None` if the schema has no such root.
     fn root_type(&self, op: OperationKind) -> Option<&str>;
 }
 
-/// What [`SchemaInfo::field`] tells about one field.
+/// What [`SchemaInfo::field`] tells about one field (borrowed from the schema where it can).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldInfo {
+pub struct FieldInfo<'a> {
     /// The named type the field returns, without list or non-null wrappers.
-    pub type_name: String,
+    pub type_name: &'a str,
     /// Whether the field returns a list (its children are then multiplied by its size).
     pub is_list: bool,
     /// Extra cost of the field itself: 0 for a plain data field, more for a field that makes a
@@ -139,8 +194,9 @@ pub struct FieldInfo {
     pub call_cost: u32,
     /// Arguments that bound the size of the returned list, tried in order: integer arguments
     /// (`"pageSize"`, `"first"`, `"limit"`), list arguments whose length is the size
-    /// (`"ids"`), or dotted paths into input objects (`"page.size"`).
-    pub size_args: Vec<String>,
+    /// (`"ids"`), or dotted paths into input objects (`"page.size"`); read as
+    /// [`QueryLimits::size_args`] describes.
+    pub size_args: Cow<'a, [String]>,
 }
 
 /// A limit that an operation breaks.

@@ -11,9 +11,14 @@ use super::*;
 /// A small schema: Query { user, users, search, node, me } over User, Post, Comment.
 struct Demo;
 
-fn info(type_name: &str, is_list: bool, call_cost: u32, size_args: &[&str]) -> FieldInfo {
+fn info(
+    type_name: &'static str,
+    is_list: bool,
+    call_cost: u32,
+    size_args: &[&str],
+) -> FieldInfo<'static> {
     FieldInfo {
-        type_name: type_name.to_owned(),
+        type_name,
         is_list,
         call_cost,
         size_args: size_args.iter().map(|s| (*s).to_owned()).collect(),
@@ -21,7 +26,7 @@ fn info(type_name: &str, is_list: bool, call_cost: u32, size_args: &[&str]) -> F
 }
 
 impl SchemaInfo for Demo {
-    fn field(&self, type_name: &str, field: &str) -> Option<FieldInfo> {
+    fn field(&self, type_name: &str, field: &str) -> Option<FieldInfo<'_>> {
         Some(match (type_name, field) {
             ("Query", "user") => info("User", false, 2, &[]),
             ("Query", "users") => info("User", true, 2, &["pageSize", "ids"]),
@@ -58,6 +63,7 @@ fn off() -> QueryLimits {
         max_tokens: 0,
         max_cost: 0,
         default_list_size: 10,
+        size_args: Vec::new(),
     }
 }
 
@@ -81,6 +87,18 @@ fn defaults_and_yaml() {
     assert_eq!(limits.default_list_size, 10);
     assert_eq!(QueryLimits::default().max_tokens, 5000);
     assert!(yaml_serde::from_str::<QueryLimits>("max_dept: 5\n").is_err());
+    assert_eq!(limits.size_args, DEFAULT_SIZE_ARGS);
+    let limits: QueryLimits = yaml_serde::from_str("size_args: [ids, page.size]\n").unwrap();
+    assert_eq!(limits.size_args, ["ids", "page.size"]);
+    assert_eq!(limits.validate(), Ok(()));
+    for bad in ["", "page..size", "1st", "page-size"] {
+        let limits = QueryLimits {
+            size_args: vec!["first".into(), bad.into()],
+            ..QueryLimits::default()
+        };
+        let (key, _) = limits.validate().unwrap_err();
+        assert_eq!(key, "size_args[1]", "{bad:?}");
+    }
 }
 
 #[test]

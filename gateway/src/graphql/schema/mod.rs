@@ -83,6 +83,9 @@ pub struct GraphqlSchema {
     pub redactions: Arc<Redactions>,
     /// Parsed documents of recent operations, by query text.
     pub documents: documents::DocumentCache,
+    /// The arguments that bound list sizes for the query limits (config
+    /// `graphql.limits.size_args`), handed out with every field.
+    pub size_args: Vec<String>,
 }
 
 /// How many parsed documents a schema keeps.
@@ -104,19 +107,16 @@ impl GraphqlSchema {
     }
 }
 
-/// Arguments that bound the size of lists in the demo-style APIs (`pageSize`, `ids`...).
-const SIZE_ARGS: &[&str] = &["pageSize", "first", "last", "limit", "maxEvents", "ids"];
-
 impl crate::graphql::limits::SchemaInfo for GraphqlSchema {
-    fn field(&self, type_name: &str, field: &str) -> Option<crate::graphql::limits::FieldInfo> {
+    fn field(&self, type_name: &str, field: &str) -> Option<crate::graphql::limits::FieldInfo<'_>> {
         let meta = self
             .fields
             .get(&(type_name.to_string(), field.to_string()))?;
         Some(crate::graphql::limits::FieldInfo {
-            type_name: meta.type_name.clone(),
+            type_name: &meta.type_name,
             is_list: meta.is_list,
             call_cost: meta.call_cost,
-            size_args: SIZE_ARGS.iter().map(|s| s.to_string()).collect(),
+            size_args: std::borrow::Cow::Borrowed(&self.size_args),
         })
     }
 
@@ -427,6 +427,7 @@ pub fn build_with(
         roots: root_fields,
         redactions,
         documents: documents::DocumentCache::new(DOCUMENT_CACHE_CAPACITY),
+        size_args: cfg.limits.size_args.clone(),
     })
 }
 

@@ -201,3 +201,17 @@ fn links_are_checked_at_build() {
         );
     }
 }
+
+#[test]
+fn fields_carry_the_configured_size_args() {
+    use crate::graphql::limits::{DEFAULT_SIZE_ARGS, SchemaInfo};
+    let schema = build(&services(), &GraphqlConfig::default()).unwrap();
+    let info = schema.field("Query", "shopGetProduct").unwrap();
+    assert_eq!(info.type_name, "ShopV1Product");
+    assert_eq!(info.size_args.as_ref(), DEFAULT_SIZE_ARGS);
+    let mut cfg = GraphqlConfig::default();
+    cfg.limits.size_args = vec!["pageSize".into(), "ids".into()];
+    let schema = build(&services(), &cfg).unwrap();
+    let info = schema.field("Query", "shopGetProduct").unwrap();
+    assert_eq!(info.size_args.as_ref(), ["pageSize", "ids"]);
+}
