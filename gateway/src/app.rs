@@ -8,8 +8,8 @@
 //!   shaping                 ETag/304, response compression
 //!     CatchPanic            a bug costs one request a clean 500
 //!       ingress::check_encoding, request decompression, ingress::read_body
-//!         the doors         GraphQL (its path), else by the Admitted door:
-//!                           operation endpoints, REST routes, the admin endpoints
+//!         the doors         by the Admitted door: GraphQL, operation endpoints,
+//!                           REST routes, the admin endpoints
 //! ```
 
 use std::sync::Arc;
@@ -25,9 +25,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use crate::error::GatewayError;
-use crate::graphql::{
-    self, executor::GatewayExecutor, http::HttpSettings, prepare::GatewayPrepare,
-};
+use crate::graphql::executor::GatewayExecutor;
+use crate::graphql::http::{GraphqlHttp, HttpSettings};
+use crate::graphql::prepare::GatewayPrepare;
 use crate::ingress::{self, Admitted, Ingress};
 use crate::request::Door;
 use crate::server::Readiness;
@@ -82,16 +82,24 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     GatewayError::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
-/// Every request but the GraphQL endpoint's: served by the door the ingress chose.
-async fn doors(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
+/// What the doors share.
+#[derive(Clone)]
+struct Doors {
+    gateway: Arc<Gateway>,
+    graphql: Option<GraphqlHttp<GatewayExecutor, GatewayPrepare>>,
+}
+
+/// Every request, served by the door the ingress chose.
+async fn doors(State(doors): State<Doors>, req: Request) -> Response {
     let Some(admitted) = req.extensions().get::<Admitted>().cloned() else {
         return GatewayError::Internal("a request reached the doors unadmitted".into())
             .into_response();
     };
-    match admitted.ctx.door {
-        Door::Endpoint => crate::endpoints::handle(admitted, req).await,
-        Door::Admin => admin(&gateway, &admitted, req),
-        Door::Rest | Door::Graphql => crate::rest::handler::handle(admitted, req).await,
+    match (admitted.ctx.door, &doors.graphql) {
+        (Door::Graphql, Some(graphql)) => graphql.serve(req).await,
+        (Door::Endpoint, _) => crate::endpoints::handle(admitted, req).await,
+        (Door::Admin, _) => admin(&doors.gateway, &admitted, req),
+        (Door::Rest | Door::Graphql, _) => crate::rest::handler::handle(admitted, req).await,
     }
 }
 
@@ -122,8 +130,8 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
     }
 }
 
-/// The axum router of the gateway: the GraphQL endpoint (when enabled), every other door
-/// behind one fallback, and the layers of the module docs.
+/// The axum router of the gateway: one handler for every door (the ingress routes, by the
+/// normalised path), inside the layers of the module docs.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let snapshot = gateway.snapshot();
     let cfg = &snapshot.config;
@@ -131,19 +139,22 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .graphql
         .is_some()
         .then(|| ingress::route_path(&cfg.graphql.path));
-    let mut app: Router = Router::new().fallback(doors).with_state(gateway.clone());
-    if let Some(path) = &graphql_path {
+    let graphql = graphql_path.as_ref().map(|path| {
         let settings = HttpSettings {
             graphiql: cfg.graphql.graphiql,
             path: path.clone(),
         };
         let current = gateway.current().clone();
-        app = app.merge(graphql::http::router(
+        GraphqlHttp::new(
             GatewayExecutor::new(current.clone()),
             Arc::new(GatewayPrepare::new(current)),
             settings,
-        ));
-    }
+        )
+    });
+    let app: Router = Router::new().fallback(doors).with_state(Doors {
+        gateway: gateway.clone(),
+        graphql,
+    });
     let app = app.layer(
         ServiceBuilder::new()
             // A bug must cost one request a clean 500, never the connection or the process.

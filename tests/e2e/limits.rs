@@ -1,5 +1,5 @@
 //! Safe limits: body size (after decompression), header count and size, slow clients, and the
-//! size of a backend's response.
+//! size of a backend's response. (Slow bodies on every door: `front_door.rs`.)
 
 use std::io::Write;
 use std::time::Duration;
@@ -71,11 +71,20 @@ async fn the_limit_counts_decompressed_bytes() {
 async fn too_many_or_too_large_headers_are_a_431() {
     let env = TestEnv::start_with("limits:\n  max_headers: 20\n  max_header_bytes: 8KiB\n").await;
     let mut req = env.client.get(env.url("/v1/users/1"));
-    for i in 0..40 {
+    for i in 0..30 {
         req = req.header(format!("x-h{i}"), "v");
     }
     let r = env.send(req).await;
-    assert_eq!(r.status, 431);
+    assert_error(&r, 431, 8, "more than the limit of 20");
+    let r = env
+        .send(
+            env.client
+                .get(env.url("/v1/users/1"))
+                .header("x-big", "v".repeat(10_000)),
+        )
+        .await;
+    assert_error(&r, 431, 8, "more than the limit of 8192");
+    // Past twice the limits, the HTTP parser refuses the request before the gateway sees it.
     let r = env
         .send(
             env.client
@@ -85,26 +94,6 @@ async fn too_many_or_too_large_headers_are_a_431() {
         .await;
     assert_eq!(r.status, 431);
     assert_eq!(env.knobs(DemoService::Users).total_calls(), 0);
-}
-
-#[tokio::test]
-async fn a_client_that_stalls_mid_body_gets_a_408() {
-    let env = TestEnv::start_with("limits:\n  body_idle_timeout: 200ms\n").await;
-    let addr = env.base.trim_start_matches("http://").to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        b"POST /v1/users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"user\":",
-    )
-    .await
-    .unwrap();
-    let mut buf = vec![0u8; 4096];
-    // the gateway answers on its own once the idle timeout passes; bounded by a generous cap
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("the gateway answers a stalled client")
-        .unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]);
-    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
 }
 
 #[tokio::test]
@@ -127,7 +116,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         .await
         .expect("the gateway gives up on a slow client")
         .unwrap_or(0);
-    let head = String::from_utf8_lossy(&buf[..n]);
-    assert!(n == 0 || head.starts_with("HTTP/1.1 408"), "{head}");
+    // hyper ends the connection without an answer: there is no request to answer yet.
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf[..n]));
     assert_eq!(env.knobs(DemoService::Users).total_calls(), 0);
 }

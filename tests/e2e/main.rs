@@ -3,6 +3,7 @@
 mod bffs;
 mod errors;
 mod fields;
+mod front_door;
 mod graphql;
 mod graphql_http;
 mod headers;

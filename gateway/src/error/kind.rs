@@ -49,6 +49,10 @@ pub enum ErrorKind {
     RequestTimeout,
     /// Too many request headers, or too large ones.
     HeadersTooLarge,
+    /// The caller is not identified, or its credentials are not valid.
+    Unauthenticated,
+    /// The caller is identified but not allowed to do this.
+    PermissionDenied,
     /// A GraphQL document that does not parse.
     GraphqlParseFailed,
     /// A GraphQL operation that does not validate against the schema.
@@ -112,6 +116,8 @@ const NAMED: &[ErrorKind] = &[
     ErrorKind::NotAcceptable,
     ErrorKind::RequestTimeout,
     ErrorKind::HeadersTooLarge,
+    ErrorKind::Unauthenticated,
+    ErrorKind::PermissionDenied,
     ErrorKind::GraphqlParseFailed,
     ErrorKind::GraphqlValidationFailed,
     ErrorKind::OperationResolutionFailure,
@@ -176,6 +182,8 @@ impl ErrorKind {
             NotAcceptable => "NOT_ACCEPTABLE",
             RequestTimeout => "REQUEST_TIMEOUT",
             HeadersTooLarge => "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            Unauthenticated => "UNAUTHENTICATED",
+            PermissionDenied => "PERMISSION_DENIED",
             GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             OperationResolutionFailure => "OPERATION_RESOLUTION_FAILURE",
@@ -226,6 +234,8 @@ impl ErrorKind {
                 Code::NotFound
             }
             MethodNotAllowed => Code::Unimplemented,
+            Unauthenticated => Code::Unauthenticated,
+            PermissionDenied => Code::PermissionDenied,
             BadRequest
             | UnsupportedMediaType
             | NotAcceptable
@@ -348,8 +358,13 @@ mod tests {
             assert_eq!(back, first, "{kind:?}");
         }
         assert_eq!(
-            ErrorKind::from_code("PERMISSION_DENIED"),
-            Some(ErrorKind::Upstream(Code::PermissionDenied))
+            ErrorKind::from_code("ALREADY_EXISTS"),
+            Some(ErrorKind::Upstream(Code::AlreadyExists))
+        );
+        // A status the gateway decides has the same name and status as a backend's.
+        assert_eq!(
+            ErrorKind::from_code("PERMISSION_DENIED").map(ErrorKind::http_status),
+            Some(ErrorKind::Upstream(Code::PermissionDenied).http_status())
         );
         // The gateway's own DEADLINE_EXCEEDED and UNAVAILABLE win over the gRPC names.
         assert_eq!(
@@ -370,6 +385,8 @@ mod tests {
             (ErrorKind::NotAcceptable, 406),
             (ErrorKind::RequestTimeout, 408),
             (ErrorKind::HeadersTooLarge, 431),
+            (ErrorKind::Unauthenticated, 401),
+            (ErrorKind::PermissionDenied, 403),
             (ErrorKind::QueryTooDeep, 400),
             (ErrorKind::PersistedQueryNotFound, 404),
             (ErrorKind::PersistedQueryNotRegistered, 200),

@@ -23,7 +23,7 @@ pub use status::{StatusBody, render_details};
 use crate::upstream::UpstreamError;
 
 /// Everything that can make a request fail.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum GatewayError {
     /// No route matches the path.
     #[error("no route matches {method} {path}")]

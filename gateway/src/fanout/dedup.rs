@@ -1,19 +1,20 @@
-//! Per-request call deduplication: the same method with the same request bytes is called once;
-//! every asker awaits the one shared result.
+//! Per-operation call deduplication: the same method with the same request bytes is called
+//! once; every asker awaits the one shared result. It runs after the policy chain, so every
+//! call site is still authorized, limited and cached on its own.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use prost::Message;
-use prost_reflect::{DynamicMessage, MethodDescriptor};
 
 use crate::error::GatewayError;
+use crate::upstream::{Call, CallBody, Reply};
 
 /// The shared outcome of one call.
-pub type CallResult = Result<Arc<DynamicMessage>, Arc<GatewayError>>;
+pub type CallResult = Result<Reply, GatewayError>;
 
 type SharedCall = Shared<BoxFuture<'static, CallResult>>;
 
@@ -30,19 +31,21 @@ impl std::fmt::Debug for Dedup {
 }
 
 impl Dedup {
-    /// Returns the result of calling `method` with `request`: the first asker's `make` runs,
-    /// later identical askers share its result.
-    pub async fn call<F, Fut>(
-        &self,
-        method: &MethodDescriptor,
-        request: &DynamicMessage,
-        make: F,
-    ) -> CallResult
+    /// Returns the result of `call`: the first asker's `make(call)` runs, later askers of the
+    /// same method with the same request share its result.
+    pub async fn call<F, Fut>(&self, call: Call, make: F) -> CallResult
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(Call) -> Fut,
         Fut: Future<Output = CallResult> + Send + 'static,
     {
-        let key = (method.full_name().to_string(), request.encode_to_vec());
+        let bytes = match &call.body {
+            CallBody::Unary(m) => m.encode_to_vec(),
+            CallBody::Stream(ms) => ms
+                .iter()
+                .flat_map(Message::encode_length_delimited_to_vec)
+                .collect(),
+        };
+        let key = (call.method.full_name().to_string(), bytes);
         let shared = {
             let mut calls = match self.calls.lock() {
                 Ok(g) => g,
@@ -50,7 +53,7 @@ impl Dedup {
             };
             calls
                 .entry(key)
-                .or_insert_with(|| make().boxed().shared())
+                .or_insert_with(|| make(call).boxed().shared())
                 .clone()
         };
         shared.await

@@ -5,14 +5,16 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
 use super::batch::{Batcher, LoadFn};
 use super::schema::links::{LinkKey, LinkLoader, LinkPlan, LinkValue};
-use crate::fanout::{CallResult, Dedup};
+use crate::error::GatewayError;
+use crate::fanout::Dedup;
 use crate::request::RequestCtx;
-use crate::request::policy::{CallSite, Outbound};
-use crate::upstream::{CallBody, Target};
+use crate::request::policy::{CallSite, Outbound, Outcome};
+use crate::upstream::{Call, CallBody, Target};
 
 /// Methods whose reply in this operation was a configured fallback, not the backend's answer
 /// (reported in the response's `extensions.fallbacks`).
@@ -71,7 +73,7 @@ impl GraphqlCtx {
         target: &Arc<Target>,
         site: &CallSite,
         request: DynamicMessage,
-    ) -> CallResult {
+    ) -> Result<Arc<DynamicMessage>, GatewayError> {
         self.calls.call(target, site, request).await
     }
 
@@ -108,30 +110,41 @@ pub(crate) struct Calls {
 }
 
 impl Calls {
-    /// Makes a call through the policy chain and the upstream, deduplicated within the
-    /// operation.
+    /// Makes a call through the policy chain (every call site on its own), then the
+    /// operation's deduplication (identical calls made once), then the upstream.
     pub(crate) async fn call(
         &self,
         target: &Arc<Target>,
         site: &CallSite,
         request: DynamicMessage,
-    ) -> CallResult {
-        let call = self
-            .request
-            .call_to(target, CallBody::Unary(request.clone()));
-        let (ctx, outbound, site) = (self.request.clone(), self.outbound.clone(), site.clone());
-        let fallbacks = self.fallbacks.clone();
-        let name = target.method.full_name().to_string();
-        self.dedup
-            .call(&target.method, &request, move || async move {
-                let reply = outbound.unary(&ctx, &site, call).await.map_err(Arc::new)?;
-                if reply.fallback
-                    && let Ok(mut f) = fallbacks.lock()
-                {
-                    f.push(name);
-                }
-                Ok(Arc::new(reply.message))
-            })
-            .await
+    ) -> Result<Arc<DynamicMessage>, GatewayError> {
+        let call = self.request.call_to(target, CallBody::Unary(request));
+        let terminal = |call: Call| -> BoxFuture<'_, Result<Outcome, GatewayError>> {
+            let upstream = self.outbound.upstream.clone();
+            let fallbacks = self.fallbacks.clone();
+            async move {
+                let reply = self
+                    .dedup
+                    .call(call, move |call| async move {
+                        let name = call.method.full_name().to_string();
+                        let reply = upstream.unary(call).await?;
+                        if reply.fallback
+                            && let Ok(mut f) = fallbacks.lock()
+                        {
+                            f.push(name);
+                        }
+                        Ok(reply)
+                    })
+                    .await?;
+                Ok(Outcome::Unary(reply))
+            }
+            .boxed()
+        };
+        let reply = self
+            .outbound
+            .call_via(&self.request, site, call, &terminal)
+            .await?
+            .into_unary()?;
+        Ok(reply.message)
     }
 }

@@ -179,10 +179,22 @@ impl Chain {
     }
 }
 
+/// A door's own last step instead of the plain upstream call (the GraphQL door's per-operation
+/// deduplication of identical calls, which must come after the policies).
+pub type Terminal<'a> =
+    &'a (dyn Fn(Call) -> BoxFuture<'a, Result<Outcome, GatewayError>> + Send + Sync);
+
+/// Where the chain ends.
+#[derive(Clone, Copy)]
+enum End<'a> {
+    Upstream(&'a Upstream),
+    Via(Terminal<'a>),
+}
+
 /// The rest of the chain after the running policy, ending at the upstream call.
 pub struct Next<'a> {
     rest: &'a [Entry],
-    upstream: &'a Upstream,
+    end: End<'a>,
 }
 
 impl<'a> Next<'a> {
@@ -200,10 +212,13 @@ impl<'a> Next<'a> {
                 call,
                 Next {
                     rest,
-                    upstream: self.upstream,
+                    end: self.end,
                 },
             ),
-            None => make(self.upstream, call).boxed(),
+            None => match self.end {
+                End::Upstream(upstream) => make(upstream, call).boxed(),
+                End::Via(terminal) => terminal(call),
+            },
         }
     }
 }
@@ -211,7 +226,9 @@ impl<'a> Next<'a> {
 /// The upstream call itself: server streaming or not, by the method.
 async fn make(upstream: &Upstream, call: Call) -> Result<Outcome, GatewayError> {
     if call.method.is_server_streaming() {
-        Ok(Outcome::Stream(Box::new(upstream.server_streaming(call).await?)))
+        Ok(Outcome::Stream(Box::new(
+            upstream.server_streaming(call).await?,
+        )))
     } else {
         Ok(Outcome::Unary(upstream.unary(call).await?))
     }
@@ -240,7 +257,24 @@ impl Outbound {
         }
         Next {
             rest: &self.chain.policies,
-            upstream: &self.upstream,
+            end: End::Upstream(&self.upstream),
+        }
+        .run(ctx, site, call)
+        .await
+    }
+
+    /// Makes `call` through the chain, ending at `terminal` instead of the plain upstream
+    /// call (which `terminal` makes itself, with [`Outbound::upstream`]).
+    pub async fn call_via<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        site: &'a CallSite,
+        call: Call,
+        terminal: Terminal<'a>,
+    ) -> Result<Outcome, GatewayError> {
+        Next {
+            rest: &self.chain.policies,
+            end: End::Via(terminal),
         }
         .run(ctx, site, call)
         .await

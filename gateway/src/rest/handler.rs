@@ -150,7 +150,8 @@ async fn serve(admitted: &Admitted, req: Request) -> Result<Response, GatewayErr
 
     let mut reply = snap.outbound.unary(ctx, &target.site, call).await?;
     // This BFF's redaction rules, before anything is written.
-    snap.shaping.redact(&mut reply.message);
+    snap.shaping
+        .redact(std::sync::Arc::make_mut(&mut reply.message));
     let json =
         transcode::encode_response(&reply.message, target.response_body.as_ref(), &snap.encode)
             .map_err(|e| {

@@ -334,7 +334,7 @@ impl Upstream {
                 Some(msg) => {
                     tracing::warn!(method = %method.full_name(), error = %e, "answering with the static fallback");
                     Ok(Reply {
-                        message: msg.clone(),
+                        message: Arc::new(msg.clone()),
                         metadata: MetadataMap::new(),
                         fallback: true,
                     })
@@ -381,7 +381,7 @@ impl Upstream {
             .await?;
         let (metadata, message, _) = resp.into_parts();
         Ok(Reply {
-            message,
+            message: Arc::new(message),
             metadata,
             fallback: false,
         })

@@ -1,5 +1,6 @@
 //! The call type every door builds, and the replies the upstream stack hands back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost_reflect::{DynamicMessage, MethodDescriptor};
@@ -50,11 +51,12 @@ impl Call {
     }
 }
 
-/// A unary (or client-streaming) reply.
-#[derive(Debug)]
+/// A unary (or client-streaming) reply. Cheap to clone: the message is shared.
+#[derive(Clone, Debug)]
 pub struct Reply {
-    /// The response message.
-    pub message: DynamicMessage,
+    /// The response message (shared by every field of an operation that asked for the same
+    /// call; a door that changes it gets its own copy with `Arc::make_mut`).
+    pub message: Arc<DynamicMessage>,
     /// Response headers and trailers sent by the backend.
     pub metadata: MetadataMap,
     /// The message is the method's configured static fallback, not the backend's answer

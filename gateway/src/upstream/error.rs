@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// An upstream failure. The backend's name is kept for messages and metrics.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// The backend answered with a non-OK gRPC status.
     #[error("backend {backend:?} answered {}: {}", .status.code(), .status.message())]

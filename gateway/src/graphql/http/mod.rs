@@ -149,6 +149,39 @@ struct Shared<E, P> {
     settings: HttpSettings,
 }
 
+/// The endpoint as a value, for a caller that does its own routing (the gateway's ingress
+/// routes by the normalised path): every request handed to [`GraphqlHttp::serve`] is served
+/// as a request to the endpoint. Cheap to clone.
+pub struct GraphqlHttp<E, P> {
+    shared: Arc<Shared<E, P>>,
+}
+
+impl<E, P> Clone for GraphqlHttp<E, P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<E: Executor + Clone, P: Prepare> GraphqlHttp<E, P> {
+    /// The endpoint for executor `E`, prepared by `P`.
+    pub fn new(executor: E, prepare: Arc<P>, settings: HttpSettings) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                executor,
+                prepare,
+                settings,
+            }),
+        }
+    }
+
+    /// Serves one request.
+    pub async fn serve(&self, request: Request) -> Response {
+        handle(State(self.shared.clone()), request).await
+    }
+}
+
 /// Returns an axum Router serving `settings.path` (GET, POST; WebSocket upgrade on GET) for
 /// the executor `E`.
 pub fn router<E: Executor + Clone, P: Prepare>(
