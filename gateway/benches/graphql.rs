@@ -11,8 +11,8 @@ use async_graphql::indexmap::IndexMap;
 use async_graphql::{Executor, Name, Value};
 use criterion::{Criterion, criterion_group, criterion_main};
 use portico::app::Gateway;
-use portico::graphql::executor::GatewayExecutor;
-use portico::graphql::schema::input::args_to_message;
+use portico::graphql::engine::schema::input::args_to_message;
+use portico::graphql::run::executor::GatewayExecutor;
 use portico::snapshot::Snapshot;
 
 /// mimalloc (`no_thp`), as in the BFF binaries, so these numbers match what they run with.

@@ -25,9 +25,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::decompression::{DecompressionBody, RequestDecompressionLayer};
 
 use crate::error::GatewayError;
-use crate::graphql::executor::GatewayExecutor;
-use crate::graphql::http::{GraphqlHttp, HttpSettings};
-use crate::graphql::prepare::GatewayPrepare;
+use crate::graphql::run::executor::GatewayExecutor;
+use crate::graphql::run::prepare::GatewayPrepare;
+use crate::graphql::transport::{GraphqlHttp, HttpSettings};
 use crate::ingress::{self, Admitted, Ingress};
 use crate::request::Door;
 use crate::server::Readiness;
@@ -97,7 +97,7 @@ async fn doors(State(doors): State<Doors>, req: Request) -> Response {
     };
     match (admitted.ctx.door, &doors.graphql) {
         (Door::Graphql, Some(graphql)) => graphql.serve(req).await,
-        (Door::Endpoint, _) => crate::endpoints::handle(admitted, req).await,
+        (Door::Endpoint, _) => crate::graphql::bff::endpoints::handle(admitted, req).await,
         (Door::Admin, _) => admin(&doors.gateway, &admitted, req),
         (Door::Rest | Door::Graphql, _) => crate::rest::handler::handle(admitted, req).await,
     }

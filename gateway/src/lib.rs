@@ -1,17 +1,21 @@
-//! Portico's core library: protobuf descriptors in, REST/JSON out, gRPC calls to the backends.
+//! Portico's core library: protobuf descriptors in, REST/JSON and GraphQL out, gRPC calls to
+//! the backends.
 //!
-//! The life of a request: HTTP comes in through [`server`] and the [`edge`] layers, the
-//! [`rest`] door matches a route and [`transcode`]s JSON into a protobuf message, the result
-//! is an [`upstream::Call`] that the [`upstream`] stack makes against a backend found through
-//! the [`descriptors`] registry; the reply is transcoded back, and any error goes out through
-//! the single responder in [`error`]. Everything a request needs is in one immutable
-//! [`snapshot::Snapshot`], held by the [`app::Gateway`].
+//! The life of a request, one way: the [`server`] accepts it; the [`ingress`] reads it once
+//! (request id, the [`snapshot::Snapshot`] pinned for the whole request, header and body
+//! limits, the normalised path routed to a door, the deadline budget) into a
+//! [`request::RequestCtx`]; a door plans the calls: [`rest`] (a route, [`transcode`]d into a
+//! message) or [`graphql`] (the engine's resolvers, or an operation published as an endpoint);
+//! every call is built by [`request::RequestCtx::call_to`] and leaves through the snapshot's
+//! policy chain ([`request::policy`]) into the [`upstream`] stack ([`resilience`], the dynamic
+//! codec); the reply goes back through the door, [`shaping`] applies per client; any error is
+//! one [`error::GatewayError`], written by the door's renderer. [`app`] assembles the stack,
+//! [`cli`] runs it, [`reload`] swaps snapshots.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod descriptors;
-pub mod endpoints;
 pub mod error;
 pub mod fanout;
 pub mod graphql;

@@ -12,10 +12,10 @@ use prost_reflect::ServiceDescriptor;
 
 use crate::config::{Config, ConfigError, DescriptorKind};
 use crate::descriptors::{self, Registry, RegistryError, SourceFiles};
-use crate::endpoints::{self, Endpoint};
-use crate::graphql::operations::{self, Operations, OperationsError};
-use crate::graphql::persisted::Persisted;
-use crate::graphql::schema::{GraphqlBuildError, GraphqlSchema};
+use crate::graphql::bff::endpoints::{self, Endpoint};
+use crate::graphql::bff::operations::{self, Operations, OperationsError};
+use crate::graphql::bff::persisted::Persisted;
+use crate::graphql::engine::schema::{GraphqlBuildError, GraphqlSchema};
 use crate::request::policy::{Chain, Outbound, Policy, Stage};
 use crate::rest::headers::HeaderRules;
 use crate::rest::router::Router;
@@ -222,7 +222,7 @@ impl Snapshot {
                 source,
             })?;
         let graphql = if config.graphql.enabled {
-            let schema = crate::graphql::schema::build_with(
+            let schema = crate::graphql::engine::schema::build_with(
                 &services,
                 &targets,
                 &config.graphql,

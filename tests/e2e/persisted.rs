@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portico::graphql::operations::document_id;
+use portico::graphql::bff::operations::document_id;
 use portico_demo::DemoService;
 use portico_e2e::{Reply, TestEnv};
 use serde_json::{Value, json};

@@ -272,7 +272,7 @@ fn schema_command(snapshot: &Snapshot, check: Option<&std::path::Path>) -> Resul
                 path: previous.to_path_buf(),
                 source,
             })?;
-            let changes = crate::graphql::sdl_diff::diff(&old, &sdl)
+            let changes = crate::graphql::engine::sdl_diff::diff(&old, &sdl)
                 .map_err(|e| CliError::Sdl(format!("{}: {e}", previous.display())))?;
             let breaking = changes.iter().filter(|c| c.breaking).count();
             let mut report = String::new();

@@ -22,7 +22,7 @@ pub struct GraphqlConfig {
     pub introspection: bool,
     /// Limits on every operation, checked before any backend is called.
     #[serde(default)]
-    pub limits: crate::graphql::limits::QueryLimits,
+    pub limits: crate::graphql::engine::limits::QueryLimits,
     /// Per-method overrides, keyed by `package.Service.Method`.
     #[serde(default)]
     pub methods: BTreeMap<String, GraphqlMethodConfig>,

@@ -31,8 +31,8 @@ use prost_reflect::DescriptorPool;
 use tracing::Instrument;
 
 use crate::config::LimitsConfig;
-use crate::endpoints::Endpoint;
 use crate::error::GatewayError;
+use crate::graphql::bff::endpoints::Endpoint;
 use crate::request::{Budget, Door, REQUEST_ID_HEADER, RequestCtx, parse_grpc_timeout};
 use crate::rest::router::Lookup;
 use crate::snapshot::{Current, Snapshot};
@@ -141,7 +141,7 @@ pub fn respond(
     pool: Option<&DescriptorPool>,
 ) -> Response {
     match door {
-        Door::Graphql => crate::graphql::http::reject(err, headers),
+        Door::Graphql => crate::graphql::transport::reject(err, headers),
         Door::Rest | Door::Endpoint | Door::Admin => err.respond(pool),
     }
 }

@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use async_graphql::Value;
 
-use super::http::DocumentId;
-use super::operations::{Operations, document_id};
 use crate::config::{PersistedConfig, PersistedMode};
 use crate::error::{ErrorKind, GatewayError};
+use crate::graphql::bff::operations::{Operations, document_id};
+use crate::graphql::transport::DocumentId;
 pub use store::{ApqStore, StoreError};
 
 /// The error kinds of persisted operations (their codes are `extensions.code`).

@@ -16,7 +16,7 @@ use super::output::{Part, parent_message, to_field_value};
 use super::shape::Shape;
 use crate::error::GatewayError;
 use crate::error::graphql::field_error;
-use crate::graphql::context::GraphqlCtx;
+use crate::graphql::engine::context::GraphqlCtx;
 use crate::request::policy::CallSite;
 use crate::upstream::{CallBody, Target, UpstreamError};
 

@@ -204,7 +204,7 @@ fn links_are_checked_at_build() {
 
 #[test]
 fn fields_carry_the_configured_size_args() {
-    use crate::graphql::limits::{DEFAULT_SIZE_ARGS, SchemaInfo};
+    use crate::graphql::engine::limits::{DEFAULT_SIZE_ARGS, SchemaInfo};
     let schema = build(&services(), &GraphqlConfig::default()).unwrap();
     let info = schema.field("Query", "shopGetProduct").unwrap();
     assert_eq!(info.type_name, "ShopV1Product");

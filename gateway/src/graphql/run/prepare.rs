@@ -8,9 +8,9 @@ use std::sync::Arc;
 use http::request::Parts;
 
 use super::executor::Prepared;
-use super::http::{Prepare, is_websocket};
-use super::limits::{self, codes};
 use crate::error::{ErrorKind, GatewayError};
+use crate::graphql::engine::limits::{self, codes};
+use crate::graphql::transport::{Prepare, is_websocket};
 use crate::ingress::Admitted;
 use crate::request::RequestCtx;
 use crate::snapshot::{Current, Snapshot};

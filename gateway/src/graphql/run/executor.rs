@@ -13,8 +13,8 @@ use async_graphql::{Request, Response, ServerError};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
-use super::batch::Driven;
-use super::context::{Fallbacks, GraphqlCtx};
+use crate::fanout::batch::Driven;
+use crate::graphql::engine::context::{Fallbacks, GraphqlCtx};
 use crate::request::RequestCtx;
 use crate::snapshot::{Current, Snapshot};
 

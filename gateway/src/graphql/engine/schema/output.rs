@@ -210,7 +210,7 @@ mod tests {
 
     fn role_enum() -> prost_reflect::EnumDescriptor {
         let pool = prost_reflect::DescriptorPool::decode(
-            include_bytes!("../../../../descriptors/demo.binpb").as_ref(),
+            include_bytes!("../../../../../descriptors/demo.binpb").as_ref(),
         )
         .unwrap();
         pool.get_enum_by_name("demo.v1.UserRole").unwrap()
@@ -256,7 +256,7 @@ mod tests {
 
     fn pool() -> prost_reflect::DescriptorPool {
         prost_reflect::DescriptorPool::decode(
-            include_bytes!("../../../../descriptors/demo.binpb").as_ref(),
+            include_bytes!("../../../../../descriptors/demo.binpb").as_ref(),
         )
         .unwrap()
     }

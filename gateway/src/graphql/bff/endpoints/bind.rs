@@ -13,7 +13,7 @@
 use serde_json::{Map, Value as Json};
 
 use crate::error::GatewayError;
-use crate::graphql::operations::{Operation, Scalar, VarType, VariableDef};
+use crate::graphql::bff::operations::{Operation, Scalar, VarType, VariableDef};
 
 /// Where the values come from.
 #[derive(Debug, Default)]

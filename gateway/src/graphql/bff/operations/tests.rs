@@ -25,7 +25,7 @@ pub(crate) fn demo_schema() -> GraphqlSchema {
         links: vec![link],
         ..Default::default()
     };
-    crate::graphql::schema::build(&services, &cfg).unwrap()
+    crate::graphql::engine::schema::build(&services, &cfg).unwrap()
 }
 
 /// The operations of `files`, loaded against the demo schema.

@@ -28,7 +28,7 @@ use async_graphql::parser::types::{
 };
 use sha2::{Digest, Sha256};
 
-use super::schema::GraphqlSchema;
+use crate::graphql::engine::schema::GraphqlSchema;
 use print::{FragmentSource, Origin};
 pub use vars::{Scalar, VarType, VariableDef};
 

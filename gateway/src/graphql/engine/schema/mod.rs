@@ -107,12 +107,16 @@ impl GraphqlSchema {
     }
 }
 
-impl crate::graphql::limits::SchemaInfo for GraphqlSchema {
-    fn field(&self, type_name: &str, field: &str) -> Option<crate::graphql::limits::FieldInfo<'_>> {
+impl crate::graphql::engine::limits::SchemaInfo for GraphqlSchema {
+    fn field(
+        &self,
+        type_name: &str,
+        field: &str,
+    ) -> Option<crate::graphql::engine::limits::FieldInfo<'_>> {
         let meta = self
             .fields
             .get(&(type_name.to_string(), field.to_string()))?;
-        Some(crate::graphql::limits::FieldInfo {
+        Some(crate::graphql::engine::limits::FieldInfo {
             type_name: &meta.type_name,
             is_list: meta.is_list,
             call_cost: meta.call_cost,
@@ -120,8 +124,8 @@ impl crate::graphql::limits::SchemaInfo for GraphqlSchema {
         })
     }
 
-    fn root_type(&self, op: crate::graphql::limits::OperationKind) -> Option<&str> {
-        use crate::graphql::limits::OperationKind as K;
+    fn root_type(&self, op: crate::graphql::engine::limits::OperationKind) -> Option<&str> {
+        use crate::graphql::engine::limits::OperationKind as K;
         let name = match op {
             K::Query => "Query",
             K::Mutation => "Mutation",
@@ -271,7 +275,7 @@ pub fn build_with(
     // Lets the HTTP layer tell request errors (400) from execution errors (200), and the
     // operations folder be validated without running anything. The only extension: every
     // extension wraps every field's resolution in a boxed future.
-    builder = builder.extension(crate::graphql::http::ValidationSignal);
+    builder = builder.extension(crate::graphql::transport::ValidationSignal);
     if !cfg.introspection {
         builder = builder.disable_introspection();
     }

@@ -8,10 +8,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
-use super::batch::{Batcher, LoadFn};
 use super::schema::links::{LinkKey, LinkLoader, LinkPlan, LinkValue};
 use crate::error::GatewayError;
 use crate::fanout::Dedup;
+use crate::fanout::batch::{Batcher, LoadFn};
 use crate::request::RequestCtx;
 use crate::request::policy::{CallSite, Outbound, Outcome};
 use crate::upstream::{Call, CallBody, Target};
@@ -24,7 +24,7 @@ pub type Fallbacks = Arc<std::sync::Mutex<Vec<String>>>;
 pub struct GraphqlCtx {
     calls: Arc<Calls>,
     /// Batches link calls: one call per batch method per round of resolution, when the
-    /// operation runs under [`super::batch::Driven`].
+    /// operation runs under [`crate::fanout::batch::Driven`].
     pub links: Arc<Batcher<LinkKey, LinkValue>>,
 }
 

@@ -2,14 +2,14 @@
 //!
 //! async-graphql 7.2.1 does not export its validator, so validation goes through
 //! `Schema::execute` with a [`StopBeforeExecution`] marker in the request data: the
-//! [`ValidationSignal`](crate::graphql::http::ValidationSignal) extension (registered on every generated schema) ends such a request
+//! [`ValidationSignal`](crate::graphql::transport::ValidationSignal) extension (registered on every generated schema) ends such a request
 //! after parsing and validation, before any resolver runs. Requests without the marker are
 //! not affected.
 
 use async_graphql::dynamic::Schema;
 use async_graphql::{Pos, ServerError};
 
-use crate::graphql::http::StopBeforeExecution;
+use crate::graphql::transport::StopBeforeExecution;
 
 /// One validation error: the message and the first position it names in `document`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ fn invalid(e: ServerError) -> Invalid {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::graphql::http::ValidationSignal;
+    use crate::graphql::transport::ValidationSignal;
     use async_graphql::dynamic::{Field, FieldFuture, Object, TypeRef};
 
     fn schema() -> Schema {

@@ -1,6 +1,6 @@
 //! Links: fields added to message types by configuration, resolved by another call with
 //! arguments taken from the parent message. A link with a batch method is served through the
-//! request's batcher ([`crate::graphql::batch`]): every parent in one round of resolution
+//! request's batcher ([`crate::fanout::batch`]): every parent in one round of resolution
 //! shares one call per batch, and results are matched to parents by key, never by position.
 
 use std::borrow::Cow;
@@ -16,7 +16,7 @@ use prost_reflect::{
 use super::output::Part;
 use super::shape::{Shape, Wkt};
 use crate::error::graphql::field_error;
-use crate::graphql::context::Calls;
+use crate::graphql::engine::context::Calls;
 use crate::request::policy::CallSite;
 use crate::transcode::FieldPath;
 use crate::upstream::Target;

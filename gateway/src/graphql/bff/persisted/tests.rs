@@ -8,7 +8,7 @@ use async_graphql::{Name, Value};
 use http::StatusCode;
 
 use super::*;
-use crate::graphql::operations::tests::demo_operations;
+use crate::graphql::bff::operations::tests::demo_operations;
 
 const OP: &str = "query Product($id: String) { product(id: $id) { name } }";
 

@@ -91,10 +91,14 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), GatewayError
     Ok(())
 }
 
-/// The body's bytes. The ingress has already read it, under the gateway's size and time
-/// limits: this takes it from memory.
+/// The body's bytes. The gateway's ingress has already read it, under the size and time
+/// limits, into memory: this only collects it.
 pub(crate) async fn read_body(body: Body) -> Result<Bytes, GatewayError> {
-    crate::ingress::body::bytes_of(body).await
+    use http_body_util::BodyExt;
+    body.collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| bad_request(format!("could not read the request body: {e}")))
 }
 
 /// Parses a POST body: one JSON object with the GraphQL parameters.
