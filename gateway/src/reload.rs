@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use crate::app::Gateway;
 use crate::config::{self, Config, ConfigError};
+use crate::request::policy::Chain;
 use crate::snapshot::{LoadError, Snapshot};
 
 /// Where a BFF's configuration comes from, and what the command line overrides in it.
@@ -24,6 +25,9 @@ pub struct ConfigSource {
     pub endpoint_overrides: BTreeMap<String, String>,
     /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// Policies installed in code (by a program embedding the gateway), added to the chain of
+    /// every snapshot built from this source, so that they survive reloads.
+    pub policies: Chain,
 }
 
 impl ConfigSource {
@@ -48,9 +52,13 @@ impl ConfigSource {
         Ok(cfg)
     }
 
-    /// Loads the config and builds a complete snapshot from it.
+    /// Loads the config and builds a complete snapshot from it, with this source's policies.
     pub async fn build(&self) -> Result<Snapshot, LoadError> {
-        Snapshot::build(self.load()?).await
+        let mut snapshot = Snapshot::build(self.load()?).await?;
+        for (stage, policy) in self.policies.entries() {
+            snapshot = snapshot.with_policy(stage, policy.clone());
+        }
+        Ok(snapshot)
     }
 }
 

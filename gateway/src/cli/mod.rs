@@ -161,6 +161,7 @@ pub async fn run(
         path: path.clone(),
         endpoint_overrides: endpoint_overrides.unwrap_or_default(),
         listen: args.listen,
+        policies: Default::default(),
     };
     let snapshot = source.build().await?;
     match &args.command {

@@ -158,6 +158,11 @@ impl Chain {
         self.policies.is_empty()
     }
 
+    /// The policies by stage, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (Stage, &Arc<dyn Policy>)> {
+        self.policies.iter().map(|(s, p)| (*s, p))
+    }
+
     /// The policies' names by stage, in order.
     pub fn describe(&self) -> Vec<(Stage, String)> {
         self.policies
