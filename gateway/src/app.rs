@@ -7,7 +7,7 @@
 //!                           policies' per-request hooks            -> Admitted
 //!   shaping                 ETag/304, response compression
 //!     CatchPanic            a bug costs one request a clean 500
-//!       ingress::check_encoding, request decompression, ingress::read_body
+//!       ingress: the encoding check, request decompression, the body read once
 //!         the doors         by the Admitted door: GraphQL, operation endpoints,
 //!                           REST routes, the admin endpoints
 //! ```
@@ -159,10 +159,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         ServiceBuilder::new()
             // A bug must cost one request a clean 500, never the connection or the process.
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(middleware::from_fn(ingress::check_encoding))
+            .layer(ingress::CheckEncodingLayer)
+            .map_response(IntoResponse::into_response)
             .layer(RequestDecompressionLayer::new())
             .map_request(|req: http::Request<DecompressionBody<Body>>| req.map(Body::new))
-            .layer(middleware::from_fn(ingress::read_body)),
+            .layer(ingress::ReadBodyLayer),
     );
     let ingress = Ingress::new(gateway.current().clone(), graphql_path);
     shaping::layers(app, &cfg.shaping)

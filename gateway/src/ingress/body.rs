@@ -82,6 +82,9 @@ pub async fn read(
 
 /// The bytes of a body the ingress has already read (an in-memory body: no waiting).
 pub async fn bytes_of(body: Body) -> Result<Bytes, GatewayError> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
     body.collect()
         .await
         .map(|c| c.to_bytes())

@@ -5,14 +5,16 @@
 //! header limits (431 with a JSON body; see [`crate::server`] for the hard cap behind them),
 //! normalises the path ([`path`]) and routes by it to a [`Door`], turns `grpc-timeout` into the
 //! request's [`Budget`], computes the metadata every call forwards, runs the policies'
-//! per-request hooks, and hands the door an [`Admitted`] request. [`check_encoding`] and
-//! [`read_body`] run later, inside the request decompression layer: the body is read once,
-//! under the size, idle and total bounds ([`body`]), and doors get bytes.
+//! per-request hooks, and hands the door an [`Admitted`] request. The body stage runs later,
+//! around the request decompression layer ([`CheckEncodingLayer`] outside it,
+//! [`ReadBodyLayer`] inside): the body is read once, under the size, idle and total bounds
+//! ([`body`]), and doors get bytes.
 //!
 //! Every refusal here is written by [`respond`], the one responder, in the renderer of the
 //! request's door.
 
 pub mod body;
+mod layers;
 pub mod path;
 mod request_id;
 
@@ -20,13 +22,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Uri, header};
+use http::{HeaderMap, Method, Uri};
 use prost_reflect::DescriptorPool;
 use tracing::Instrument;
 
@@ -36,7 +37,7 @@ use crate::graphql::bff::endpoints::Endpoint;
 use crate::request::{Budget, Door, REQUEST_ID_HEADER, RequestCtx, parse_grpc_timeout};
 use crate::rest::router::Lookup;
 use crate::snapshot::{Current, Snapshot};
-use body::BodyLimits;
+pub use layers::{CheckEncodingLayer, ReadBodyLayer};
 
 /// A request the ingress let in: its context, and the snapshot it runs on from start to end.
 #[derive(Clone, Debug)]
@@ -165,12 +166,12 @@ pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next
     let admitted = async {
         match admit_parts(&ingress, snapshot.clone(), &mut parts, id).await {
             Ok(admitted) => {
-                tracing::Span::current().record("door", admitted.ctx.door.as_str());
+                span.record("door", admitted.ctx.door.as_str());
                 parts.extensions.insert(admitted);
                 next.run(Request::from_parts(parts, body)).await
             }
             Err((door, err)) => {
-                tracing::Span::current().record("door", door.as_str());
+                span.record("door", door.as_str());
                 respond(door, &err, &parts.headers, Some(snapshot.registry.pool()))
             }
         }
@@ -286,59 +287,8 @@ fn check_headers(parts: &Parts, limits: &LimitsConfig) -> Result<(), GatewayErro
     Ok(())
 }
 
-/// Request encodings the gateway can decompress.
-const ACCEPTED_ENCODINGS: &[&str] = &["gzip", "x-gzip", "br", "identity"];
-
-/// Middleware, outside the decompression layer: refuses a `Content-Encoding` the gateway
-/// cannot decompress with a 415.
-pub async fn check_encoding(req: Request, next: Next) -> Response {
-    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
-        let text = enc.to_str().unwrap_or("").trim().to_ascii_lowercase();
-        if !ACCEPTED_ENCODINGS.contains(&text.as_str()) {
-            let err = GatewayError::UnsupportedMediaType {
-                got: format!("content-encoding: {text}"),
-                expected: "a body encoded with gzip, br or identity",
-            };
-            return refuse(&req, &err);
-        }
-    }
-    next.run(req).await
-}
-
-/// Middleware, inside the decompression layer: reads the body once, under the snapshot's
-/// limits, and hands it on in memory. WebSocket upgrades (whose "body" is the connection)
-/// pass untouched.
-pub async fn read_body(req: Request, next: Next) -> Response {
-    if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
-        return next.run(req).await;
-    }
-    let Some(admitted) = req.extensions().get::<Admitted>().cloned() else {
-        let err = GatewayError::Internal("a request reached the body reader unadmitted".into());
-        return err.respond(None);
-    };
-    let l = &admitted.snapshot.config.limits;
-    let limits = BodyLimits {
-        max_bytes: l.max_body_bytes.bytes(),
-        idle: l.body_idle_timeout.get(),
-        total: l.body_timeout.get(),
-    };
-    let (parts, body) = req.into_parts();
-    match body::read(body, &parts.headers, limits).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(err) => respond(
-            admitted.ctx.door,
-            &err,
-            &parts.headers,
-            Some(admitted.snapshot.registry.pool()),
-        ),
-    }
-}
-
 /// Renders a refusal of a request in its door's renderer.
-fn refuse(req: &Request, err: &GatewayError) -> Response {
+pub(crate) fn refuse(req: &Request, err: &GatewayError) -> Response {
     match req.extensions().get::<Admitted>() {
         Some(a) => respond(
             a.ctx.door,

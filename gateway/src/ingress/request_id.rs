@@ -13,9 +13,15 @@ fn sane(v: &HeaderValue) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
 }
 
+/// 32 random lowercase hex digits.
 fn fresh() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n: u128 = rand::random();
-    HeaderValue::from_str(&format!("{n:032x}")).unwrap_or(HeaderValue::from_static("0"))
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// The id of a request with these headers.
@@ -42,6 +48,8 @@ mod tests {
         let long = "a".repeat(129);
         assert!(!sane(&HeaderValue::from_str(&long).unwrap_or(fresh())));
         assert_eq!(fresh().len(), 32);
+        assert!(fresh().as_bytes().iter().all(u8::is_ascii_hexdigit));
+        assert_ne!(fresh(), fresh());
         let mut h = HeaderMap::new();
         h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("rid-1"));
         assert_eq!(assign(&h).as_str(), "rid-1");
