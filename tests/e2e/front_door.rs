@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, SinkExt};
 use portico::error::{ErrorKind, GatewayError};
 use portico::request::policy::{CallSite, Next, Outcome, Policy, Stage};
 use portico::request::{Door, RequestCtx};
@@ -16,6 +16,26 @@ use portico_e2e::{TestEnv, build_snapshot, demo_config};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// The next JSON text message of a WebSocket.
+async fn next_message<S>(ws: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10s")
+            .expect("stream open")
+            .expect("no ws error");
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
 
 /// The web BFF's endpoints (as in `bff-web/config.yaml`).
 const ENDPOINTS: &str = r#"
@@ -147,6 +167,55 @@ async fn a_policy_stage_sees_every_doors_calls() {
         Door::Graphql,
         site(CallSite::Subscription, "Subscription.watchOrders")
     ));
+
+    // A subscription over a WebSocket, and a query sent over the same connection.
+    let subscriptions = || {
+        rec.calls()
+            .iter()
+            .filter(|(_, s, _)| matches!(s, CallSite::Subscription(_)))
+            .count()
+    };
+    let before = subscriptions();
+    let mut req = env
+        .url("/graphql")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {
+            "query": r#"subscription { watchOrders(userId: "2", maxEvents: 1) { sequence } }"#
+        }})
+        .to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_message(&mut ws).await["type"], "next");
+    assert_eq!(next_message(&mut ws).await["type"], "complete");
+    assert_eq!(subscriptions(), before + 1);
+    let roots_before = rec.calls().len();
+    ws.send(Message::text(
+        json!({"id": "2", "type": "subscribe", "payload": {"query": r#"{ product(id: "p-1") { title } }"#}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_message(&mut ws).await["type"], "next");
+    assert!(rec.calls()[roots_before..].contains(&(
+        Door::Graphql,
+        site(CallSite::RootField, "Query.product"),
+        "demo.v1.CatalogService.GetProduct".into()
+    )));
 
     // An operation endpoint: its operation's root, link and batch calls.
     let r = env.get("/api/home/1").await;
