@@ -19,24 +19,6 @@ use tokio::sync::{Notify, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-/// The next JSON text message of a WebSocket.
-async fn next_message<S>(ws: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    use futures::StreamExt;
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10s")
-            .expect("stream open")
-            .expect("no ws error");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
 /// The web BFF's endpoints (as in `bff-web/config.yaml`).
 const ENDPOINTS: &str = r#"
 operations: { dir: bff-web/operations }
@@ -191,7 +173,10 @@ async fn a_policy_stage_sees_every_doors_calls() {
     ))
     .await
     .unwrap();
-    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+    assert_eq!(
+        portico_e2e::next_ws_json(&mut ws).await["type"],
+        "connection_ack"
+    );
     ws.send(Message::text(
         json!({"id": "1", "type": "subscribe", "payload": {
             "query": r#"subscription { watchOrders(userId: "2", maxEvents: 1) { sequence } }"#
@@ -200,8 +185,8 @@ async fn a_policy_stage_sees_every_doors_calls() {
     ))
     .await
     .unwrap();
-    assert_eq!(next_message(&mut ws).await["type"], "next");
-    assert_eq!(next_message(&mut ws).await["type"], "complete");
+    assert_eq!(portico_e2e::next_ws_json(&mut ws).await["type"], "next");
+    assert_eq!(portico_e2e::next_ws_json(&mut ws).await["type"], "complete");
     assert_eq!(subscriptions(), before + 1);
     let roots_before = rec.calls().len();
     ws.send(Message::text(
@@ -210,7 +195,7 @@ async fn a_policy_stage_sees_every_doors_calls() {
     ))
     .await
     .unwrap();
-    assert_eq!(next_message(&mut ws).await["type"], "next");
+    assert_eq!(portico_e2e::next_ws_json(&mut ws).await["type"], "next");
     assert!(rec.calls()[roots_before..].contains(&(
         Door::Graphql,
         site(CallSite::RootField, "Query.product"),

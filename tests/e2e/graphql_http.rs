@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use portico_demo::DemoService;
 use portico_e2e::{TestEnv, run_graphql_http_audit};
 use serde_json::{Value, json};
@@ -230,7 +230,7 @@ async fn a_subscription_streams_over_websocket() {
     ))
     .await
     .unwrap();
-    let ack = next_json(&mut ws).await;
+    let ack = portico_e2e::next_ws_json(&mut ws).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
     ws.send(Message::text(
         json!({"id": "1", "type": "subscribe", "payload": {
@@ -242,7 +242,7 @@ async fn a_subscription_streams_over_websocket() {
     .unwrap();
     let mut seqs = Vec::new();
     loop {
-        let m = next_json(&mut ws).await;
+        let m = portico_e2e::next_ws_json(&mut ws).await;
         match m["type"].as_str() {
             Some("next") => seqs.push(m["payload"]["data"]["watchOrders"]["sequence"].clone()),
             Some("complete") => break,
@@ -259,20 +259,4 @@ async fn a_subscription_streams_over_websocket() {
         "acme",
         "upgrade headers are forwarded"
     );
-}
-
-async fn next_json<S>(ws: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10s")
-            .expect("stream open")
-            .expect("no ws error");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
 }

@@ -299,3 +299,26 @@ pub fn assert_error(reply: &Reply, http: u16, code: i64, fragment: &str) {
     );
     assert!(body["details"].is_array(), "details in {body}");
 }
+
+/// The next JSON text message of a GraphQL WebSocket (10 seconds at most).
+pub async fn next_ws_json<S>(ws: &mut S) -> Value
+where
+    S: futures::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10s")
+            .expect("stream open")
+            .expect("no ws error");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).expect("a JSON message");
+        }
+    }
+}

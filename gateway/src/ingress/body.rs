@@ -80,6 +80,41 @@ pub async fn read(
     Ok(buf.freeze())
 }
 
+/// Checks that a body is declared JSON (`application/json` or `*+json`; with `ndjson`, also
+/// `application/x-ndjson` or `application/jsonl`): 415 otherwise. No `Content-Type` passes (a
+/// JSON body is what the doors expect).
+pub fn check_json(headers: &HeaderMap, ndjson: bool) -> Result<(), GatewayError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ok = essence == "application/json"
+        || essence.ends_with("+json")
+        || (ndjson
+            && matches!(
+                essence.as_str(),
+                "application/x-ndjson" | "application/jsonl"
+            ));
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::UnsupportedMediaType {
+            got: ct.to_string(),
+            expected: if ndjson {
+                "application/x-ndjson (one JSON message per line)"
+            } else {
+                "application/json"
+            },
+        })
+    }
+}
+
 /// The bytes of a body the ingress has already read (an in-memory body: no waiting).
 pub async fn bytes_of(body: Body) -> Result<Bytes, GatewayError> {
     if body.is_end_stream() {
@@ -97,6 +132,7 @@ mod tests {
     use std::convert::Infallible;
 
     use futures::StreamExt;
+    use http::HeaderValue;
 
     use super::*;
 
@@ -113,6 +149,25 @@ mod tests {
             Ok::<_, Infallible>(Bytes::from_static(b"x"))
         });
         Body::from_stream(s)
+    }
+
+    #[test]
+    fn json_and_ndjson_content_types() {
+        let mut h = HeaderMap::new();
+        assert!(check_json(&h, false).is_ok());
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert!(check_json(&h, false).is_ok());
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(check_json(&h, false).is_err());
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        assert!(check_json(&h, true).is_ok());
+        assert!(check_json(&h, false).is_err());
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ use super::router::Lookup;
 use super::routes::Streaming;
 use super::stream::stream_response;
 use crate::error::GatewayError;
-use crate::ingress::{Admitted, body::bytes_of, respond};
+use crate::ingress::body::{bytes_of, check_json};
+use crate::ingress::{Admitted, respond};
 use crate::snapshot::Snapshot;
 use crate::transcode::{self, BodyTarget, FieldPath, HttpRequestParts, TranscodeError};
 use crate::upstream::{CallBody, UpstreamError};
@@ -73,7 +74,7 @@ async fn serve(admitted: &Admitted, req: Request) -> Result<Response, GatewayErr
     tracing::Span::current().record("rpc", target.full_name.as_str());
     let takes_body = !matches!(target.body, BodyTarget::None);
     if takes_body {
-        check_content_type(&parts.headers, target.streaming == Streaming::Client)?;
+        check_json(&parts.headers, target.streaming == Streaming::Client)?;
     }
     let bytes = bytes_of(body).await?;
 
@@ -175,38 +176,6 @@ async fn serve(admitted: &Admitted, req: Request) -> Result<Response, GatewayErr
     Ok(resp)
 }
 
-fn check_content_type(headers: &HeaderMap, ndjson: bool) -> Result<(), GatewayError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let ct = ct.to_str().unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let ok = essence == "application/json"
-        || essence.ends_with("+json")
-        || (ndjson
-            && matches!(
-                essence.as_str(),
-                "application/x-ndjson" | "application/jsonl"
-            ));
-    if ok {
-        Ok(())
-    } else {
-        Err(GatewayError::UnsupportedMediaType {
-            got: ct.to_string(),
-            expected: if ndjson {
-                "application/x-ndjson (one JSON message per line)"
-            } else {
-                "application/json"
-            },
-        })
-    }
-}
-
 fn wants_sse(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -238,28 +207,4 @@ fn decode_ndjson(
         out.push(msg);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_and_ndjson_content_types() {
-        let mut h = HeaderMap::new();
-        assert!(check_content_type(&h, false).is_ok());
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-        assert!(check_content_type(&h, false).is_ok());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        assert!(check_content_type(&h, false).is_err());
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-ndjson"),
-        );
-        assert!(check_content_type(&h, true).is_ok());
-        assert!(check_content_type(&h, false).is_err());
-    }
 }

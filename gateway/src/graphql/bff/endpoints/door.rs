@@ -16,7 +16,7 @@ use super::table::Endpoint;
 use crate::error::GatewayError;
 use crate::graphql::run::executor::execute;
 use crate::graphql::run::prepare::{GatewayPrepare, Origin};
-use crate::ingress::body::bytes_of;
+use crate::ingress::body::{bytes_of, check_json};
 use crate::ingress::{Admitted, EndpointMatch, respond};
 
 /// Serves a request the ingress admitted to the endpoint door.
@@ -118,21 +118,7 @@ fn json_response(status: StatusCode, body: String) -> Response {
 
 /// A POST body: empty means no variables, else one JSON object (`application/json`).
 fn json_object(headers: &http::HeaderMap, bytes: &[u8]) -> Result<Map<String, Json>, GatewayError> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("");
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(GatewayError::UnsupportedMediaType {
-                got: ct.to_string(),
-                expected: "application/json",
-            });
-        }
-    }
+    check_json(headers, false)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
