@@ -13,7 +13,10 @@
 //!    one of its symbols is already defined by a user file (e.g. googleapis vendored under another
 //!    path) or if it imports a built-in that was left out. So a user's copy always wins.
 //! 4. Every import of a user file must be provided.
-//! 5. The pool is decoded from the re-assembled raw bytes, so custom options survive.
+//! 5. The pool is decoded from the re-assembled raw bytes, so custom options survive. A file in
+//!    protobuf editions is rewritten into proto2 or proto3 first (see `editions.rs`); a file
+//!    of any other unknown syntax is refused. The decoding runs under a panic guard: a bug of
+//!    the descriptor library on some input is a load error naming the source, never a crash.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
@@ -23,6 +26,7 @@ use bytes::Bytes;
 use prost_reflect::DescriptorPool;
 
 use super::builtin::{builtin_files, is_google_family};
+use super::editions;
 use super::error::{RegistryError, SymbolConflict};
 use super::source::{FileLite, SourceFiles, encode_descriptor_set};
 
@@ -75,9 +79,10 @@ pub(crate) fn merge(sources: &[SourceFiles]) -> Result<Merged, RegistryError> {
                     });
                 }
             };
+            let bytes = classic(&source.origin, &name, lite.syntax.as_deref(), &file.bytes)?;
             if let Some(&existing) = by_name.get(&name) {
                 let first = &kept[existing];
-                if first.bytes == file.bytes {
+                if first.bytes == bytes {
                     continue;
                 }
                 if is_google_family(&name) {
@@ -118,7 +123,7 @@ pub(crate) fn merge(sources: &[SourceFiles]) -> Result<Merged, RegistryError> {
             by_name.insert(name.clone(), index);
             kept.push(Kept {
                 name,
-                bytes: file.bytes.clone(),
+                bytes,
                 origin: Some(origin.clone()),
                 dependency: lite.dependency,
             });
@@ -168,7 +173,21 @@ pub(crate) fn merge(sources: &[SourceFiles]) -> Result<Merged, RegistryError> {
     }
 
     let set = encode_descriptor_set(kept.iter().map(|f| &f.bytes));
-    let pool = DescriptorPool::decode(set).map_err(|err| RegistryError::Pool {
+    let decoded = std::panic::catch_unwind(|| DescriptorPool::decode(set)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        RegistryError::Pool {
+            origin: origins_of(&kept[..user_count]),
+            message: format!(
+                "the descriptor library (prost-reflect) failed on these descriptors ({what}); \
+                 please report it with the descriptor set"
+            ),
+        }
+    })?;
+    let pool = decoded.map_err(|err| RegistryError::Pool {
         origin: err
             .file()
             .and_then(|file| by_name.get(file))
@@ -182,4 +201,44 @@ pub(crate) fn merge(sources: &[SourceFiles]) -> Result<Merged, RegistryError> {
         .filter_map(|file| Some((file.name, file.origin?)))
         .collect();
     Ok(Merged { pool, file_origins })
+}
+
+/// The distinct origins of `files`, for an error about all of them.
+fn origins_of(files: &[Kept]) -> String {
+    let mut origins: Vec<&str> = files.iter().map(Kept::origin).collect();
+    origins.dedup();
+    origins.join(", ")
+}
+
+/// The bytes to pool for a user file: itself, or its proto2/proto3 rewrite when it is in
+/// editions; an unknown syntax is refused (prost-reflect would fail on it, badly).
+fn classic(
+    origin: &str,
+    name: &str,
+    syntax: Option<&str>,
+    bytes: &Bytes,
+) -> Result<Bytes, RegistryError> {
+    match syntax {
+        None | Some("") | Some("proto2") | Some("proto3") => Ok(bytes.clone()),
+        s if editions::is_editions(s) => match editions::to_classic(bytes) {
+            Ok(c) => {
+                tracing::debug!(file = %name, syntax = c.syntax, "editions file rewritten");
+                for a in &c.approximations {
+                    tracing::warn!(file = %name, %origin, approximated = %a,
+                        "an editions feature proto2 cannot express is approximated");
+                }
+                Ok(c.bytes)
+            }
+            Err(reason) => Err(RegistryError::InvalidDescriptor {
+                origin: origin.to_owned(),
+                reason: format!("file \"{name}\" {reason}"),
+            }),
+        },
+        Some(other) => Err(RegistryError::InvalidDescriptor {
+            origin: origin.to_owned(),
+            reason: format!(
+                "file \"{name}\" declares syntax {other:?}; the gateway reads proto2, proto3 and editions (2023, 2024)"
+            ),
+        }),
+    }
 }

@@ -14,6 +14,7 @@
 //! (the first one seen) is kept over the built-in one.
 
 mod builtin;
+mod editions;
 mod error;
 mod http_rule;
 mod merge;

@@ -57,12 +57,31 @@ pub fn compile_protos(path: &Path, imports: &[PathBuf]) -> Result<SourceFiles, R
 
     let mut compiler = protox::Compiler::with_file_resolver(chain);
     compiler.include_imports(true).include_source_info(true);
-    compiler
-        .open_files(&inputs)
-        .map_err(|err| RegistryError::Compile {
-            origin: origin.clone(),
+    // The compiler runs under a panic guard: a bug of it on some input is a load error.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compiler.open_files(&inputs).map(|_| ())
+    }))
+    .map_err(|_| RegistryError::Compile {
+        origin: origin.clone(),
+        message: "the .proto compiler (protox) failed on these sources; compile them with \
+                  protoc or buf into a descriptor set instead, and please report it"
+            .to_owned(),
+    })?;
+    opened
+        .map_err(|err| {
             // protox's Debug output is the one with `file:line:column:`.
-            message: format!("{err:?}"),
+            let mut message = format!("{err:?}");
+            if message.contains("found 'edition'") {
+                message.push_str(
+                    " (this file is written in protobuf editions, which the in-process compiler \
+                     cannot parse: compile it with protoc 27+ or buf into a descriptor set, e.g. \
+                     `protoc --include_imports -o api.binpb api.proto`, and register it with `file:`)",
+                );
+            }
+            RegistryError::Compile {
+                origin: origin.clone(),
+                message,
+            }
         })?;
 
     let pool = compiler.descriptor_pool();

@@ -128,6 +128,9 @@ pub(crate) struct FileLite {
     service: Vec<NamedLite>,
     #[prost(message, repeated, tag = "7")]
     extension: Vec<NamedLite>,
+    /// `syntax`: `proto2` (or empty), `proto3` or `editions`.
+    #[prost(string, optional, tag = "12")]
+    pub syntax: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Message)]
