@@ -79,6 +79,8 @@ pub struct Snapshot {
     pub outbound: Outbound,
     /// The REST route table.
     pub routes: Router<Arc<RouteTarget>>,
+    /// HTTP bindings left out of the route table, each with its reason (see `rest.strict`).
+    pub skipped_routes: Vec<RouteError>,
     /// Exposed services and the backend of each, sorted by service name.
     pub services: Vec<(ServiceDescriptor, String)>,
     /// Header rules.
@@ -216,11 +218,20 @@ impl Snapshot {
         let targets = Targets::new(&services, |backend, method| {
             config.call_timeout(backend, method)
         });
-        let routes =
+        let built =
             build_routes(&services, &targets, &config).map_err(|source| LoadError::Route {
                 file: file.clone(),
                 source,
             })?;
+        for skipped in &built.skipped {
+            tracing::warn!(
+                method = %skipped.method,
+                binding = %skipped.binding,
+                reason = %skipped.message,
+                "HTTP binding left out (set rest.strict to refuse the config instead)"
+            );
+        }
+        let (routes, skipped_routes) = (built.router, built.skipped);
         let graphql = if config.graphql.enabled {
             let schema = crate::graphql::engine::schema::build_with(
                 &services,
@@ -296,6 +307,7 @@ impl Snapshot {
             upstream,
             targets,
             routes,
+            skipped_routes,
             services,
             decode,
             encode,
@@ -334,6 +346,15 @@ impl Snapshot {
         for l in lines {
             out.push_str(&l);
             out.push('\n');
+        }
+        if !self.skipped_routes.is_empty() {
+            out.push_str(&format!(
+                "{} HTTP bindings left out (rest.strict refuses them instead):\n",
+                self.skipped_routes.len()
+            ));
+            for s in &self.skipped_routes {
+                out.push_str(&format!("  {s}\n"));
+            }
         }
         if let Some(ops) = &self.operations {
             out.push_str(&format!("{} operations:\n", ops.len()));

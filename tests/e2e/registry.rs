@@ -100,7 +100,7 @@ async fn config_and_descriptor_errors_name_what_is_wrong() {
 }
 
 #[tokio::test]
-async fn two_methods_claiming_one_route_is_a_load_error_naming_both() {
+async fn two_methods_claiming_one_route_leave_one_out_or_with_strict_fail_the_load() {
     let dir = std::env::temp_dir().join(format!("portico-dup-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -122,7 +122,29 @@ message Req { string id = 1; string name = 2; }
         "descriptors:\n  - proto: {}\nbackends:\n  things:\n    endpoints: [http://127.0.0.1:9]\n    services: [dup.v1.Things, dup.v1.Stuff]\n",
         dir.display()
     );
-    let e = build_snapshot(&yaml).await.unwrap_err().to_string();
+    // By default the first binding keeps the route, the second is left out and reported
+    // (log, --check) naming both methods; every other route of both services is served.
+    let snap = build_snapshot(&yaml).await.unwrap();
+    let described = snap.describe();
+    assert!(
+        described.contains("1 HTTP bindings left out"),
+        "{described}"
+    );
+    assert!(
+        described.contains(
+            "dup.v1.Things.GetThing: GET /v1/things/{id}: the same route is already bound to dup.v1.Stuff.FetchStuff"
+        ),
+        "{described}"
+    );
+    assert!(
+        described.contains("POST   /dup.v1.Things/GetThing"),
+        "{described}"
+    );
+    // With rest.strict, the same is a load error naming both.
+    let e = build_snapshot(&format!("{yaml}rest:\n  strict: true\n"))
+        .await
+        .unwrap_err()
+        .to_string();
     std::fs::remove_dir_all(&dir).ok();
     assert!(
         e.contains("dup.v1.Things.GetThing") && e.contains("dup.v1.Stuff.FetchStuff"),

@@ -183,6 +183,11 @@ pub struct RestConfig {
     /// Per-method settings, keyed by `package.Service.Method`.
     #[serde(default)]
     pub methods: BTreeMap<String, MethodConfig>,
+    /// Refuse the configuration when an HTTP binding cannot be served (a template the router
+    /// cannot express, a streaming binding it does not serve, a route two methods claim),
+    /// instead of leaving that binding out with a warning and serving the rest.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 fn yes() -> bool {
@@ -199,6 +204,7 @@ impl Default for RestConfig {
             query_plus_is_space: false,
             ignored_query_params: Vec::new(),
             methods: BTreeMap::new(),
+            strict: false,
         }
     }
 }

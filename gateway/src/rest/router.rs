@@ -36,6 +36,9 @@ pub struct Router<T> {
     /// All routes, in insertion order; trie leaves index into it.
     routes: Vec<Route<T>>,
     root: Node,
+    /// The verbs that hold a `:` (`custom:custom`), longest first: the last-colon split cannot
+    /// find them, so a path ending in `:<verb>` is tried against them first.
+    colon_verbs: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -206,6 +209,7 @@ impl<T> Default for Router<T> {
         Self {
             routes: Vec::new(),
             root: Node::default(),
+            colon_verbs: Vec::new(),
         }
     }
 }
@@ -227,7 +231,11 @@ impl<T: Clone> Router<T> {
         template: PathTemplate,
         value: T,
     ) -> Result<(), DuplicateRoute<T>> {
-        let Self { routes, root } = self;
+        let Self {
+            routes,
+            root,
+            colon_verbs,
+        } = self;
         let mut node = root;
         for segment in template.segments() {
             node = node.child_mut(segment);
@@ -245,6 +253,12 @@ impl<T: Clone> Router<T> {
                 existing: existing.value.clone(),
                 new: value,
             });
+        }
+        if let Some(verb) = template.verb().filter(|v| v.contains(':'))
+            && !colon_verbs.iter().any(|v| v == verb)
+        {
+            colon_verbs.push(verb.to_owned());
+            colon_verbs.sort_by_key(|v| std::cmp::Reverse(v.len()));
         }
         node.leaves.push(routes.len());
         routes.push(Route {
@@ -285,11 +299,23 @@ impl<T> Router<T> {
             Ok(view) => view,
             Err(reason) => return Lookup::BadPath { reason },
         };
-        // Phase 1: the verb split off the last segment, against routes with that verb.
-        let with_verb = match split_verb(path) {
-            None => None,
+        // Phase 1: a verb holding a `:` that the last segment ends with, against routes with
+        // that verb; then the verb split off at the last `:`, against routes with that verb.
+        let mut with_verb: Vec<(PathView<'_>, Cow<'_, str>)> = Vec::new();
+        for verb in &self.colon_verbs {
+            let last_segment = path.rfind('/').map_or(path, |i| &path[i + 1..]);
+            if last_segment.len() > verb.len() + 1
+                && last_segment.ends_with(verb.as_str())
+                && last_segment[..last_segment.len() - verb.len()].ends_with(':')
+                && let Ok(view) = PathView::new(&path[..path.len() - verb.len() - 1])
+            {
+                with_verb.push((view, Cow::Borrowed(verb.as_str())));
+            }
+        }
+        match split_verb(path) {
+            None => {}
             Some((base, verb)) => match (PathView::new(base), percent_decode(verb, false)) {
-                (Ok(view), Ok(verb)) => Some((view, verb)),
+                (Ok(view), Ok(verb)) => with_verb.push((view, verb)),
                 (Err(reason), _) => return Lookup::BadPath { reason },
                 (_, Err(e)) => {
                     return Lookup::BadPath {
@@ -297,12 +323,11 @@ impl<T> Router<T> {
                     };
                 }
             },
-        };
+        }
         // Phase 2: the whole path, against routes without a verb.
         let phases = with_verb
-            .as_ref()
+            .iter()
             .map(|(view, verb)| (view, Some(verb.as_ref())))
-            .into_iter()
             .chain([(&full, None)]);
 
         let mut allowed = Vec::new();

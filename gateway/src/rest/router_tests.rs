@@ -342,6 +342,55 @@ fn custom_verbs() {
 }
 
 #[test]
+fn verbs_holding_a_colon_as_grpc_gateway_reads_them() {
+    // grpc-gateway's a_bit_of_everything.proto has both.
+    let routes = [
+        ("GET", "/v1/example/a_bit_of_everything/{uuid}:custom"),
+        (
+            "GET",
+            "/v1/example/a_bit_of_everything/{uuid}:custom:custom",
+        ),
+        ("GET", "/v1/example/a_bit_of_everything/{uuid}"),
+    ];
+    both_orders(&routes, |r| {
+        let (found, bindings) = matched(
+            r,
+            "GET",
+            "/v1/example/a_bit_of_everything/abc:custom:custom",
+        )
+        .unwrap();
+        assert_eq!(
+            found,
+            "GET /v1/example/a_bit_of_everything/{uuid}:custom:custom"
+        );
+        assert_eq!(bindings, pairs(&[("uuid", "abc")]));
+        let (found, bindings) =
+            matched(r, "GET", "/v1/example/a_bit_of_everything/abc:custom").unwrap();
+        assert_eq!(found, "GET /v1/example/a_bit_of_everything/{uuid}:custom");
+        assert_eq!(bindings, pairs(&[("uuid", "abc")]));
+        // A value may hold the verb's text as long as a verb follows.
+        let (found, bindings) = matched(
+            r,
+            "GET",
+            "/v1/example/a_bit_of_everything/a:custom:custom:custom",
+        )
+        .unwrap();
+        assert_eq!(
+            found,
+            "GET /v1/example/a_bit_of_everything/{uuid}:custom:custom"
+        );
+        assert_eq!(bindings, pairs(&[("uuid", "a:custom")]));
+        // Nothing before the verb: not a match for it.
+        let (found, bindings) =
+            matched(r, "GET", "/v1/example/a_bit_of_everything/:custom:custom").unwrap();
+        assert_eq!(found, "GET /v1/example/a_bit_of_everything/{uuid}:custom");
+        assert_eq!(bindings, pairs(&[("uuid", ":custom")]));
+    });
+    let template: PathTemplate = "/v1/x/{uuid}:custom:custom".parse().unwrap();
+    assert_eq!(template.verb(), Some("custom:custom"));
+}
+
+#[test]
 fn multi_matches_zero_or_more_segments() {
     let r = router(&[
         ("GET", "/v1/a/**"),

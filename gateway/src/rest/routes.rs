@@ -70,14 +70,35 @@ pub struct RouteError {
     pub message: String,
 }
 
+/// The route table, and the bindings left out of it.
+#[derive(Debug)]
+pub struct Routes {
+    /// The table.
+    pub router: Router<Arc<RouteTarget>>,
+    /// Bindings that cannot be served (a template the router cannot express, a streaming
+    /// binding it does not serve, a route another method already has), each with the reason.
+    /// The rest of the method's service is served.
+    pub skipped: Vec<RouteError>,
+}
+
 /// Builds the route table for the given services (each with its backend's name), over the
-/// snapshot's call targets.
+/// snapshot's call targets. A binding that cannot be served is left out and reported in
+/// [`Routes::skipped`]; with `rest.strict` it is an error instead.
 pub fn build_routes(
     services: &[(ServiceDescriptor, String)],
     targets: &Targets,
     cfg: &Config,
-) -> Result<Router<Arc<RouteTarget>>, RouteError> {
+) -> Result<Routes, RouteError> {
     let mut router = Router::new();
+    let mut skipped = Vec::new();
+    let mut skip = |e: RouteError| {
+        if cfg.rest.strict {
+            Err(e)
+        } else {
+            skipped.push(e);
+            Ok(())
+        }
+    };
     for (service, _) in services {
         for method in service.methods() {
             let streaming = match (method.is_client_streaming(), method.is_server_streaming()) {
@@ -85,10 +106,11 @@ pub fn build_routes(
                 (false, true) => Streaming::Server,
                 (true, false) => Streaming::Client,
                 (true, true) => {
-                    tracing::warn!(
-                        method = %method.full_name(),
-                        "bidirectional streaming is not served over REST; skipped"
-                    );
+                    skip(RouteError {
+                        method: method.full_name().to_string(),
+                        binding: "every binding".into(),
+                        message: "bidirectional streaming is not served over REST (GraphQL and gRPC clients can call it)".into(),
+                    })?;
                     continue;
                 }
             };
@@ -106,15 +128,14 @@ pub fn build_routes(
                 ));
             }
             for (http_method, path, body, response_body) in bindings {
-                let call = targets
-                    .get(method.full_name())
-                    .cloned()
-                    .ok_or_else(|| RouteError {
+                let Some(call) = targets.get(method.full_name()).cloned() else {
+                    return Err(RouteError {
                         method: method.full_name().to_string(),
                         binding: format!("{http_method} {path}"),
                         message: "no call target (its service has no backend)".into(),
-                    })?;
-                let target = route_target(
+                    });
+                };
+                let built = route_target(
                     &method,
                     call,
                     cfg,
@@ -123,26 +144,33 @@ pub fn build_routes(
                     &path,
                     body,
                     response_body,
-                )?;
-                let template = PathTemplate::parse(&path).map_err(|e| RouteError {
-                    method: method.full_name().to_string(),
-                    binding: format!("{http_method} {path}"),
-                    message: e.to_string(),
-                })?;
-                router
-                    .insert(http_method.clone(), template, Arc::new(target))
-                    .map_err(|dup| RouteError {
-                        method: dup.new.full_name.clone(),
-                        binding: format!("{} {}", dup.method, dup.template),
-                        message: format!(
-                            "the same route is already bound to {} ({} {})",
-                            dup.existing.full_name, dup.existing.http_method, dup.existing.template
-                        ),
+                )
+                .and_then(|target| {
+                    let template = PathTemplate::parse(&path).map_err(|e| RouteError {
+                        method: method.full_name().to_string(),
+                        binding: format!("{http_method} {path}"),
+                        message: e.to_string(),
                     })?;
+                    router
+                        .insert(http_method.clone(), template, Arc::new(target))
+                        .map_err(|dup| RouteError {
+                            method: dup.new.full_name.clone(),
+                            binding: format!("{} {}", dup.method, dup.template),
+                            message: format!(
+                                "the same route is already bound to {} ({} {})",
+                                dup.existing.full_name,
+                                dup.existing.http_method,
+                                dup.existing.template
+                            ),
+                        })
+                });
+                if let Err(e) = built {
+                    skip(e)?;
+                }
             }
         }
     }
-    Ok(router)
+    Ok(Routes { router, skipped })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -182,11 +210,17 @@ fn route_target(
             FieldPath::resolve(&input, field).map_err(|e| err(format!("body {field:?}: {e}")))?,
         ),
     };
-    if streaming == Streaming::Client && !matches!(body, BodyTarget::Whole) {
-        return Err(err(
-            "a client-streaming method needs body: \"*\" (each NDJSON line is one message)".into(),
-        ));
-    }
+    // A client stream's body is the stream of messages (one per NDJSON line): `body: "*"`,
+    // or no body at all, which grpc-gateway reads the same way.
+    let body = match body {
+        BodyTarget::None if streaming == Streaming::Client => BodyTarget::Whole,
+        BodyTarget::Field(_) if streaming == Streaming::Client => {
+            return Err(err(
+                "a client-streaming method's body is its stream of messages: bind it with body: \"*\" (or no body)".into(),
+            ));
+        }
+        other => other,
+    };
     let response_body = match response_body.as_deref() {
         None | Some("") => None,
         Some(field) => Some(

@@ -14,7 +14,9 @@
 //! Extra rules enforced here: `{id}` means `{id=*}`; `**` may only be the last segment; variables
 //! do not nest; a field path is bound at most once. A LITERAL is made of unreserved characters,
 //! sub-delimiters (`!$&'()+,;=`), `@` and `%XX` escapes; it is stored percent-decoded. `:` only
-//! introduces the verb (it is not allowed inside literals). As an extension, the bare template `/`
+//! introduces the verb (it is not allowed inside literals); as grpc-gateway reads templates, a
+//! verb after a variable is everything after that `:`, colons included
+//! (`/v1/{uuid}:custom:custom` has the verb `custom:custom`). As an extension, the bare template `/`
 //! (no segment) is accepted and matches only the path `/`.
 
 use std::borrow::Cow;
@@ -282,7 +284,18 @@ impl Parser<'_> {
             None => None,
             Some(b':') => {
                 self.pos += 1;
-                let verb = self.parse_literal("verb")?;
+                // As grpc-gateway reads it, after a variable everything after the `:` is the
+                // verb, colons included (`{uuid}:custom:custom`).
+                let after_variable = self
+                    .variables
+                    .last()
+                    .is_some_and(|v| v.segments.end == self.segments.len());
+                let mut verb = self.parse_literal("verb")?;
+                while after_variable && self.peek() == Some(b':') {
+                    self.pos += 1;
+                    verb.push(':');
+                    verb.push_str(&self.parse_literal("verb")?);
+                }
                 if self.peek().is_some() {
                     return Err(self.err(
                         self.pos,

@@ -130,6 +130,7 @@ fn rejects_invalid_templates() {
         ("/v1/a%FF", "not valid UTF-8 after percent-decoding", 4),
         ("/v1/x:", "empty verb", 6),
         ("/v1/x:a:b", "unexpected ':' after the verb", 7),
+        ("/v1/{x}:a:", "empty verb", 10),
         ("/v1/a:b/c", "unexpected '/' after the verb", 7),
         ("/v1/{a=x:y}", "unexpected ':' in variable", 8),
         ("/:x", "empty segment", 1),
