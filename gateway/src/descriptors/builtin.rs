@@ -1,4 +1,5 @@
-//! The google protos Portico always knows: embedded google/api + google/rpc and the well-known types.
+//! The google protos Portico always knows: the whole googleapis `google/api`, `google/rpc` and
+//! `google/type` sets, `google/longrunning/operations.proto`, and the well-known types.
 //!
 //! They serve twice: as import sources for protox (so users never ship them), and as files
 //! that are always present in the final pool (so `google.rpc.Status`, `google.rpc.BadRequest`
@@ -14,19 +15,68 @@ use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use super::error::RegistryError;
 use super::source::{FileLite, RawFile};
 
-/// The embedded googleapis sources, by import name.
+/// The embedded googleapis sources, by import name: every file of `google/api`, `google/rpc`,
+/// `google/type` and `google/longrunning/operations.proto`.
 const EMBEDDED: &[(&str, &str)] = &[
     (
         "google/api/annotations.proto",
         include_str!("../../proto/google/api/annotations.proto"),
     ),
     (
+        "google/api/auth.proto",
+        include_str!("../../proto/google/api/auth.proto"),
+    ),
+    (
+        "google/api/backend.proto",
+        include_str!("../../proto/google/api/backend.proto"),
+    ),
+    (
+        "google/api/billing.proto",
+        include_str!("../../proto/google/api/billing.proto"),
+    ),
+    (
         "google/api/client.proto",
         include_str!("../../proto/google/api/client.proto"),
     ),
     (
+        "google/api/config_change.proto",
+        include_str!("../../proto/google/api/config_change.proto"),
+    ),
+    (
+        "google/api/consumer.proto",
+        include_str!("../../proto/google/api/consumer.proto"),
+    ),
+    (
+        "google/api/context.proto",
+        include_str!("../../proto/google/api/context.proto"),
+    ),
+    (
+        "google/api/control.proto",
+        include_str!("../../proto/google/api/control.proto"),
+    ),
+    (
+        "google/api/distribution.proto",
+        include_str!("../../proto/google/api/distribution.proto"),
+    ),
+    (
+        "google/api/documentation.proto",
+        include_str!("../../proto/google/api/documentation.proto"),
+    ),
+    (
+        "google/api/endpoint.proto",
+        include_str!("../../proto/google/api/endpoint.proto"),
+    ),
+    (
+        "google/api/error_reason.proto",
+        include_str!("../../proto/google/api/error_reason.proto"),
+    ),
+    (
         "google/api/field_behavior.proto",
         include_str!("../../proto/google/api/field_behavior.proto"),
+    ),
+    (
+        "google/api/field_info.proto",
+        include_str!("../../proto/google/api/field_info.proto"),
     ),
     (
         "google/api/http.proto",
@@ -37,24 +87,164 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../proto/google/api/httpbody.proto"),
     ),
     (
+        "google/api/label.proto",
+        include_str!("../../proto/google/api/label.proto"),
+    ),
+    (
         "google/api/launch_stage.proto",
         include_str!("../../proto/google/api/launch_stage.proto"),
+    ),
+    (
+        "google/api/log.proto",
+        include_str!("../../proto/google/api/log.proto"),
+    ),
+    (
+        "google/api/logging.proto",
+        include_str!("../../proto/google/api/logging.proto"),
+    ),
+    (
+        "google/api/metric.proto",
+        include_str!("../../proto/google/api/metric.proto"),
+    ),
+    (
+        "google/api/monitored_resource.proto",
+        include_str!("../../proto/google/api/monitored_resource.proto"),
+    ),
+    (
+        "google/api/monitoring.proto",
+        include_str!("../../proto/google/api/monitoring.proto"),
+    ),
+    (
+        "google/api/policy.proto",
+        include_str!("../../proto/google/api/policy.proto"),
+    ),
+    (
+        "google/api/quota.proto",
+        include_str!("../../proto/google/api/quota.proto"),
     ),
     (
         "google/api/resource.proto",
         include_str!("../../proto/google/api/resource.proto"),
     ),
     (
+        "google/api/routing.proto",
+        include_str!("../../proto/google/api/routing.proto"),
+    ),
+    (
+        "google/api/service.proto",
+        include_str!("../../proto/google/api/service.proto"),
+    ),
+    (
+        "google/api/source_info.proto",
+        include_str!("../../proto/google/api/source_info.proto"),
+    ),
+    (
+        "google/api/system_parameter.proto",
+        include_str!("../../proto/google/api/system_parameter.proto"),
+    ),
+    (
+        "google/api/usage.proto",
+        include_str!("../../proto/google/api/usage.proto"),
+    ),
+    (
+        "google/api/visibility.proto",
+        include_str!("../../proto/google/api/visibility.proto"),
+    ),
+    (
+        "google/longrunning/operations.proto",
+        include_str!("../../proto/google/longrunning/operations.proto"),
+    ),
+    (
         "google/rpc/code.proto",
         include_str!("../../proto/google/rpc/code.proto"),
+    ),
+    (
+        "google/rpc/context/attribute_context.proto",
+        include_str!("../../proto/google/rpc/context/attribute_context.proto"),
+    ),
+    (
+        "google/rpc/context/audit_context.proto",
+        include_str!("../../proto/google/rpc/context/audit_context.proto"),
     ),
     (
         "google/rpc/error_details.proto",
         include_str!("../../proto/google/rpc/error_details.proto"),
     ),
     (
+        "google/rpc/http.proto",
+        include_str!("../../proto/google/rpc/http.proto"),
+    ),
+    (
         "google/rpc/status.proto",
         include_str!("../../proto/google/rpc/status.proto"),
+    ),
+    (
+        "google/type/calendar_period.proto",
+        include_str!("../../proto/google/type/calendar_period.proto"),
+    ),
+    (
+        "google/type/color.proto",
+        include_str!("../../proto/google/type/color.proto"),
+    ),
+    (
+        "google/type/date.proto",
+        include_str!("../../proto/google/type/date.proto"),
+    ),
+    (
+        "google/type/datetime.proto",
+        include_str!("../../proto/google/type/datetime.proto"),
+    ),
+    (
+        "google/type/dayofweek.proto",
+        include_str!("../../proto/google/type/dayofweek.proto"),
+    ),
+    (
+        "google/type/decimal.proto",
+        include_str!("../../proto/google/type/decimal.proto"),
+    ),
+    (
+        "google/type/expr.proto",
+        include_str!("../../proto/google/type/expr.proto"),
+    ),
+    (
+        "google/type/fraction.proto",
+        include_str!("../../proto/google/type/fraction.proto"),
+    ),
+    (
+        "google/type/interval.proto",
+        include_str!("../../proto/google/type/interval.proto"),
+    ),
+    (
+        "google/type/latlng.proto",
+        include_str!("../../proto/google/type/latlng.proto"),
+    ),
+    (
+        "google/type/localized_text.proto",
+        include_str!("../../proto/google/type/localized_text.proto"),
+    ),
+    (
+        "google/type/money.proto",
+        include_str!("../../proto/google/type/money.proto"),
+    ),
+    (
+        "google/type/month.proto",
+        include_str!("../../proto/google/type/month.proto"),
+    ),
+    (
+        "google/type/phone_number.proto",
+        include_str!("../../proto/google/type/phone_number.proto"),
+    ),
+    (
+        "google/type/postal_address.proto",
+        include_str!("../../proto/google/type/postal_address.proto"),
+    ),
+    (
+        "google/type/quaternion.proto",
+        include_str!("../../proto/google/type/quaternion.proto"),
+    ),
+    (
+        "google/type/timeofday.proto",
+        include_str!("../../proto/google/type/timeofday.proto"),
     ),
 ];
 
@@ -65,6 +255,8 @@ pub(crate) fn is_google_family(name: &str) -> bool {
     name.starts_with("google/protobuf/")
         || name.starts_with("google/api/")
         || name.starts_with("google/rpc/")
+        || name.starts_with("google/type/")
+        || name.starts_with("google/longrunning/")
 }
 
 /// A protox resolver serving the embedded google/api and google/rpc sources.

@@ -9,9 +9,12 @@
 //!    the first copy is kept silently.
 //! 2. Every symbol (message, enum, enum value, service, extension, nested ones included) must be
 //!    defined by one file only.
-//! 3. The built-ins are added for every name no user source provides. A built-in is left out if
-//!    one of its symbols is already defined by a user file (e.g. googleapis vendored under another
-//!    path) or if it imports a built-in that was left out. So a user's copy always wins.
+//! 3. The built-ins are added for every name no user source provides, when the pool needs them:
+//!    the well-known types, `google/api/{annotations,http}`, `google/rpc/{code,status,
+//!    error_details}` always, the others when a user file imports them (directly or through
+//!    another built-in). A built-in is left out if one of its symbols is already defined by a
+//!    user file (e.g. googleapis vendored under another path) or if it imports a built-in that
+//!    was left out. So a user's copy always wins.
 //! 4. Every import of a user file must be provided.
 //! 5. The pool is decoded from the re-assembled raw bytes, so custom options survive. A file in
 //!    protobuf editions is rewritten into proto2 or proto3 first (see `editions.rs`); a file
@@ -131,13 +134,39 @@ pub(crate) fn merge(sources: &[SourceFiles]) -> Result<Merged, RegistryError> {
     }
     let user_count = kept.len();
 
-    // Built-ins come dependencies first, so one pass sees every left-out import.
-    for file in builtin_files()? {
-        if by_name.contains_key(&file.name) {
-            continue;
-        }
+    // The built-ins the pool needs: those always present, and every one a user file imports,
+    // directly or through other built-ins.
+    let builtins = builtin_files()?;
+    let mut builtin_lites = HashMap::with_capacity(builtins.len());
+    for file in builtins {
         let lite = FileLite::decode_raw(&file.bytes)
             .map_err(|err| RegistryError::Builtin(format!("{}: {err}", file.name)))?;
+        builtin_lites.insert(file.name.as_str(), lite);
+    }
+    let mut needed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut stack: Vec<String> = builtins
+        .iter()
+        .map(|f| f.name.clone())
+        .filter(|n| always_present(n))
+        .chain(kept.iter().flat_map(|k| k.dependency.iter().cloned()))
+        .collect();
+    while let Some(name) = stack.pop() {
+        if let Some(lite) = builtin_lites.get(name.as_str())
+            && !needed.contains(&name)
+        {
+            stack.extend(lite.dependency.iter().cloned());
+            needed.insert(name);
+        }
+    }
+
+    // Built-ins come dependencies first, so one pass sees every left-out import.
+    for file in builtins {
+        if by_name.contains_key(&file.name) || !needed.contains(file.name.as_str()) {
+            continue;
+        }
+        let Some(lite) = builtin_lites.remove(file.name.as_str()) else {
+            continue;
+        };
         if let Some(import) = lite.dependency.iter().find(|d| !by_name.contains_key(*d)) {
             tracing::debug!(file = %file.name, %import, "built-in left out: its import was left out");
             continue;
@@ -241,4 +270,18 @@ fn classic(
             ),
         }),
     }
+}
+
+/// Built-ins in every pool, imported or not: the well-known types, the HTTP rule, and what
+/// renders a backend's error details.
+fn always_present(name: &str) -> bool {
+    name.starts_with("google/protobuf/")
+        || matches!(
+            name,
+            "google/api/annotations.proto"
+                | "google/api/http.proto"
+                | "google/rpc/code.proto"
+                | "google/rpc/error_details.proto"
+                | "google/rpc/status.proto"
+        )
 }

@@ -52,7 +52,6 @@ fn builtins_are_always_present() {
         "google.rpc.Status",
         "google.rpc.BadRequest",
         "google.rpc.RetryInfo",
-        "google.api.HttpBody",
         "google.protobuf.Timestamp",
         "google.protobuf.Any",
     ] {
@@ -62,6 +61,74 @@ fn builtins_are_always_present() {
         );
     }
     assert!(registry.services().is_empty());
+    // The rest of googleapis is there when imported, not in every pool.
+    assert!(
+        registry
+            .pool()
+            .get_message_by_name("google.type.Money")
+            .is_none()
+    );
+}
+
+#[test]
+fn the_whole_googleapis_common_set_is_built_in() {
+    let dir = std::env::temp_dir().join(format!("portico-googleapis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("uses.proto"),
+        r#"syntax = "proto3";
+package uses.v1;
+import "google/api/annotations.proto";
+import "google/api/visibility.proto";
+import "google/api/field_info.proto";
+import "google/api/routing.proto";
+import "google/api/httpbody.proto";
+import "google/longrunning/operations.proto";
+import "google/rpc/context/attribute_context.proto";
+import "google/type/date.proto";
+import "google/type/money.proto";
+import "google/type/latlng.proto";
+import "google/type/postal_address.proto";
+message Place {
+  string id = 1 [(google.api.field_info).format = UUID4];
+  google.type.LatLng where = 2;
+  google.type.PostalAddress address = 3;
+  google.type.Money price = 4;
+  google.type.Date opened = 5;
+}
+service Places {
+  option (google.api.api_visibility).restriction = "PREVIEW";
+  rpc GetPlace(Place) returns (Place) {
+    option (google.api.http) = { get: "/v1/places/{id}" };
+    option (google.api.routing) = { routing_parameters { field: "id" } };
+  }
+  rpc Export(Place) returns (google.longrunning.Operation);
+  rpc Photo(Place) returns (google.api.HttpBody);
+}
+"#,
+    )
+    .unwrap();
+    let source = crate::descriptors::compile_protos(&dir.join("uses.proto"), &[]).unwrap();
+    let registry = Registry::build(vec![source]).unwrap();
+    let pool = registry.pool();
+    for message in [
+        "google.type.Money",
+        "google.type.LatLng",
+        "google.longrunning.Operation",
+        "google.api.HttpBody",
+        "google.rpc.context.AttributeContext",
+    ] {
+        assert!(pool.get_message_by_name(message).is_some(), "{message}");
+    }
+    assert_eq!(
+        registry
+            .services()
+            .iter()
+            .map(|s| s.full_name().to_string())
+            .collect::<Vec<_>>(),
+        ["uses.v1.Places"]
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
