@@ -213,3 +213,36 @@ fn schema_check_lists_breaking_changes_and_fails() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn check_reports_left_out_bindings_in_plain_log_lines() {
+    // grpc-gateway's examples: a few bindings cannot be served; the rest is, and the log says
+    // which and why, without terminal escape codes (stderr is not a terminal here).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(format!("portico-cli-corpus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("corpus.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "descriptors:\n  - file: {}\nbackends:\n  gg:\n    endpoints: [http://127.0.0.1:1]\n    services: [grpc.gateway.examples.examplepb.FlowCombination, grpc.gateway.examples.examplepb.EchoService]\n",
+            root.join("tests/corpus/grpc-gateway.binpb").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("HTTP bindings left out") && stdout.contains("StreamEmptyStream"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("HTTP binding left out"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

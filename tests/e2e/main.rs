@@ -1,6 +1,7 @@
 //! End-to-end tests: real demo backends and a real gateway over real sockets.
 
 mod bffs;
+mod corpus;
 mod errors;
 mod fields;
 mod front_door;

@@ -128,12 +128,15 @@ pub enum CliError {
     Serve(std::io::Error),
 }
 
-/// Sets up logging (RUST_LOG, default `info`).
+/// Sets up logging (RUST_LOG, default `info`), with colours only when stderr is a terminal.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: never escape codes in a file or a collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

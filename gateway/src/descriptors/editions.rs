@@ -177,8 +177,8 @@ pub(crate) fn to_classic(bytes: &[u8]) -> Result<Classic, String> {
     let edition = int(&file, "edition");
     if edition == 0 {
         return Err(
-            "declares syntax \"editions\" without an edition: some reflection servers \
-             (tonic-reflection among them) re-encode descriptors and drop it; register the \
+            "declares syntax \"editions\" without an edition: a reflection server that \
+             re-encodes descriptors with an older descriptor.proto drops it; register the \
              descriptor set file instead"
                 .to_owned(),
         );
