@@ -246,3 +246,65 @@ fn check_reports_left_out_bindings_in_plain_log_lines() {
     assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn certs_writes_a_ca_a_server_and_a_client_certificate_that_load() {
+    let dir = std::env::temp_dir().join(format!("portico-cli-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(BIN)
+        .args(["certs", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(text.starts_with("-----BEGIN "), "{f}: {text}");
+    }
+    assert!(stdout.contains("tls: { cert: "), "{stdout}");
+    // A config with TLS on these files checks out, and --check reads the files.
+    let descriptors =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../descriptors/demo.binpb");
+    let cfg = dir.join("tls.yaml");
+    let yaml = |key: &str| {
+        format!(
+            "descriptors:\n  - file: {}\nbackends:\n  users:\n    endpoints: [http://127.0.0.1:1]\n    services: [demo.v1.UserService]\ntls: {{ cert: server.pem, key: {key}, client_ca: ca.pem, client_auth: optional }}\n",
+            descriptors.display()
+        )
+    };
+    std::fs::write(&cfg, yaml("server.key")).unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("client certificates optional"), "{stdout}");
+    // The client's key is not the server certificate's: --check says so.
+    std::fs::write(&cfg, yaml("client.key")).unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("do not go together"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

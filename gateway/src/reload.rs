@@ -75,6 +75,9 @@ pub async fn reload(
     if a.listen != b.listen {
         restart.push("listen");
     }
+    if a.tls != b.tls {
+        restart.push("tls (the files' contents are reloaded live; their paths and the client-auth mode at restart)");
+    }
     if a.graphql.enabled != b.graphql.enabled
         || a.graphql.path != b.graphql.path
         || a.graphql.graphiql != b.graphql.graphiql
@@ -94,8 +97,13 @@ pub async fn reload(
     Ok(restart)
 }
 
-/// Reloads on every SIGHUP until the process ends, logging the outcome of each.
-pub async fn on_sighup(gateway: std::sync::Arc<Gateway>, source: ConfigSource) {
+/// Reloads on every SIGHUP until the process ends, logging the outcome of each; the
+/// listener's TLS files (`tls`) are read again too, when they changed.
+pub async fn on_sighup(
+    gateway: std::sync::Arc<Gateway>,
+    source: ConfigSource,
+    tls: Option<std::sync::Arc<crate::server::ServerTls>>,
+) {
     #[cfg(unix)]
     {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -104,6 +112,9 @@ pub async fn on_sighup(gateway: std::sync::Arc<Gateway>, source: ConfigSource) {
             return;
         };
         while hup.recv().await.is_some() {
+            if let Some(tls) = &tls {
+                tls.reload_and_log();
+            }
             match reload(&gateway, &source).await {
                 Ok(restart) if restart.is_empty() => {
                     tracing::info!(config = %source.path.display(), "configuration reloaded")
@@ -122,6 +133,6 @@ pub async fn on_sighup(gateway: std::sync::Arc<Gateway>, source: ConfigSource) {
     }
     #[cfg(not(unix))]
     {
-        let _ = (gateway, source);
+        let _ = (gateway, source, tls);
     }
 }

@@ -17,3 +17,4 @@ mod resilience;
 mod routes;
 mod shaping;
 mod streaming;
+mod tls;

@@ -151,6 +151,41 @@ impl TestEnv {
         Self::serve(demo, snapshot).await
     }
 
+    /// A gateway serving `snapshot` over `demo` with TLS (`base` is `https://127.0.0.1:PORT`;
+    /// `client` does not trust the server: build one that does).
+    pub async fn serve_tls(
+        demo: DemoCluster,
+        snapshot: Snapshot,
+        tls: Arc<portico::server::ServerTls>,
+    ) -> TestEnv {
+        let limits = snapshot.config.limits.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("https://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let gateway = Gateway::new(snapshot);
+        let app = router(gateway.clone());
+        tokio::spawn(async move {
+            let _ = portico::server::serve_tls(
+                listener,
+                app,
+                &limits,
+                async {
+                    let _ = stopped.await;
+                },
+                portico::server::Drain::default(),
+                Some(tls),
+            )
+            .await;
+        });
+        TestEnv {
+            demo,
+            base,
+            client: reqwest::Client::new(),
+            gateway,
+            stop: Some(stop),
+        }
+    }
+
     /// A gateway serving `snapshot` over `demo`.
     pub async fn serve(demo: DemoCluster, snapshot: Snapshot) -> TestEnv {
         let limits = snapshot.config.limits.clone();

@@ -2,6 +2,7 @@
 //! banner, and running the server until SIGINT/SIGTERM. The `--demo` wiring lives in `demo`
 //! (`cli/demo.rs`, feature `demo`); without the feature, `--demo` is an error.
 
+pub mod certs;
 #[cfg(feature = "demo")]
 pub mod demo;
 #[cfg(test)]
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::app::{Gateway, router};
 use crate::config::ConfigError;
 use crate::reload::ConfigSource;
+use crate::server::ServerTls;
 use crate::snapshot::{LoadError, Snapshot};
 #[cfg(feature = "demo")]
 use demo::start as start_demo;
@@ -69,6 +71,20 @@ pub enum Command {
     /// `{ "<sha256>": "<document>", ... }` (the ids clients send as
     /// `extensions.persistedQuery.sha256Hash` or `documentId`).
     Manifest,
+    /// Write a development CA, a server certificate and a client certificate (PEM) for TLS
+    /// and mTLS, made without openssl: `ca.pem`, `server.pem`/`server.key`,
+    /// `client.pem`/`client.key`. Not for production.
+    Certs {
+        /// Where to write them.
+        #[arg(long, value_name = "DIR", default_value = "certs")]
+        out: PathBuf,
+        /// Names and addresses the server certificate is valid for.
+        #[arg(long = "host", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        hosts: Vec<String>,
+        /// The client certificate's subject (its identity under mTLS).
+        #[arg(long, value_name = "NAME", default_value = "dev-client")]
+        client: String,
+    },
 }
 
 /// How log lines are written.
@@ -126,6 +142,12 @@ pub enum CliError {
     /// The server failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The listener's TLS files do not load.
+    #[error(transparent)]
+    Tls(#[from] crate::server::TlsError),
+    /// `certs` could not write its files.
+    #[error(transparent)]
+    Certs(#[from] certs::CertsError),
 }
 
 /// Sets up logging (RUST_LOG, default `info`), with colours only when stderr is a terminal.
@@ -166,6 +188,21 @@ pub async fn run(
         listen: args.listen,
         policies: Default::default(),
     };
+    if let Some(Command::Certs { out, hosts, client }) = &args.command {
+        let w = certs::generate(out, hosts, client)?;
+        println!(
+            "wrote {}, {} + {}, {} + {}\nuse them with:\n  tls: {{ cert: {}, key: {}, client_ca: {} }}",
+            w.ca.display(),
+            w.server.0.display(),
+            w.server.1.display(),
+            w.client.0.display(),
+            w.client.1.display(),
+            w.server.0.display(),
+            w.server.1.display(),
+            w.ca.display()
+        );
+        return Ok(());
+    }
     let snapshot = source.build().await?;
     match &args.command {
         Some(Command::Schema { check }) => return schema_command(&snapshot, check.as_deref()),
@@ -176,10 +213,25 @@ pub async fn run(
             let _ = writeln!(out, "{}", ops.manifest_json()).and_then(|()| out.flush());
             return Ok(());
         }
-        None => {}
+        Some(Command::Certs { .. }) | None => {}
     }
+    let tls = match &snapshot.config.tls {
+        Some(cfg) => Some(ServerTls::load(cfg, &snapshot.config.base_dir)?),
+        None => None,
+    };
     if args.check {
         println!("{}: configuration OK", path.display());
+        if let Some(cfg) = &snapshot.config.tls {
+            println!(
+                "tls: {} (client certificates {})",
+                cfg.cert.display(),
+                match cfg.client_auth() {
+                    crate::config::ClientAuth::None => "not asked for",
+                    crate::config::ClientAuth::Optional => "optional",
+                    crate::config::ClientAuth::Required => "required",
+                }
+            );
+        }
         print!("{}", snapshot.describe());
         return Ok(());
     }
@@ -203,16 +255,30 @@ pub async fn run(
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     let drain_cfg = snapshot.config.drain.clone();
+    if let Some(tls) = &tls {
+        tls.watch();
+    }
     let gateway = Gateway::new(snapshot);
-    tokio::spawn(crate::reload::on_sighup(gateway.clone(), source));
+    tokio::spawn(crate::reload::on_sighup(
+        gateway.clone(),
+        source,
+        tls.clone(),
+    ));
     let drain = crate::server::Drain {
         readiness: gateway.readiness().clone(),
         delay: drain_cfg.delay.get(),
         grace: drain_cfg.grace.get(),
     };
-    crate::server::serve_with(listener, router(gateway), &limits, shutdown_signal(), drain)
-        .await
-        .map_err(CliError::Serve)?;
+    crate::server::serve_tls(
+        listener,
+        router(gateway),
+        &limits,
+        shutdown_signal(),
+        drain,
+        tls,
+    )
+    .await
+    .map_err(CliError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -224,9 +290,14 @@ pub async fn run(
 /// `endpoints`) when there are any.
 pub fn banner(name: &str, snapshot: &Snapshot, local: SocketAddr) -> String {
     let mut banner = format!(
-        "bff-{name} serving {} services, {} REST routes on http://{local}\n",
+        "bff-{name} serving {} services, {} REST routes on {}://{local}\n",
         snapshot.services.len(),
-        snapshot.routes.len()
+        snapshot.routes.len(),
+        if snapshot.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     );
     for (svc, backend) in &snapshot.services {
         banner.push_str(&format!("  {} -> {backend}\n", svc.full_name()));

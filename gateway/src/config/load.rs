@@ -202,6 +202,11 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
     if let Err((key, message)) = cfg.drain.validate() {
         return Err(ConfigError::invalid(cfg, format!("drain.{key}"), message));
     }
+    if let Some(tls) = &cfg.tls
+        && let Err((key, message)) = tls.validate()
+    {
+        return Err(ConfigError::invalid(cfg, format!("tls.{key}"), message));
+    }
     if cfg.deadlines.default > cfg.deadlines.max {
         return Err(ConfigError::invalid(
             cfg,

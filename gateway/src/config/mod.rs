@@ -8,6 +8,7 @@ mod graphql;
 mod load;
 mod resilience;
 mod shaping;
+mod tls;
 mod units;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub use resilience::{
     ResilienceConfig, RetryConfig,
 };
 pub use shaping::{Algorithm, CompressionConfig, RedactAction, ShapingConfig};
+pub use tls::{ClientAuth, TlsConfig};
 pub use units::{ByteSize, HumanDuration};
 
 /// The whole configuration of one BFF.
@@ -37,6 +39,9 @@ pub struct Config {
     /// Address the HTTP server listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// TLS on the listener (plain HTTP without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Where the protobuf descriptors come from, merged in order.
     #[serde(default)]
     pub descriptors: Vec<DescriptorSource>,

@@ -230,6 +230,10 @@ async fn admit_parts(
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0),
+        client_cert: parts
+            .extensions
+            .get::<crate::request::PeerCertificates>()
+            .cloned(),
         method: parts.method.clone(),
         path: normal,
         door,

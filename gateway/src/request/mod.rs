@@ -9,6 +9,7 @@ mod budget;
 pub mod policy;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::{HeaderValue, Method};
 use tonic::metadata::MetadataMap;
@@ -30,6 +31,10 @@ impl RequestId {
         self.0.to_str().unwrap_or("")
     }
 }
+
+/// The certificates a client presented over TLS and the listener verified (leaf first).
+#[derive(Clone, Debug)]
+pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
 
 /// The front door a request goes through, which decides how its errors are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +70,9 @@ pub struct RequestCtx {
     pub id: RequestId,
     /// The address of the TCP peer (the client, or the proxy in front of the gateway).
     pub client: Option<SocketAddr>,
+    /// The client's certificate chain, when it presented one over TLS (verified by the
+    /// listener against `tls.client_ca`).
+    pub client_cert: Option<PeerCertificates>,
     /// The HTTP method.
     pub method: Method,
     /// The normalised path: what routing matched and what every policy sees.
@@ -85,6 +93,7 @@ impl RequestCtx {
         Self {
             id: RequestId(HeaderValue::from_static("internal")),
             client: None,
+            client_cert: None,
             method: Method::POST,
             path: String::new(),
             door: Door::Graphql,

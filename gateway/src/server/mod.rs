@@ -26,6 +26,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::LimitsConfig;
+pub use tls::{ServerTls, TlsError};
+
+use crate::request::PeerCertificates;
+
+mod tls;
 
 /// How long in-flight requests get to finish after shutdown is requested, by default.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
@@ -114,7 +119,22 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send,
     drain: Drain,
 ) -> std::io::Result<()> {
+    serve_tls(listener, app, limits, shutdown, drain, None).await
+}
+
+/// [`serve_with`], speaking TLS when `tls` is given: each connection's handshake runs in its
+/// own task (bounded by `limits.header_read_timeout`), and the verified client certificates
+/// travel with every request of the connection ([`PeerCertificates`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: &LimitsConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    drain: Drain,
+    tls: Option<Arc<ServerTls>>,
+) -> std::io::Result<()> {
     let builder = builder(limits);
+    let handshake_timeout = limits.header_read_timeout.get();
     let graceful = GracefulShutdown::new();
     let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {
         let (stream, peer) = match accepted {
@@ -126,23 +146,40 @@ pub async fn serve_with(
             }
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(tower::util::MapRequest::new(
-            app.clone(),
-            move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            },
-        ));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let svc = TowerToHyperService::new(Stamped::new(&app, peer, None));
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(tls) => {
+                let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let (io, certs) = match tls.accept(stream, handshake_timeout).await {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let svc = TowerToHyperService::new(Stamped::new(&app, peer, certs));
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
         true
     };
     let mut shutdown = std::pin::pin!(shutdown);
@@ -176,4 +213,45 @@ pub async fn serve_with(
         tracing::warn!("drain grace period over; closing remaining connections");
     }
     Ok(())
+}
+
+/// The app, stamping every request of one connection with what the connection knows: the
+/// peer's address (`ConnectInfo<SocketAddr>`) and, over TLS, the client's verified certificates.
+#[derive(Clone)]
+struct Stamped {
+    app: axum::Router,
+    peer: SocketAddr,
+    certs: Option<PeerCertificates>,
+}
+
+impl Stamped {
+    fn new(app: &axum::Router, peer: SocketAddr, certs: Option<PeerCertificates>) -> Self {
+        Self {
+            app: app.clone(),
+            peer,
+            certs,
+        }
+    }
+}
+
+impl tower::Service<http::Request<hyper::body::Incoming>> for Stamped {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = <axum::Router as tower::Service<http::Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<http::Request<hyper::body::Incoming>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        if let Some(certs) = &self.certs {
+            req.extensions_mut().insert(certs.clone());
+        }
+        self.app.call(req)
+    }
 }

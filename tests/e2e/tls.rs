@@ -1,0 +1,212 @@
+//! TLS on the listener, with certificates the test makes (`portico::cli::certs`, rcgen): ALPN
+//! h2 and http/1.1, client certificates required or optional, and a certificate rotated on disk
+//! without dropping an open connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use portico::cli::certs::{Written, generate};
+use portico::error::GatewayError;
+use portico::request::RequestCtx;
+use portico::request::policy::{Policy, Stage};
+use portico::server::ServerTls;
+use portico_e2e::{TestEnv, build_snapshot, demo_config};
+use reqwest::{Certificate, Identity, Version};
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("portico-tls-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn pem(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// A client that trusts `ca` (and nothing else), presenting `identity` if given.
+fn client(ca: &Path, identity: Option<&(PathBuf, PathBuf)>, http1: bool) -> reqwest::Client {
+    let mut b =
+        reqwest::Client::builder().tls_certs_only([Certificate::from_pem(&pem(ca)).unwrap()]);
+    if let Some((cert, key)) = identity {
+        let mut both = pem(cert);
+        both.extend_from_slice(&pem(key));
+        b = b.identity(Identity::from_pem(&both).unwrap());
+    }
+    if http1 {
+        b = b.http1_only();
+    }
+    b.build().unwrap()
+}
+
+/// Records whether requests came with a client certificate, and its subject's first bytes.
+#[derive(Default)]
+struct SeenCerts(Mutex<Vec<bool>>);
+
+impl Policy for SeenCerts {
+    fn name(&self) -> &str {
+        "seen-certs"
+    }
+    fn on_request<'a>(
+        &'a self,
+        _parts: &'a http::request::Parts,
+        ctx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        self.0.lock().unwrap().push(ctx.client_cert.is_some());
+        futures::future::ready(Ok(())).boxed()
+    }
+}
+
+/// Demo backends and a gateway with `tls` (YAML, paths into `certs`).
+async fn start(certs: &Written, tls_yaml: &str) -> (TestEnv, Arc<ServerTls>, Arc<SeenCerts>) {
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let yaml = format!("{}tls: {tls_yaml}\n", demo_config(&demo, ""))
+        .replace("CERT", &certs.server.0.display().to_string())
+        .replace("KEY", &certs.server.1.display().to_string())
+        .replace("CA", &certs.ca.display().to_string());
+    let seen = Arc::new(SeenCerts::default());
+    let snapshot = build_snapshot(&yaml)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_policy(Stage::Identify, seen.clone());
+    let tls_cfg = snapshot.config.tls.clone().unwrap();
+    let tls = ServerTls::load(&tls_cfg, Path::new("/")).unwrap();
+    (
+        TestEnv::serve_tls(demo, snapshot, tls.clone()).await,
+        tls,
+        seen,
+    )
+}
+
+#[tokio::test]
+async fn tls_serves_http2_and_http1_chosen_by_alpn() {
+    let d = dir("alpn");
+    let certs = generate(&d, &["127.0.0.1".into()], "client-a").unwrap();
+    let (env, _tls, _) = start(&certs, "{ cert: CERT, key: KEY }").await;
+    let url = env.url("/v1/users/1");
+    let r = client(&certs.ca, None, false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), Version::HTTP_2);
+    let r = client(&certs.ca, None, true)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), Version::HTTP_11);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["displayName"],
+        "Ada Lovelace"
+    );
+    // Plain HTTP to a TLS listener gets nothing served.
+    let plain = reqwest::get(url.replace("https://", "http://")).await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[tokio::test]
+async fn mtls_required_refuses_a_client_without_a_certificate() {
+    let d = dir("mtls");
+    let certs = generate(&d, &["127.0.0.1".into()], "client-a").unwrap();
+    let (env, _tls, seen) = start(
+        &certs,
+        "{ cert: CERT, key: KEY, client_ca: CA, client_auth: required }",
+    )
+    .await;
+    let url = env.url("/v1/users/1");
+    let refused = client(&certs.ca, None, false).get(&url).send().await;
+    assert!(refused.is_err(), "{refused:?}");
+    let r = client(&certs.ca, Some(&certs.client), false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A certificate from another CA is refused too.
+    let other = generate(&d.join("other"), &["127.0.0.1".into()], "mallory").unwrap();
+    let refused = client(&certs.ca, Some(&other.client), false)
+        .get(&url)
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(*seen.0.lock().unwrap(), [true]);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[tokio::test]
+async fn mtls_optional_accepts_both_and_says_which() {
+    let d = dir("optional");
+    let certs = generate(&d, &["127.0.0.1".into()], "client-a").unwrap();
+    let (env, _tls, seen) = start(
+        &certs,
+        "{ cert: CERT, key: KEY, client_ca: CA, client_auth: optional }",
+    )
+    .await;
+    let url = env.url("/v1/users/1");
+    let r = client(&certs.ca, None, false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client(&certs.ca, Some(&certs.client), false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(*seen.0.lock().unwrap(), [false, true]);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_serves_new_handshakes_and_open_connections_stay() {
+    let d = dir("rotate");
+    let old = generate(&d, &["127.0.0.1".into()], "client-a").unwrap();
+    // reload_interval 0s: rotation is driven by reload() here (the file watcher and SIGHUP
+    // call the same thing).
+    let (env, tls, _) = start(&old, "{ cert: CERT, key: KEY, reload_interval: 0s }").await;
+    let url = env.url("/v1/users/1");
+    let trusting_old = client(&old.ca, None, false);
+    assert_eq!(trusting_old.get(&url).send().await.unwrap().status(), 200);
+    // New files in the same place: a new CA, a new server certificate.
+    let keep = d.join("old-ca.pem");
+    std::fs::copy(&old.ca, &keep).unwrap();
+    let new = generate(&d, &["127.0.0.1".into()], "client-a").unwrap();
+    assert!(tls.reload().unwrap(), "the new files are taken");
+    assert!(!tls.reload().unwrap(), "unchanged files are not read again");
+    // The open (HTTP/2) connection goes on.
+    let r = trusting_old.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // A new handshake gets the new certificate: only a client trusting the new CA accepts it.
+    assert!(client(&keep, None, false).get(&url).send().await.is_err());
+    assert_eq!(
+        client(&new.ca, None, false)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Broken files keep the running certificate.
+    std::fs::write(&new.server.1, "not a key").unwrap();
+    assert!(tls.reload().is_err());
+    assert_eq!(
+        client(&new.ca, None, false)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
