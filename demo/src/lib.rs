@@ -13,7 +13,9 @@ pub mod server;
 pub mod users;
 
 pub use knobs::Knobs;
-pub use server::{DemoCluster, RunningService, ServeError, serve, spawn, spawn_all};
+pub use server::{
+    DemoCluster, RunningService, ServeError, serve, serve_tls, spawn, spawn_all, spawn_tls,
+};
 
 /// Code generated from `descriptors/proto/demo/v1/*.proto` (messages, tonic clients and servers).
 #[allow(

@@ -67,6 +67,18 @@ pub async fn serve(
     knobs: Knobs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_tls(service, listener, knobs, shutdown, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (a server certificate, and a client CA to require
+/// client certificates): how the gateway's TLS and mTLS to backends are tested.
+pub async fn serve_tls(
+    service: DemoService,
+    listener: TcpListener,
+    knobs: Knobs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status(service.grpc_name(), ServingStatus::Serving)
@@ -75,7 +87,11 @@ pub async fn serve(
     let reflection_v1 = reflection(service).build_v1()?;
     let reflection_v1alpha = reflection(service).build_v1alpha()?;
     let gzip = CompressionEncoding::Gzip;
-    let router = Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    let router = server
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -114,6 +130,8 @@ pub struct RunningService {
     pub service: DemoService,
     /// The address it listens on (with the real port when bound to port 0).
     pub addr: SocketAddr,
+    /// Whether it serves over TLS.
+    pub https: bool,
     /// Its knobs, shared with the running server.
     pub knobs: Knobs,
     stop: Option<oneshot::Sender<()>>,
@@ -121,9 +139,10 @@ pub struct RunningService {
 }
 
 impl RunningService {
-    /// The URL clients connect to, e.g. `"http://127.0.0.1:50051"`.
+    /// The URL clients connect to, e.g. `"http://127.0.0.1:50051"` (`https://` over TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops the server gracefully and waits until it has stopped.
@@ -150,6 +169,16 @@ impl Drop for RunningService {
 /// Binds `addr` (use port 0 for a free port) and serves `service` there in a new tokio task,
 /// with fresh knobs and fresh seed data.
 pub async fn spawn(service: DemoService, addr: SocketAddr) -> std::io::Result<RunningService> {
+    spawn_tls(service, addr, None).await
+}
+
+/// [`spawn`], over TLS when `tls` is given ([`RunningService::endpoint`] is then `https://`).
+pub async fn spawn_tls(
+    service: DemoService,
+    addr: SocketAddr,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> std::io::Result<RunningService> {
+    let https = tls.is_some();
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let knobs = Knobs::new();
@@ -161,7 +190,7 @@ pub async fn spawn(service: DemoService, addr: SocketAddr) -> std::io::Result<Ru
     let task = tokio::spawn({
         let knobs = knobs.clone();
         async move {
-            if let Err(err) = serve(service, listener, knobs, shutdown).await {
+            if let Err(err) = serve_tls(service, listener, knobs, shutdown, tls).await {
                 tracing::error!(service = %service, error = %err, "demo server failed");
             }
         }
@@ -170,6 +199,7 @@ pub async fn spawn(service: DemoService, addr: SocketAddr) -> std::io::Result<Ru
     Ok(RunningService {
         service,
         addr,
+        https,
         knobs,
         stop: Some(stop),
         task: Some(task),

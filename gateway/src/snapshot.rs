@@ -116,8 +116,18 @@ impl Snapshot {
         crate::config::validate_bff(&config)?;
         let mut backends = HashMap::new();
         for (name, b) in &config.backends {
+            // TLS files are read relative to the config file.
+            let mut b = b.clone();
+            if let Some(tls) = &mut b.tls {
+                for p in [&mut tls.ca, &mut tls.cert, &mut tls.key]
+                    .into_iter()
+                    .flatten()
+                {
+                    *p = config.resolve_path(p);
+                }
+            }
             let backend =
-                Backend::new(name, b).map_err(|m| invalid(format!("backends.{name}"), m))?;
+                Backend::new(name, &b).map_err(|m| invalid(format!("backends.{name}"), m))?;
             backends.insert(name.clone(), backend);
         }
 

@@ -210,3 +210,110 @@ async fn a_rotated_certificate_serves_new_handshakes_and_open_connections_stay()
     );
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A demo backend of `service` over TLS with the server certificate of `certs`, requiring a
+/// client certificate signed by their CA when `mtls`.
+async fn tls_backend(
+    service: portico_demo::DemoService,
+    certs: &Written,
+    mtls: bool,
+) -> portico_demo::RunningService {
+    use tonic::transport::{Certificate as Ca, Identity as Id, ServerTlsConfig};
+    let mut tls =
+        ServerTlsConfig::new().identity(Id::from_pem(pem(&certs.server.0), pem(&certs.server.1)));
+    if mtls {
+        tls = tls.client_ca_root(Ca::from_pem(pem(&certs.ca)));
+    }
+    portico_demo::spawn_tls(service, "127.0.0.1:0".parse().unwrap(), Some(tls))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn backends_behind_tls_and_mtls_including_reflection() {
+    use portico_demo::DemoService;
+    let d = dir("backends");
+    let certs = generate(&d, &["127.0.0.1".into()], "portico-gateway").unwrap();
+    let users = tls_backend(DemoService::Users, &certs, false).await;
+    let catalog = tls_backend(DemoService::Catalog, &certs, true).await;
+    let orders = portico_demo::spawn(DemoService::Orders, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(users.endpoint().starts_with("https://"));
+    let (ca, cert, key) = (
+        certs.ca.display().to_string(),
+        certs.client.0.display().to_string(),
+        certs.client.1.display().to_string(),
+    );
+    // Users are registered by reflection, over TLS; catalog needs the gateway's certificate.
+    let yaml = |catalog_tls: &str| {
+        format!(
+            r#"
+descriptors:
+  - reflection: users
+  - file: descriptors/demo.binpb
+backends:
+  users:
+    endpoints: [{users}]
+    tls: {{ ca: {ca} }}
+  orders:
+    endpoints: [{orders}]
+    services: [demo.v1.OrderService]
+  catalog:
+    endpoints: [{catalog}]
+    services: [demo.v1.CatalogService]
+    tls: {catalog_tls}
+"#,
+            users = users.endpoint(),
+            orders = orders.endpoint(),
+            catalog = catalog.endpoint(),
+        )
+    };
+    let snapshot = build_snapshot(&yaml(&format!("{{ ca: {ca}, cert: {cert}, key: {key} }}")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let env = TestEnv::serve(
+        portico_demo::spawn_all([127, 0, 0, 1].into())
+            .await
+            .unwrap(),
+        snapshot,
+    )
+    .await;
+    let r = env.get("/v1/users/1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(users.knobs.calls("GetUser"), 1);
+    assert_eq!(catalog.knobs.calls("GetProduct"), 1);
+
+    // Without the client certificate the mTLS backend refuses the handshake: 503, no detail.
+    let snapshot = build_snapshot(&yaml(&format!("{{ ca: {ca} }}")))
+        .await
+        .unwrap();
+    let env = TestEnv::serve(
+        portico_demo::spawn_all([127, 0, 0, 1].into())
+            .await
+            .unwrap(),
+        snapshot,
+    )
+    .await;
+    let r = env.get("/v1/products/p-1").await;
+    portico_e2e::assert_error(&r, 503, 14, "catalog");
+    // Trusting another CA, the TLS backend is refused too.
+    let other = generate(&d.join("other"), &["127.0.0.1".into()], "x").unwrap();
+    let e = build_snapshot(&yaml(&format!("{{ ca: {ca} }}")).replace(
+        &format!("tls: {{ ca: {ca} }}\n  orders"),
+        &format!("tls: {{ ca: {} }}\n  orders", other.ca.display()),
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("reflection from backend \"users\""), "{e}");
+    // A missing file is a load error naming it.
+    let e = build_snapshot(&yaml("{ ca: /nonexistent/ca.pem }"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -152,6 +152,27 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 message,
             ));
         }
+        if let Some(tls) = &b.tls {
+            if let Some((i, ep)) = b
+                .endpoints
+                .iter()
+                .enumerate()
+                .find(|(_, ep)| !ep.starts_with("https://"))
+            {
+                return Err(ConfigError::invalid(
+                    cfg,
+                    format!("backends.{name}.endpoints[{i}]"),
+                    format!("{ep:?}: a backend with `tls` is reached over https://"),
+                ));
+            }
+            if tls.cert.is_some() != tls.key.is_some() {
+                return Err(ConfigError::invalid(
+                    cfg,
+                    format!("backends.{name}.tls"),
+                    "a client certificate needs both `cert` and `key`",
+                ));
+            }
+        }
         let reflected = cfg
             .descriptors
             .iter()
@@ -226,11 +247,7 @@ fn check_endpoint(ep: &str) -> Result<(), String> {
         .map_err(|e| format!("{ep:?} is not a valid URI: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{ep:?}: TLS to backends is not supported yet; use http://"
-            ));
-        }
+        Some("https") => {}
         _ => return Err(format!("{ep:?} needs a scheme, e.g. http://{ep}")),
     }
     if uri.host().is_none() || uri.port_u16().is_none() {

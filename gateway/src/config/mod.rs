@@ -157,6 +157,31 @@ pub struct BackendConfig {
     /// Breaker, bulkhead, retries, balancing, health checks and fallbacks.
     #[serde(default)]
     pub resilience: ResilienceConfig,
+    /// TLS to this backend's `https://` endpoints (without it, `https://` endpoints are
+    /// verified against the system's and Mozilla's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTlsConfig>,
+}
+
+/// TLS to a backend: which CA to trust, the client certificate to present (mTLS), and the
+/// name to expect in the backend's certificate.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTlsConfig {
+    /// CA certificates (PEM) the backend's certificate must chain to (instead of the
+    /// system's and Mozilla's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// The gateway's client certificate chain (PEM), for backends that require mTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The key of `cert` (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// The name the backend's certificate must hold (and sent as SNI); default: the host of
+    /// each endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 fn default_connect_timeout() -> HumanDuration {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use http::Uri;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use super::balance;
 use super::health;
@@ -105,8 +105,38 @@ impl Endpoint {
     }
 }
 
-/// The channel of one address; `origin` keeps the host name as `:authority`.
-fn connect_lazy(uri: &str, origin: Option<&Uri>, cfg: &BackendConfig) -> Result<Channel, String> {
+/// The TLS of a backend's `https://` endpoints: its `tls` section (paths already resolved),
+/// or the system's and Mozilla's roots. `None` for a plain-HTTP backend. Errors name the file.
+fn client_tls(cfg: &BackendConfig) -> Result<Option<ClientTlsConfig>, String> {
+    let https = cfg.endpoints.iter().any(|e| e.starts_with("https://"));
+    let Some(tls) = &cfg.tls else {
+        return Ok(https.then(|| ClientTlsConfig::new().with_enabled_roots()));
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("tls: cannot read {}: {e}", p.display()))
+    };
+    let mut out = ClientTlsConfig::new();
+    out = match &tls.ca {
+        Some(ca) => out.ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => out.with_enabled_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        out = out.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    if let Some(name) = &tls.server_name {
+        out = out.domain_name(name.clone());
+    }
+    Ok(Some(out))
+}
+
+/// The channel of one address; `origin` keeps the host name as `:authority` (and, over TLS,
+/// as the name the backend's certificate must hold, unless `tls.server_name` says otherwise).
+fn connect_lazy(
+    uri: &str,
+    origin: Option<&Uri>,
+    cfg: &BackendConfig,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, String> {
     let mut e = tonic::transport::Endpoint::from_shared(uri.to_string())
         .map_err(|e| format!("invalid endpoint {uri:?}: {e}"))?
         .connect_timeout(cfg.connect_timeout.get())
@@ -115,6 +145,20 @@ fn connect_lazy(uri: &str, origin: Option<&Uri>, cfg: &BackendConfig) -> Result<
         .keep_alive_timeout(Duration::from_secs(10));
     if let Some(o) = origin {
         e = e.origin(o.clone());
+    }
+    if let Some(tls) = tls {
+        let mut tls = tls.clone();
+        let named = cfg
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name.as_ref())
+            .is_some();
+        if !named && let Some(host) = origin.and_then(Uri::host) {
+            tls = tls.domain_name(host.trim_matches(['[', ']']));
+        }
+        e = e
+            .tls_config(tls)
+            .map_err(|e| format!("tls for {uri:?}: {e}"))?;
     }
     Ok(e.connect_lazy())
 }
@@ -135,6 +179,8 @@ pub struct EndpointSet {
     cfg: BackendConfig,
     policy: BalancePolicy,
     outlier: OutlierConfig,
+    /// TLS of the endpoints (`https://`), shared by the channels DNS refreshes make.
+    tls: Option<ClientTlsConfig>,
     /// The flattened list calls pick from; replaced as a whole on DNS changes.
     list: RwLock<Arc<[Arc<Endpoint>]>>,
     /// One group per configured endpoint (a resolved host name may give several).
@@ -148,14 +194,15 @@ impl EndpointSet {
     /// host names, active health checks when configured); must run inside a tokio runtime
     /// for those. Errors name the bad endpoint.
     pub fn new(backend: &str, cfg: &BackendConfig) -> Result<Arc<Self>, String> {
+        let tls = client_tls(cfg).map_err(|e| format!("backend {backend:?}: {e}"))?;
         let mut groups = Vec::with_capacity(cfg.endpoints.len());
         let mut names = Vec::new();
         for (i, ep) in cfg.endpoints.iter().enumerate() {
             let uri: Uri = ep
                 .parse()
                 .map_err(|e| format!("backend {backend:?}: invalid endpoint {ep:?}: {e}"))?;
-            let channel =
-                connect_lazy(ep, None, cfg).map_err(|e| format!("backend {backend:?}: {e}"))?;
+            let channel = connect_lazy(ep, None, cfg, tls.as_ref())
+                .map_err(|e| format!("backend {backend:?}: {e}"))?;
             groups.push(vec![Arc::new(Endpoint::new(ep.clone(), channel))]);
             let host = uri
                 .host()
@@ -179,6 +226,7 @@ impl EndpointSet {
             cfg: cfg.clone(),
             policy: cfg.resilience.balance,
             outlier: cfg.resilience.outlier.clone(),
+            tls,
             list: RwLock::new(list),
             groups: Mutex::new(groups),
             rr: AtomicUsize::new(0),
@@ -285,7 +333,12 @@ impl EndpointSet {
                 next.push(old.clone());
                 continue;
             }
-            match connect_lazy(&format!("{scheme}://{addr}"), Some(&name.uri), &self.cfg) {
+            match connect_lazy(
+                &format!("{scheme}://{addr}"),
+                Some(&name.uri),
+                &self.cfg,
+                self.tls.as_ref(),
+            ) {
                 Ok(ch) => next.push(Arc::new(Endpoint::new(label, ch))),
                 Err(e) => {
                     tracing::warn!(backend = %self.backend, error = %e, "bad resolved address")

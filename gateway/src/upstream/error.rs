@@ -96,9 +96,13 @@ impl UpstreamError {
             return UpstreamError::ResponseTooLarge { backend, limit };
         }
         // A status tonic made itself from a transport error carries that error as its source;
-        // one decoded from the backend's trailers never does.
-        if status.code() == tonic::Code::Unavailable
-            && let Some(src) = std::error::Error::source(&status)
+        // one decoded from the backend's trailers never does. Such a failure (connection
+        // refused or reset, a TLS handshake the backend refused: tonic says UNAVAILABLE or
+        // UNKNOWN) means the backend could not be talked to.
+        if matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown
+        ) && let Some(src) = std::error::Error::source(&status)
         {
             let mut detail = src.to_string();
             let mut next = src.source();
