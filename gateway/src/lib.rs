@@ -13,6 +13,7 @@
 //! [`cli`] runs it, [`reload`] swaps snapshots.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod descriptors;

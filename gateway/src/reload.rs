@@ -54,7 +54,12 @@ impl ConfigSource {
 
     /// Loads the config and builds a complete snapshot from it, with this source's policies.
     pub async fn build(&self) -> Result<Snapshot, LoadError> {
-        let mut snapshot = Snapshot::build(self.load()?).await?;
+        self.build_after(None).await
+    }
+
+    /// [`ConfigSource::build`] for a reload of `previous` (see [`Snapshot::build_after`]).
+    pub async fn build_after(&self, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
+        let mut snapshot = Snapshot::build_after(self.load()?, previous).await?;
         for (stage, policy) in self.policies.entries() {
             snapshot = snapshot.with_policy(stage, policy.clone());
         }
@@ -68,8 +73,8 @@ pub async fn reload(
     gateway: &Gateway,
     source: &ConfigSource,
 ) -> Result<Vec<&'static str>, LoadError> {
-    let new = source.build().await?;
     let old = gateway.snapshot();
+    let new = source.build_after(Some(&old)).await?;
     let (a, b) = (&old.config, &new.config);
     let mut restart = Vec::new();
     if a.listen != b.listen {

@@ -99,12 +99,23 @@ pub struct Snapshot {
     pub endpoints: Router<Arc<Endpoint>>,
     /// Trusted documents and APQ.
     pub persisted: Persisted,
+    /// The JWT verifier of `auth.jwt` (kept across reloads that leave that section alone).
+    pub jwt: Option<Arc<crate::auth::JwtVerifier>>,
 }
 
 impl Snapshot {
     /// Builds and validates a snapshot: loads every descriptor source (contacting backends
     /// that are registered by reflection), maps services to backends, and builds the routes.
     pub async fn build(config: Config) -> Result<Snapshot, LoadError> {
+        Self::build_after(config, None).await
+    }
+
+    /// [`Snapshot::build`], for a reload of `previous`: what can carry over does (the JWT
+    /// verifier and its cached keys, when `auth.jwt` did not change).
+    pub async fn build_after(
+        config: Config,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, LoadError> {
         let file = config.source_name.clone();
         let invalid = |key: String, message: String| {
             LoadError::Config(ConfigError::Invalid {
@@ -296,11 +307,39 @@ impl Snapshot {
             .with_fallbacks(&config.backends, registry.pool())
             .map_err(|(key, message)| invalid(key, message))?,
         );
+        for method in config.authorization.iter().flat_map(|a| a.methods.keys()) {
+            if targets.get(method).is_none() {
+                return Err(invalid(
+                    format!("authorization.methods.{method}"),
+                    format!(
+                        "no exposed method {method:?} (write package.Service.Method){}",
+                        suggest(&registry, method.rsplit_once('.').map_or("", |(s, _)| s))
+                    ),
+                ));
+            }
+        }
+        let (policies, jwt) = crate::auth::policies(&config, previous.and_then(|p| p.jwt.clone()))
+            .await
+            .map_err(|(key, message)| invalid(key, message))?;
+        let mut chain = Chain::default();
+        for (stage, policy) in policies {
+            chain = chain.with(stage, policy);
+        }
+        let mut ignored_query_params = config.rest.ignored_query_params.clone();
+        // An API key sent as a query parameter is the gateway's, not a request field.
+        if let Some(q) = config
+            .auth
+            .as_ref()
+            .and_then(|a| a.api_keys.as_ref())
+            .and_then(|k| k.query.clone())
+        {
+            ignored_query_params.push(q);
+        }
         let decode = DecodeOptions {
             ignore_unknown_fields: config.rest.ignore_unknown_fields,
             max_depth: config.limits.max_json_depth,
             query_plus_is_space: config.rest.query_plus_is_space,
-            ignored_query_params: config.rest.ignored_query_params.clone(),
+            ignored_query_params,
         };
         let encode = EncodeOptions {
             use_proto_field_names: config.rest.use_proto_field_names,
@@ -311,7 +350,7 @@ impl Snapshot {
             config,
             registry,
             outbound: Outbound {
-                chain: Chain::default(),
+                chain,
                 upstream: upstream.clone(),
             },
             upstream,
@@ -326,6 +365,7 @@ impl Snapshot {
             operations,
             endpoints,
             persisted,
+            jwt,
         })
     }
 
@@ -339,6 +379,37 @@ impl Snapshot {
     /// A human-readable listing of what this snapshot serves (for `--check` and startup).
     pub fn describe(&self) -> String {
         let mut out = String::new();
+        if let Some(auth) = &self.config.auth {
+            let mut how = Vec::new();
+            if let (Some(j), Some(v)) = (&auth.jwt, &self.jwt) {
+                how.push(format!(
+                    "JWTs of {} ({} signing keys loaded)",
+                    j.issuer,
+                    v.key_count()
+                ));
+            }
+            if let Some(k) = &auth.api_keys {
+                how.push(format!("{} API keys", k.keys.len()));
+            }
+            if auth.client_certificates {
+                how.push("client certificates".into());
+            }
+            out.push_str(&format!("callers identified by {}\n", how.join(", ")));
+        }
+        let rules = self.config.authorization.clone().unwrap_or_default();
+        if self.config.auth.is_some() || self.config.authorization.is_some() {
+            let default = match rules.default {
+                Some(crate::config::DefaultRule::Anonymous) => "anyone",
+                Some(crate::config::DefaultRule::Authenticated) => "identified callers",
+                None if self.config.auth.is_some() => "identified callers",
+                None => "anyone",
+            };
+            out.push_str(&format!(
+                "authorization: {} method rules, {} operation rules, other methods open to {default}\n",
+                rules.methods.len(),
+                rules.operations.len()
+            ));
+        }
         for (svc, backend) in &self.services {
             let origin = self.registry.service_origin(svc.full_name()).unwrap_or("?");
             out.push_str(&format!(

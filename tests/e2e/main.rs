@@ -1,5 +1,6 @@
 //! End-to-end tests: real demo backends and a real gateway over real sockets.
 
+mod auth;
 mod bffs;
 mod corpus;
 mod errors;

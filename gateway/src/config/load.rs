@@ -228,6 +228,37 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::invalid(cfg, format!("tls.{key}"), message));
     }
+    if let Some(auth) = &cfg.auth
+        && let Err((key, message)) = auth.validate()
+    {
+        return Err(ConfigError::invalid(cfg, format!("auth.{key}"), message));
+    }
+    if let Some(a) = &cfg.auth
+        && a.client_certificates
+        && cfg.tls.as_ref().is_none_or(|t| t.client_ca.is_none())
+    {
+        return Err(ConfigError::invalid(
+            cfg,
+            "auth.client_certificates",
+            "client certificates are verified by the listener: set tls.client_ca",
+        ));
+    }
+    if let Some(rules) = &cfg.authorization
+        && cfg.auth.is_none()
+        && (rules.default == Some(crate::config::DefaultRule::Authenticated)
+            || rules.methods.values().any(|r| !r.anonymous)
+            || rules.operations.values().any(|r| !r.anonymous)
+            || [&rules.introspection, &rules.graphiql]
+                .into_iter()
+                .flatten()
+                .any(|r| !r.anonymous))
+    {
+        return Err(ConfigError::invalid(
+            cfg,
+            "authorization",
+            "these rules need identified callers: add an auth section (jwt, api_keys or client_certificates)",
+        ));
+    }
     if cfg.deadlines.default > cfg.deadlines.max {
         return Err(ConfigError::invalid(
             cfg,

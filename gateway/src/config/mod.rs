@@ -3,6 +3,7 @@
 //! Every struct rejects unknown keys; [`load`] names the file and the key in every error and
 //! resolves relative paths against the config file's folder.
 
+mod auth;
 mod bff;
 mod graphql;
 mod load;
@@ -18,6 +19,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use auth::{
+    ApiKeyConfig, ApiKeysConfig, AuthConfig, AuthorizationConfig, DefaultRule, ForwardConfig,
+    JWT_ALGORITHMS, JwtConfig, Rule,
+};
 pub use bff::{
     ApqStoreKind, EndpointConfig, EndpointMethod, OperationsConfig, PersistedConfig, PersistedMode,
     validate as validate_bff,
@@ -42,6 +47,12 @@ pub struct Config {
     /// TLS on the listener (plain HTTP without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// How callers are identified (JWT, API keys, client certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+    /// Who may call what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationConfig>,
     /// Where the protobuf descriptors come from, merged in order.
     #[serde(default)]
     pub descriptors: Vec<DescriptorSource>,

@@ -80,6 +80,18 @@ pub enum GatewayError {
         /// The message for the client.
         message: String,
     },
+    /// The caller is not identified (for something that needs it), or its credentials are not
+    /// valid; `challenge` is the `WWW-Authenticate` value that says how to identify.
+    #[error("{message}")]
+    Unauthenticated {
+        /// The message for the client (never why a token failed: that is logged).
+        message: String,
+        /// The `WWW-Authenticate` challenge.
+        challenge: String,
+    },
+    /// The caller is identified but may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A call to a backend failed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -131,6 +143,8 @@ impl GatewayError {
             GatewayError::BodyTimeout(_) => ErrorKind::RequestTimeout,
             GatewayError::HeadersTooLarge(_) => ErrorKind::HeadersTooLarge,
             GatewayError::Rejected { kind, .. } => *kind,
+            GatewayError::Unauthenticated { .. } => ErrorKind::Unauthenticated,
+            GatewayError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             GatewayError::Upstream(u) => upstream_kind(u),
             GatewayError::Internal(_) => ErrorKind::Internal,
         }

@@ -86,6 +86,11 @@ pub(crate) fn add_headers(err: &GatewayError, headers: &mut http::HeaderMap) {
     {
         headers.insert(header::ALLOW, v);
     }
+    if let GatewayError::Unauthenticated { challenge, .. } = err
+        && let Ok(v) = HeaderValue::from_str(challenge)
+    {
+        headers.insert(header::WWW_AUTHENTICATE, v);
+    }
     if let Some(after) = err.retry_after() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(whole_secs(after)));
     }

@@ -158,6 +158,7 @@ pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next
         method = %parts.method,
         path = %parts.uri.path(),
         door = tracing::field::Empty,
+        caller = tracing::field::Empty,
         rpc = tracing::field::Empty,
     );
     let start = StdInstant::now();
@@ -167,6 +168,9 @@ pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next
         match admit_parts(&ingress, snapshot.clone(), &mut parts, id).await {
             Ok(admitted) => {
                 span.record("door", admitted.ctx.door.as_str());
+                if let Some(id) = &admitted.ctx.identity {
+                    span.record("caller", id.subject.as_str());
+                }
                 parts.extensions.insert(admitted);
                 next.run(Request::from_parts(parts, body)).await
             }
@@ -239,6 +243,7 @@ async fn admit_parts(
         door,
         metadata,
         budget: Budget::new(client, snapshot.config.deadlines.max.get()),
+        identity: None,
     };
     snapshot
         .outbound

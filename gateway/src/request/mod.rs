@@ -36,6 +36,43 @@ impl RequestId {
 #[derive(Clone, Debug)]
 pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
 
+/// Who is calling, as the identify stage established it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// The caller: a JWT's `sub`, an API key's id, a certificate's subject.
+    pub subject: String,
+    /// How the caller was identified.
+    pub kind: IdentityKind,
+    /// The caller's scopes.
+    pub scopes: Vec<String>,
+    /// A JWT's claims (empty for the other kinds).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The API key's plan, if any.
+    pub plan: Option<String>,
+}
+
+/// How a caller was identified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentityKind {
+    /// A JWT bearer token.
+    Jwt,
+    /// An API key (the subject is its id).
+    ApiKey,
+    /// A client certificate verified by the listener.
+    ClientCertificate,
+}
+
+impl IdentityKind {
+    /// `jwt`, `api_key` or `client_certificate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Jwt => "jwt",
+            IdentityKind::ApiKey => "api_key",
+            IdentityKind::ClientCertificate => "client_certificate",
+        }
+    }
+}
+
 /// The front door a request goes through, which decides how its errors are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Door {
@@ -84,6 +121,8 @@ pub struct RequestCtx {
     pub metadata: MetadataMap,
     /// The request's time budget.
     pub budget: Budget,
+    /// Who is calling (set by the identify stage; `None`: anonymous).
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl RequestCtx {
@@ -99,6 +138,7 @@ impl RequestCtx {
             door: Door::Graphql,
             metadata: MetadataMap::new(),
             budget: Budget::new(None, max),
+            identity: None,
         }
     }
 

@@ -2,9 +2,10 @@
 //! request and every backend call pass through, whichever door planned them: identify ->
 //! authorize -> limit -> cache -> call.
 //!
-//! A [`Policy`] has two hooks. [`Policy::on_request`] runs once per request, right after the
+//! A [`Policy`] has three hooks. [`Policy::on_request`] runs once per request, right after the
 //! ingress built its context and before the door plans anything (who is calling, may they come
-//! in at all). [`Policy::on_call`] wraps every backend call the door plans (a REST route's
+//! in at all). [`Policy::on_access`] runs for what is served without a backend call: a named
+//! GraphQL operation, introspection, the GraphiQL page. [`Policy::on_call`] wraps every backend call the door plans (a REST route's
 //! call, each GraphQL root, link and batch call, each subscription, every call of an operation
 //! endpoint): it may refuse the call, answer it itself, change it, or pass it on with
 //! [`Next::run`] and look at the outcome. A policy is written once and applies to every door;
@@ -64,6 +65,17 @@ impl CallSite {
     }
 }
 
+/// What a request asks for besides backend calls, which policies may allow or refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// A GraphQL operation, by its name (on the GraphQL endpoint or an operation endpoint).
+    Operation(&'a str),
+    /// A GraphQL operation that reads the schema (`__schema` or `__type`).
+    Introspection,
+    /// The GraphiQL page.
+    Graphiql,
+}
+
 /// The outcome of a call: one reply, or the start of a stream of them.
 #[derive(Debug)]
 pub enum Outcome {
@@ -108,6 +120,18 @@ pub trait Policy: Send + Sync + 'static {
         ctx: &'a mut RequestCtx,
     ) -> BoxFuture<'a, Result<(), GatewayError>> {
         let _ = (parts, ctx);
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    /// Runs for what a request asks for that is not a backend call: a named GraphQL operation,
+    /// an introspection query, the GraphiQL page (see [`Access`]), before it is served. May
+    /// refuse it.
+    fn on_access<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        access: &'a Access<'a>,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        let _ = (ctx, access);
         futures::future::ready(Ok(())).boxed()
     }
 
@@ -179,6 +203,20 @@ impl Chain {
     ) -> Result<(), GatewayError> {
         for (_, p) in self.policies.iter() {
             p.on_request(parts, ctx).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Chain {
+    /// Runs every policy's [`Policy::on_access`], in order, stopping at the first refusal.
+    pub async fn on_access(
+        &self,
+        ctx: &RequestCtx,
+        access: &Access<'_>,
+    ) -> Result<(), GatewayError> {
+        for (_, p) in self.policies.iter() {
+            p.on_access(ctx, access).await?;
         }
         Ok(())
     }

@@ -1,18 +1,20 @@
 //! The gateway's prepare step for every GraphQL operation, whatever the transport or door:
 //! resolve persisted operations (before anything is parsed), enforce the query limits before
-//! any backend is called, and attach the snapshot and request context the ingress pinned
+//! any backend is called, ask the policies about the operation by its name, and attach the snapshot and request context the ingress pinned
 //! (every call of the operation inherits its metadata and budget).
 
 use std::sync::Arc;
 
+use async_graphql::parser::types::DocumentOperations;
 use http::request::Parts;
 
 use super::executor::Prepared;
 use crate::error::{ErrorKind, GatewayError};
 use crate::graphql::engine::limits::{self, codes};
-use crate::graphql::transport::{Prepare, is_websocket};
+use crate::graphql::transport::{ConnectionInitPayload, Prepare, is_websocket};
 use crate::ingress::Admitted;
 use crate::request::RequestCtx;
+use crate::request::policy::Access;
 use crate::snapshot::{Current, Snapshot};
 
 /// Prepares operations against the gateway's current snapshot.
@@ -78,9 +80,17 @@ impl GatewayPrepare {
         // A document that does not parse is left to the executor, which reports it the
         // standard way; everything else is measured before execution.
         let mut parsed = false;
+        let mut named: Option<String> = None;
+        let mut introspection = false;
         schema.documents.prime(&mut req);
         if let Ok(doc) = req.parsed_query() {
             parsed = true;
+            named = operation.clone().or_else(|| match &doc.operations {
+                DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+                    ops.keys().next().map(|n| n.to_string())
+                }
+                _ => None,
+            });
             match limits::check_document(
                 doc,
                 operation.as_deref(),
@@ -88,7 +98,7 @@ impl GatewayPrepare {
                 lim,
                 schema.as_ref(),
             ) {
-                Ok(_) => {}
+                Ok(stats) => introspection = stats.introspection,
                 Err(v)
                     if v.kind == codes::GRAPHQL_PARSE_FAILED
                         || v.kind == codes::OPERATION_RESOLUTION_FAILURE => {}
@@ -96,6 +106,14 @@ impl GatewayPrepare {
                     return Err(GatewayError::rejected(v.kind, v.message));
                 }
             }
+        }
+        // The policies' word on the operation by its name, and on reading the schema.
+        let chain = &snapshot.outbound.chain;
+        if let Some(name) = &named {
+            chain.on_access(&ctx, &Access::Operation(name)).await?;
+        }
+        if introspection {
+            chain.on_access(&ctx, &Access::Introspection).await?;
         }
         // APQ: only documents that parse and pass the limits are registered.
         if let Some(pending) = pending
@@ -108,6 +126,22 @@ impl GatewayPrepare {
 }
 
 impl Prepare for GatewayPrepare {
+    async fn allow_graphiql(&self, parts: &Parts) -> Result<(), GatewayError> {
+        match parts.extensions.get::<Admitted>() {
+            Some(admitted) => {
+                admitted
+                    .snapshot
+                    .outbound
+                    .chain
+                    .on_access(&admitted.ctx, &Access::Graphiql)
+                    .await
+            }
+            None => Err(GatewayError::Internal(
+                "the GraphiQL page was asked for unadmitted".into(),
+            )),
+        }
+    }
+
     async fn prepare(
         &self,
         req: async_graphql::Request,
@@ -129,15 +163,44 @@ impl Prepare for GatewayPrepare {
         }
         // An operation of a WebSocket connection: the connection may outlive a reload, its
         // operations run on the snapshot current when they start, each with its own clock.
+        // Browsers cannot set headers on a WebSocket: the `connection_init` payload's string
+        // entries count as request headers (`{"Authorization": "Bearer ..."}`), over the
+        // upgrade request's own.
         let snapshot = self.current.load();
         let mut ctx = (*admitted.ctx).clone();
         ctx.budget = ctx.budget.restarted(snapshot.config.deadlines.max.get());
-        if !Arc::ptr_eq(&snapshot, &admitted.snapshot) {
+        let with_payload = payload_headers(parts);
+        if with_payload.is_some() || !Arc::ptr_eq(&snapshot, &admitted.snapshot) {
+            let parts = with_payload.as_ref().unwrap_or(parts);
             ctx.metadata = snapshot
                 .headers
                 .request_metadata(&parts.headers, Some(&ctx.id));
+            ctx.identity = None;
             snapshot.outbound.chain.on_request(parts, &mut ctx).await?;
         }
         Self::prepare_on(snapshot, Arc::new(ctx), req, Origin::Client).await
     }
+}
+
+/// The upgrade request's parts with the string entries of the connection's `connection_init`
+/// payload set as headers; `None` when the payload has none.
+fn payload_headers(parts: &Parts) -> Option<Parts> {
+    let payload = parts.extensions.get::<ConnectionInitPayload>()?;
+    let entries = payload.0.as_object()?;
+    let mut out: Option<Parts> = None;
+    for (name, value) in entries {
+        let (Some(value), Ok(name)) = (
+            value.as_str(),
+            http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+        ) else {
+            continue;
+        };
+        let Ok(value) = http::HeaderValue::from_str(value) else {
+            continue;
+        };
+        out.get_or_insert_with(|| parts.clone())
+            .headers
+            .insert(name, value);
+    }
+    out
 }

@@ -114,6 +114,16 @@ pub trait Prepare: Send + Sync + 'static {
         req: async_graphql::Request,
         parts: &Parts,
     ) -> impl Future<Output = Result<async_graphql::Request, GatewayError>> + Send;
+
+    /// Called before the GraphiQL page is served for `parts`; may refuse it (the error is
+    /// written as a JSON GraphQL error with its kind's status). Serves it by default.
+    fn allow_graphiql(
+        &self,
+        parts: &Parts,
+    ) -> impl Future<Output = Result<(), GatewayError>> + Send {
+        let _ = parts;
+        std::future::ready(Ok(()))
+    }
 }
 
 /// The `documentId` parameter of a request (GraphQL over HTTP's trusted documents), sent
@@ -230,6 +240,9 @@ async fn handle<E: Executor, P: Prepare>(
         && negotiate::wants_html(&parts.headers)
         && !request::has_query_param(&parts.uri)
     {
+        if let Err(refused) = shared.prepare.allow_graphiql(&parts).await {
+            return response::rejection(&refused, MediaType::Json);
+        }
         return graphiql::respond(&shared.settings.path);
     }
     let Some(media) = negotiate::negotiate(&parts.headers) else {

@@ -27,6 +27,8 @@ struct Summary {
     fields: u64,
     /// Cost, to be multiplied by the sizes of the enclosing lists.
     cost: u64,
+    /// `__schema` or `__type` is selected.
+    introspects: bool,
 }
 
 impl Summary {
@@ -38,6 +40,7 @@ impl Summary {
         self.aliases = self.aliases.saturating_add(other.aliases);
         self.fields = self.fields.saturating_add(other.fields);
         self.cost = self.cost.saturating_add(other.cost);
+        self.introspects |= other.introspects;
     }
 }
 
@@ -73,6 +76,7 @@ pub(super) fn analyze(
         aliases: clamp(summary.aliases),
         root_fields: clamp(summary.fields),
         cost: clamp(summary.cost),
+        introspection: summary.introspects,
     })
 }
 
@@ -170,6 +174,8 @@ impl<'a> Walker<'a> {
                         .saturating_add(own)
                         .saturating_add(child.cost.saturating_mul(multiplier));
                     total.aliases = total.aliases.saturating_add(child.aliases);
+                    total.introspects |=
+                        child.introspects || name == "__schema" || name == "__type";
                     if !inner_introspection {
                         total.depth = total.depth.max(child.depth.saturating_add(1));
                     }

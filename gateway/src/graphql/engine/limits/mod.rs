@@ -231,6 +231,8 @@ pub struct QueryStats {
     pub root_fields: u32,
     /// Estimated cost.
     pub cost: u32,
+    /// Whether it reads the schema (`__schema` or `__type`; `__typename` does not count).
+    pub introspection: bool,
 }
 
 /// Checks a GraphQL request against `limits`: tokens first, then parsing, then the analysis of

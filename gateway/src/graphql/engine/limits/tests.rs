@@ -535,3 +535,12 @@ fn introspection_query_passes_default_limits() {
     assert_eq!(s.depth, 0);
     assert!(s.cost < 5000, "{s:?}");
 }
+
+#[test]
+fn introspection_is_noticed_wherever_it_hides() {
+    assert!(stats("{ __schema { types { name } } }").introspection);
+    assert!(stats("{ a: __type(name: \"User\") { name } }").introspection);
+    assert!(stats("query { ...F } fragment F on Query { ... on Query { __schema { queryType { name } } } }").introspection);
+    assert!(!stats("{ __typename }").introspection);
+    assert!(!stats("{ user(id: 1) { __typename name } }").introspection);
+}
