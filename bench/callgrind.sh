@@ -6,27 +6,37 @@
 # connection with curl, and prints (Ir with N requests - Ir with none) / N.
 #
 #   cargo build --release -p portico-bench
-#   bench/callgrind.sh graphql-nested 300     # or: rest, graphql-flat
+#   bench/callgrind.sh graphql-nested 300     # or: rest, rest-jwt, rest-tls-jwt, graphql-flat
 #   BIN=/tmp/portico-load-before bench/callgrind.sh rest 300   # compare two builds
 #
 # Needs valgrind and curl. Counts vary by about 0.1% between runs (how many times futures are
 # polled depends on timing); a difference under 1% is noise.
 set -euo pipefail
 
-kind=${1:?usage: callgrind.sh rest|graphql-flat|graphql-nested [N]}
+kind=${1:?usage: callgrind.sh rest|rest-jwt|rest-tls-jwt|graphql-flat|graphql-nested [N]}
 n=${2:-300}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-$root/target/release/portico-load}
 work=$(mktemp -d)
 trap 'exec 8>&- 9>&-; wait; rm -rf "$work"' EXIT
 
+auth= tls=
 case $kind in
   rest) method=GET; path=/v1/users/1; body= ;;
+  # The same call with an ES256 bearer token verified (against a JWKS file) on every request,
+  # its identity forwarded to the backend: the cost of the identify and authorize stages.
+  rest-jwt) method=GET; path=/v1/users/1; body=
+    token=$("$bin" jwt-fixture --out "$work/jwks.json")
+    auth="Authorization: Bearer $token" ;;
+  # And over TLS (HTTP/1.1 keep-alive; the handshake is paid once, as by a real client).
+  rest-tls-jwt) method=GET; path=/v1/users/1; body=
+    token=$("$bin" jwt-fixture --out "$work/jwks.json" --certs "$work/certs")
+    auth="Authorization: Bearer $token"; tls=1 ;;
   graphql-flat) method=POST; path=/graphql
     body='{"query":"{ user(id: \"1\") { id displayName email role createdAt address { street city countryCode } tags nickname loyaltyPoints verified rating } }"}' ;;
   graphql-nested) method=POST; path=/graphql
     body='{"query":"{ user(id: \"1\") { displayName orders { id status total { currencyCode units } items { quantity product { title price { units } } } } } }"}' ;;
-  *) echo "unknown kind $kind (rest, graphql-flat, graphql-nested)" >&2; exit 2 ;;
+  *) echo "unknown kind $kind (rest, rest-jwt, rest-tls-jwt, graphql-flat, graphql-nested)" >&2; exit 2 ;;
 esac
 
 # Waits until FILE has a line matching PATTERN (the child printed its address).
@@ -50,16 +60,16 @@ run() {
     2>"$work/vg.$count" &
   local pid=$!
   exec 8>"$work/bff-$count.in"
-  wait_for "$out" " on http://"
+  wait_for "$out" " on https\?://"
   local addr
-  addr=$(grep -o 'http://[0-9.:]*' "$out" | head -1)
+  addr=$(grep -o 'https\?://[0-9.:]*' "$out" | head -1)
   if [ "$count" -gt 0 ]; then
     local urls=()
     for _ in $(seq "$count"); do urls+=("$addr$path"); done
     if [ "$method" = POST ]; then
       curl -sf -H 'content-type: application/json' --data-binary "$body" "${urls[@]}" >/dev/null
     else
-      curl -sf "${urls[@]}" >/dev/null
+      curl -sf ${tls:+--cacert "$work/certs/ca.pem" --http1.1} ${auth:+-H "$auth"} "${urls[@]}" >/dev/null
     fi
   fi
   exec 8>&-
@@ -86,7 +96,24 @@ graphql:
   links:
 $links
 YAML
+if [ -n "$auth" ]; then
+  cat >>"$work/bff.yaml" <<YAML
+auth:
+  jwt: { issuer: bench, audiences: [portico], algorithms: [ES256], jwks_file: jwks.json }
+  forward: { subject: x-caller, scopes: x-caller-scopes }
+YAML
+fi
+if [ -n "$tls" ]; then
+  echo "tls: { cert: certs/server.pem, key: certs/server.key }" >>"$work/bff.yaml"
+fi
 
-base=$(run 0)
+# Over TLS the base run serves one request: the handshake and aws-lc's one-time entropy
+# seeding (jitterentropy, hundreds of millions of instructions under valgrind) are paid once
+# per connection or process, not per request.
+first=0
+if [ -n "$tls" ]; then first=1; fi
+base=$(run "$first")
 loaded=$(run "$n")
-echo "$kind: $(( (loaded - base) / n )) instructions per request ($n requests; start-up $base)"
+echo "$kind: $(( (loaded - base) / (n - first) )) instructions per request ($n requests; start-up $base)"
+# KEEP=FILE keeps the loaded run's profile, for callgrind_annotate.
+if [ -n "${KEEP:-}" ]; then cp "$work/cg.$n" "$KEEP"; fi

@@ -70,6 +70,18 @@ pub enum Role {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Writes an ES256 JWKS to `out` and prints a token it verifies (issuer `bench`,
+    /// audience `portico`, valid for a day), and TLS certificates with `--certs`: the fixture
+    /// of `callgrind.sh rest-jwt` and `rest-tls-jwt`.
+    #[command(hide = true)]
+    JwtFixture {
+        /// Where to write the JWKS document.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write a CA and a server certificate for 127.0.0.1 into this folder.
+        #[arg(long)]
+        certs: Option<PathBuf>,
+    },
 }
 
 /// The global allocator, the same as the BFF binaries' (this binary runs the BFF as its `bff`
@@ -86,6 +98,7 @@ fn main() -> anyhow::Result<()> {
     match args.role {
         Some(Role::Backend { latency }) => roles::backend(latency),
         Some(Role::Bff { config, workers }) => roles::bff(config, workers),
+        Some(Role::JwtFixture { out, certs }) => roles::jwt_fixture(&out, certs.as_deref()),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

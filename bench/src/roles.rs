@@ -73,3 +73,32 @@ async fn wait_for_stdin_eof() {
         }
     }
 }
+
+/// Writes an ES256 JWKS (one key, id `bench`) to `out` and prints a token signed with it
+/// (issuer `bench`, audience `portico`, subject `bench-user`, valid for a day); with `certs`,
+/// writes a CA and a server certificate for 127.0.0.1 there (`bff-web certs`).
+pub fn jwt_fixture(out: &std::path::Path, certs: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if let Some(dir) = certs {
+        portico::cli::certs::generate(dir, &["127.0.0.1".into()], "bench-client")?;
+    }
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let pair =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("generating a key")?;
+    let key = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())?;
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)?;
+    jwk.common.key_id = Some("bench".into());
+    std::fs::write(out, serde_json::to_vec(&JwkSet { keys: vec![jwk] })?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("bench".into());
+    let claims = serde_json::json!({
+        "iss": "bench", "aud": "portico", "sub": "bench-user",
+        "iat": now, "exp": now + 86_400, "scope": "bench",
+    });
+    println!("{}", jsonwebtoken::encode(&header, &claims, &key)?);
+    Ok(())
+}
