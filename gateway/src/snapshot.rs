@@ -101,6 +101,15 @@ pub struct Snapshot {
     pub persisted: Persisted,
     /// The JWT verifier of `auth.jwt` (kept across reloads that leave that section alone).
     pub jwt: Option<Arc<crate::auth::JwtVerifier>>,
+    /// Proxies whose forwarding headers are believed (`trusted_proxies`).
+    pub trusted_proxies: Vec<crate::config::Cidr>,
+    /// The CORS layer of the `cors` section.
+    pub cors: Option<tower_http::cors::CorsLayer>,
+    /// Where rate-limit counts are kept (kept across reloads that leave the store alone, so
+    /// a reload gives nobody a fresh allowance).
+    pub limit_store: Option<Arc<crate::ratelimit::Store>>,
+    /// The limit stage, for the startup listing.
+    pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
 }
 
 impl Snapshot {
@@ -307,10 +316,28 @@ impl Snapshot {
             .with_fallbacks(&config.backends, registry.pool())
             .map_err(|(key, message)| invalid(key, message))?,
         );
-        for method in config.authorization.iter().flat_map(|a| a.methods.keys()) {
+        let access_methods = config
+            .access
+            .iter()
+            .flat_map(|a| a.methods.keys())
+            .map(|m| (format!("access.methods.{m}"), m));
+        let limit_methods = config.rate_limits.iter().flat_map(|r| {
+            r.rules.iter().enumerate().flat_map(|(i, rule)| {
+                rule.methods
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, m)| (format!("rate_limits.rules[{i}].methods[{j}]"), m))
+            })
+        });
+        let authz_methods = config
+            .authorization
+            .iter()
+            .flat_map(|a| a.methods.keys())
+            .map(|m| (format!("authorization.methods.{m}"), m));
+        for (key, method) in authz_methods.chain(access_methods).chain(limit_methods) {
             if targets.get(method).is_none() {
                 return Err(invalid(
-                    format!("authorization.methods.{method}"),
+                    key,
                     format!(
                         "no exposed method {method:?} (write package.Service.Method){}",
                         suggest(&registry, method.rsplit_once('.').map_or("", |(s, _)| s))
@@ -325,6 +352,23 @@ impl Snapshot {
         for (stage, policy) in policies {
             chain = chain.with(stage, policy);
         }
+        let mut limit_store = None;
+        let mut limiter = None;
+        if let Some(rl) = &config.rate_limits {
+            let store = match previous.and_then(|p| p.limit_store.clone()) {
+                Some(s) if s.serves(rl) => s,
+                _ => Arc::new(
+                    crate::ratelimit::Store::new(rl)
+                        .map_err(|(key, message)| invalid(key, message))?,
+                ),
+            };
+            let l = Arc::new(crate::ratelimit::Limiter::new(rl, store.clone()));
+            chain = chain.with(Stage::Limit, l.clone());
+            limit_store = Some(store);
+            limiter = Some(l);
+        }
+        let cors = config.cors.as_ref().map(crate::cors::layer);
+        let trusted_proxies = config.trusted_proxies();
         let mut ignored_query_params = config.rest.ignored_query_params.clone();
         // An API key sent as a query parameter is the gateway's, not a request field.
         if let Some(q) = config
@@ -366,6 +410,10 @@ impl Snapshot {
             endpoints,
             persisted,
             jwt,
+            trusted_proxies,
+            cors,
+            limit_store,
+            limiter,
         })
     }
 
@@ -409,6 +457,26 @@ impl Snapshot {
                 rules.methods.len(),
                 rules.operations.len()
             ));
+        }
+        if let Some(l) = &self.limiter
+            && let Some(store) = &self.limit_store
+        {
+            out.push_str(&format!("rate limits, counted {}:\n", store.describe()));
+            for line in l.describe() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        if let Some(network) = self
+            .config
+            .access
+            .as_ref()
+            .and_then(crate::auth::Network::new)
+        {
+            out.push_str(&network.describe());
+            out.push('\n');
+        }
+        if let Some(cors) = &self.config.cors {
+            out.push_str(&format!("CORS: origins {}\n", cors.origins.join(", ")));
         }
         for (svc, backend) in &self.services {
             let origin = self.registry.service_origin(svc.full_name()).unwrap_or("?");

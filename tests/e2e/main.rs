@@ -1,5 +1,6 @@
 //! End-to-end tests: real demo backends and a real gateway over real sockets.
 
+mod access;
 mod auth;
 mod bffs;
 mod corpus;
@@ -12,6 +13,7 @@ mod headers;
 mod limits;
 mod operations;
 mod persisted;
+mod ratelimit;
 mod registry;
 mod reload;
 mod resilience;

@@ -357,3 +357,87 @@ where
         }
     }
 }
+
+/// A `redis-server` of the test's own, on a free port of 127.0.0.1, keeping nothing on disk;
+/// killed when dropped. Never the machine's shared one: outage tests stop and pause it.
+pub struct RedisServer {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it accepts connections (it says so on stdout). Needs the
+    /// `redis-server` binary (Debian: `apt install redis-server`).
+    pub fn start() -> RedisServer {
+        use std::io::{BufRead, BufReader};
+        let mut last = String::new();
+        // A port found free can be taken before redis binds it: try a few.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server runs (install it: apt install redis-server)");
+            let stdout = child.stdout.take().expect("stdout");
+            let mut lines = BufReader::new(stdout).lines();
+            let ready = lines.by_ref().map_while(Result::ok).any(|l| {
+                last = l.clone();
+                l.contains("Ready to accept connections")
+            });
+            if ready {
+                // Keep reading, so redis never blocks on a full pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                return RedisServer { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start: {last}");
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} redis-server");
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers, as with a hung host.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Stops it for good (connections refused from now on).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // A paused server must be thawed to die cleanly.
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        self.stop();
+    }
+}

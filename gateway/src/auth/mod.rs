@@ -1,6 +1,8 @@
-//! Who is calling, and may they: the identify and authorize stages of the policy chain,
-//! built from the `auth` and `authorization` sections.
+//! Who is calling, and may they: the network, identify and authorize stages of the policy
+//! chain, built from the `access`, `auth` and `authorization` sections.
 //!
+//! - [`Network`] (stage `Network`, first) refuses addresses the IP allow and deny lists keep
+//!   out, before any credential is looked at.
 //! - [`identify::Identify`] (stage `Identify`, once per request) reads the credentials a
 //!   request presents: a JWT bearer token ([`jwt`]), an API key ([`api_keys`]), a client
 //!   certificate the listener verified ([`cert`]). Credentials that do not check out are
@@ -17,12 +19,14 @@ mod authorize;
 pub mod cert;
 mod identify;
 pub mod jwt;
+mod network;
 
 use std::sync::Arc;
 
 pub use authorize::Authorize;
 pub use identify::Identify;
 pub use jwt::JwtVerifier;
+pub use network::Network;
 
 use crate::config::{AuthConfig, Config};
 use crate::request::policy::{Policy, Stage};
@@ -98,6 +102,9 @@ pub async fn policies(
     jwt: Option<Arc<JwtVerifier>>,
 ) -> Result<(Vec<(Stage, Arc<dyn Policy>)>, Option<Arc<JwtVerifier>>), (String, String)> {
     let mut out: Vec<(Stage, Arc<dyn Policy>)> = Vec::new();
+    if let Some(network) = config.access.as_ref().and_then(Network::new) {
+        out.push((Stage::Network, Arc::new(network)));
+    }
     let mut verifier = None;
     if let Some(auth) = &config.auth {
         if let Some(cfg) = &auth.jwt {

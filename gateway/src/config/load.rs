@@ -259,6 +259,51 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             "these rules need identified callers: add an auth section (jwt, api_keys or client_certificates)",
         ));
     }
+    if let Some(rl) = &cfg.rate_limits {
+        if let Err((key, message)) = rl.validate() {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("rate_limits.{key}"),
+                message,
+            ));
+        }
+        let has_plans = cfg
+            .auth
+            .as_ref()
+            .and_then(|a| a.api_keys.as_ref())
+            .is_some_and(|k| k.keys.iter().any(|k| k.plan.is_some()));
+        if let Some(plan) = rl.plans.keys().next()
+            && !has_plans
+        {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("rate_limits.plans.{plan}"),
+                "plans come with API keys: give keys a plan in auth.api_keys.keys[].plan",
+            ));
+        }
+        for (i, rule) in rl.rules.iter().enumerate() {
+            let identity = rule.key.0.iter().any(|p| {
+                matches!(
+                    p,
+                    crate::config::KeyPart::ApiKey
+                        | crate::config::KeyPart::Plan
+                        | crate::config::KeyPart::Certificate
+                )
+            });
+            if identity && cfg.auth.is_none() {
+                return Err(ConfigError::invalid(
+                    cfg,
+                    format!("rate_limits.rules[{i}].key"),
+                    "this key needs identified callers: add an auth section",
+                ));
+            }
+        }
+    }
+    if let Some(cors) = &cfg.cors
+        && let Err((key, message)) = cors.validate()
+    {
+        return Err(ConfigError::invalid(cfg, format!("cors.{key}"), message));
+    }
     if cfg.deadlines.default > cfg.deadlines.max {
         return Err(ConfigError::invalid(
             cfg,

@@ -3,10 +3,13 @@
 //! Every struct rejects unknown keys; [`load`] names the file and the key in every error and
 //! resolves relative paths against the config file's folder.
 
+mod access;
 mod auth;
 mod bff;
+mod cors;
 mod graphql;
 mod load;
+mod ratelimit;
 mod resilience;
 mod shaping;
 mod tls;
@@ -19,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use access::{AccessConfig, AccessList, Cidr, any_contains, canonical};
 pub use auth::{
     ApiKeyConfig, ApiKeysConfig, AuthConfig, AuthorizationConfig, DefaultRule, ForwardConfig,
     JWT_ALGORITHMS, JwtConfig, Rule,
@@ -27,8 +31,13 @@ pub use bff::{
     ApqStoreKind, EndpointConfig, EndpointMethod, OperationsConfig, PersistedConfig, PersistedMode,
     validate as validate_bff,
 };
+pub use cors::{CorsConfig, OriginPattern, origin_pattern};
 pub use graphql::{BatchConfig, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind};
 pub use load::{ConfigError, load, parse};
+pub use ratelimit::{
+    CostKind, KeyPart, KeySpec, LimitRule, LimitStore, OnError, PlanLimit, RateLimitsConfig,
+    RedisLimitConfig,
+};
 pub use resilience::{
     BalancePolicy, BreakerConfig, BulkheadConfig, DrainConfig, HealthCheckConfig, OutlierConfig,
     ResilienceConfig, RetryConfig,
@@ -53,6 +62,19 @@ pub struct Config {
     /// Who may call what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<AuthorizationConfig>,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` / `Forwarded` is believed
+    /// when they are the TCP peer (the client's address is then read from those headers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<Cidr>,
+    /// IP allow and deny lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessConfig>,
+    /// Rate limits and quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimitsConfig>,
+    /// Cross-origin requests from browsers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsConfig>,
     /// Where the protobuf descriptors come from, merged in order.
     #[serde(default)]
     pub descriptors: Vec<DescriptorSource>,
@@ -433,6 +455,16 @@ impl Config {
             .or_else(|| self.backends.get(backend).and_then(|b| b.timeout))
             .unwrap_or(self.deadlines.default)
             .get()
+    }
+
+    /// The proxies whose forwarding headers are believed: `trusted_proxies` and
+    /// `rate_limits.trusted_proxies` together.
+    pub fn trusted_proxies(&self) -> Vec<Cidr> {
+        let mut all = self.trusted_proxies.clone();
+        if let Some(rl) = &self.rate_limits {
+            all.extend(rl.trusted_proxies.iter().copied());
+        }
+        all
     }
 
     /// Resolves a path from the config against the config file's folder.

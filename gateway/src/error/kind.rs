@@ -53,6 +53,10 @@ pub enum ErrorKind {
     Unauthenticated,
     /// The caller is identified but not allowed to do this.
     PermissionDenied,
+    /// The caller is over a rate limit or quota (`rate_limits`).
+    RateLimited,
+    /// The shared rate-limit store (Redis) cannot decide and `on_error: deny` is set.
+    LimiterUnavailable,
     /// A GraphQL document that does not parse.
     GraphqlParseFailed,
     /// A GraphQL operation that does not validate against the schema.
@@ -118,6 +122,7 @@ const NAMED: &[ErrorKind] = &[
     ErrorKind::HeadersTooLarge,
     ErrorKind::Unauthenticated,
     ErrorKind::PermissionDenied,
+    ErrorKind::RateLimited,
     ErrorKind::GraphqlParseFailed,
     ErrorKind::GraphqlValidationFailed,
     ErrorKind::OperationResolutionFailure,
@@ -147,7 +152,7 @@ impl ErrorKind {
     pub fn origin(self) -> Origin {
         use ErrorKind::*;
         match self {
-            Internal | NoBackend => Origin::Gateway,
+            Internal | NoBackend | LimiterUnavailable => Origin::Gateway,
             Upstream(_) | Unavailable | DeadlineExceeded | ResponseTooLarge | CircuitOpen
             | Overloaded => Origin::Upstream,
             _ => Origin::Client,
@@ -160,7 +165,8 @@ impl ErrorKind {
     pub fn retryable(self) -> bool {
         use ErrorKind::*;
         match self {
-            Unavailable | DeadlineExceeded | CircuitOpen | Overloaded | RequestTimeout => true,
+            Unavailable | DeadlineExceeded | CircuitOpen | Overloaded | RequestTimeout
+            | RateLimited | LimiterUnavailable => true,
             Upstream(code) => matches!(
                 code,
                 Code::Unavailable | Code::Aborted | Code::DeadlineExceeded
@@ -184,6 +190,9 @@ impl ErrorKind {
             HeadersTooLarge => "REQUEST_HEADER_FIELDS_TOO_LARGE",
             Unauthenticated => "UNAUTHENTICATED",
             PermissionDenied => "PERMISSION_DENIED",
+            RateLimited => "RATE_LIMITED",
+            // To the client, a limiter that cannot decide is a gateway that is not available.
+            LimiterUnavailable => "UNAVAILABLE",
             GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             OperationResolutionFailure => "OPERATION_RESOLUTION_FAILURE",
@@ -236,6 +245,8 @@ impl ErrorKind {
             MethodNotAllowed => Code::Unimplemented,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
+            RateLimited => Code::ResourceExhausted,
+            LimiterUnavailable => Code::Unavailable,
             BadRequest
             | UnsupportedMediaType
             | NotAcceptable
@@ -387,6 +398,8 @@ mod tests {
             (ErrorKind::HeadersTooLarge, 431),
             (ErrorKind::Unauthenticated, 401),
             (ErrorKind::PermissionDenied, 403),
+            (ErrorKind::RateLimited, 429),
+            (ErrorKind::LimiterUnavailable, 503),
             (ErrorKind::QueryTooDeep, 400),
             (ErrorKind::PersistedQueryNotFound, 404),
             (ErrorKind::PersistedQueryNotRegistered, 200),

@@ -92,6 +92,18 @@ pub enum GatewayError {
     /// The caller is identified but may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller is over a rate limit; the fields are what the refusal's headers say.
+    #[error("{message}")]
+    RateLimited {
+        /// The message for the client (which limit, and when to come back).
+        message: String,
+        /// When a request would pass again (`Retry-After`).
+        retry_after: Duration,
+        /// The `RateLimit-Policy` value of the limits that decided.
+        policy: String,
+        /// The `RateLimit` value of the limits that decided.
+        state: String,
+    },
     /// A call to a backend failed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -145,6 +157,7 @@ impl GatewayError {
             GatewayError::Rejected { kind, .. } => *kind,
             GatewayError::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             GatewayError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            GatewayError::RateLimited { .. } => ErrorKind::RateLimited,
             GatewayError::Upstream(u) => upstream_kind(u),
             GatewayError::Internal(_) => ErrorKind::Internal,
         }
@@ -174,6 +187,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GatewayError::Upstream(u) => u.retry_after(),
+            GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -91,6 +91,13 @@ pub(crate) fn add_headers(err: &GatewayError, headers: &mut http::HeaderMap) {
     {
         headers.insert(header::WWW_AUTHENTICATE, v);
     }
+    if let GatewayError::RateLimited { policy, state, .. } = err {
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        }
+    }
     if let Some(after) = err.retry_after() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(whole_secs(after)));
     }

@@ -14,6 +14,8 @@
 //! request's door.
 
 pub mod body;
+pub mod client_ip;
+pub mod cors;
 mod layers;
 pub mod path;
 mod request_id;
@@ -158,6 +160,7 @@ pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next
         method = %parts.method,
         path = %parts.uri.path(),
         door = tracing::field::Empty,
+        client = tracing::field::Empty,
         caller = tracing::field::Empty,
         rpc = tracing::field::Empty,
     );
@@ -171,8 +174,13 @@ pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next
                 if let Some(id) = &admitted.ctx.identity {
                     span.record("caller", id.subject.as_str());
                 }
+                let notes = admitted.ctx.limit_notes.clone();
                 parts.extensions.insert(admitted);
-                next.run(Request::from_parts(parts, body)).await
+                let mut resp = next.run(Request::from_parts(parts, body)).await;
+                if let Some(notes) = notes {
+                    notes.write(resp.headers_mut());
+                }
+                resp
             }
             Err((door, err)) => {
                 span.record("door", door.as_str());
@@ -215,7 +223,7 @@ async fn admit_parts(
             .map_err(|e| (raw_door, GatewayError::bad_request(None, e)))?;
     }
     let (door, endpoint) = ingress.door(&snapshot, &parts.method, &normal);
-    let client = match parts.headers.get("grpc-timeout") {
+    let timeout = match parts.headers.get("grpc-timeout") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
             (
@@ -228,12 +236,19 @@ async fn admit_parts(
         })?),
     };
     let metadata = snapshot.headers.request_metadata(&parts.headers, Some(&id));
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let client_ip =
+        client.map(|peer| client_ip::resolve(peer.ip(), &parts.headers, &snapshot.trusted_proxies));
+    if let Some(ip) = client_ip {
+        tracing::Span::current().record("client", tracing::field::display(ip));
+    }
     let mut ctx = RequestCtx {
         id,
-        client: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
+        client,
+        client_ip,
         client_cert: parts
             .extensions
             .get::<crate::request::PeerCertificates>()
@@ -242,8 +257,9 @@ async fn admit_parts(
         path: normal,
         door,
         metadata,
-        budget: Budget::new(client, snapshot.config.deadlines.max.get()),
+        budget: Budget::new(timeout, snapshot.config.deadlines.max.get()),
         identity: None,
+        limit_notes: None,
     };
     snapshot
         .outbound

@@ -8,7 +8,7 @@
 mod budget;
 pub mod policy;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::{HeaderValue, Method};
@@ -107,6 +107,9 @@ pub struct RequestCtx {
     pub id: RequestId,
     /// The address of the TCP peer (the client, or the proxy in front of the gateway).
     pub client: Option<SocketAddr>,
+    /// The client's address: the TCP peer, or the address a trusted proxy forwarded for
+    /// (`trusted_proxies`). What access lists, rate limits and logs go by.
+    pub client_ip: Option<IpAddr>,
     /// The client's certificate chain, when it presented one over TLS (verified by the
     /// listener against `tls.client_ca`).
     pub client_cert: Option<PeerCertificates>,
@@ -123,6 +126,9 @@ pub struct RequestCtx {
     pub budget: Budget,
     /// Who is calling (set by the identify stage; `None`: anonymous).
     pub identity: Option<Arc<Identity>>,
+    /// The rate limits the request was counted against, for the answer's headers (set by
+    /// the limit stage when `rate_limits.headers` is on).
+    pub limit_notes: Option<Arc<crate::ratelimit::LimitNotes>>,
 }
 
 impl RequestCtx {
@@ -132,6 +138,7 @@ impl RequestCtx {
         Self {
             id: RequestId(HeaderValue::from_static("internal")),
             client: None,
+            client_ip: None,
             client_cert: None,
             method: Method::POST,
             path: String::new(),
@@ -139,6 +146,7 @@ impl RequestCtx {
             metadata: MetadataMap::new(),
             budget: Budget::new(None, max),
             identity: None,
+            limit_notes: None,
         }
     }
 

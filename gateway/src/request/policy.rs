@@ -1,6 +1,6 @@
 //! The policy chain: the ordered stages between the ingress and the upstream call that every
-//! request and every backend call pass through, whichever door planned them: identify ->
-//! authorize -> limit -> cache -> call.
+//! request and every backend call pass through, whichever door planned them: network ->
+//! identify -> authorize -> limit -> cache -> call.
 //!
 //! A [`Policy`] has three hooks. [`Policy::on_request`] runs once per request, right after the
 //! ingress built its context and before the door plans anything (who is calling, may they come
@@ -27,6 +27,8 @@ use crate::upstream::{Call, Reply, StreamReply, Upstream};
 /// The stages of the chain, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
+    /// Where the caller is (IP allow and deny lists).
+    Network,
     /// Who is calling (tokens, keys, client certificates).
     Identify,
     /// May they call this (per method, operation, field).
@@ -74,6 +76,14 @@ pub enum Access<'a> {
     Introspection,
     /// The GraphiQL page.
     Graphiql,
+    /// A GraphQL operation about to run (after the checks above passed): its name, if it has
+    /// one, and its estimated cost (`graphql.limits`).
+    Execute {
+        /// The operation's name.
+        operation: Option<&'a str>,
+        /// Its estimated cost.
+        cost: u32,
+    },
 }
 
 /// The outcome of a call: one reply, or the start of a stream of them.

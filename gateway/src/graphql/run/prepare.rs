@@ -82,6 +82,7 @@ impl GatewayPrepare {
         let mut parsed = false;
         let mut named: Option<String> = None;
         let mut introspection = false;
+        let mut cost = None;
         schema.documents.prime(&mut req);
         if let Ok(doc) = req.parsed_query() {
             parsed = true;
@@ -98,7 +99,10 @@ impl GatewayPrepare {
                 lim,
                 schema.as_ref(),
             ) {
-                Ok(stats) => introspection = stats.introspection,
+                Ok(stats) => {
+                    introspection = stats.introspection;
+                    cost = Some(stats.cost);
+                }
                 Err(v)
                     if v.kind == codes::GRAPHQL_PARSE_FAILED
                         || v.kind == codes::OPERATION_RESOLUTION_FAILURE => {}
@@ -114,6 +118,12 @@ impl GatewayPrepare {
         }
         if introspection {
             chain.on_access(&ctx, &Access::Introspection).await?;
+        }
+        if let Some(cost) = cost {
+            let operation = named.as_deref();
+            chain
+                .on_access(&ctx, &Access::Execute { operation, cost })
+                .await?;
         }
         // APQ: only documents that parse and pass the limits are registered.
         if let Some(pending) = pending
