@@ -6,21 +6,21 @@
 # connection with curl, and prints (Ir with N requests - Ir with none) / N.
 #
 #   cargo build --release -p portico-bench
-#   bench/callgrind.sh graphql-nested 300     # or: rest, rest-jwt, rest-tls-jwt, graphql-flat
+#   bench/callgrind.sh graphql-nested 300     # or: rest, rest-jwt, rest-tls-jwt, rest-limit, graphql-flat
 #   BIN=/tmp/portico-load-before bench/callgrind.sh rest 300   # compare two builds
 #
 # Needs valgrind and curl. Counts vary by about 0.1% between runs (how many times futures are
 # polled depends on timing); a difference under 1% is noise.
 set -euo pipefail
 
-kind=${1:?usage: callgrind.sh rest|rest-jwt|rest-tls-jwt|graphql-flat|graphql-nested [N]}
+kind=${1:?usage: callgrind.sh rest|rest-jwt|rest-tls-jwt|rest-limit|graphql-flat|graphql-nested [N]}
 n=${2:-300}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-$root/target/release/portico-load}
 work=$(mktemp -d)
 trap 'exec 8>&- 9>&-; wait; rm -rf "$work"' EXIT
 
-auth= tls=
+auth= tls= limits=
 case $kind in
   rest) method=GET; path=/v1/users/1; body= ;;
   # The same call with an ES256 bearer token verified (against a JWKS file) on every request,
@@ -32,11 +32,14 @@ case $kind in
   rest-tls-jwt) method=GET; path=/v1/users/1; body=
     token=$("$bin" jwt-fixture --out "$work/jwks.json" --certs "$work/certs")
     auth="Authorization: Bearer $token"; tls=1 ;;
+  # The same call under two in-process rate limits (per client address, and a method rule):
+  # the cost of the limit stage, its decisions and the RateLimit headers.
+  rest-limit) method=GET; path=/v1/users/1; body=; limits=1 ;;
   graphql-flat) method=POST; path=/graphql
     body='{"query":"{ user(id: \"1\") { id displayName email role createdAt address { street city countryCode } tags nickname loyaltyPoints verified rating } }"}' ;;
   graphql-nested) method=POST; path=/graphql
     body='{"query":"{ user(id: \"1\") { displayName orders { id status total { currencyCode units } items { quantity product { title price { units } } } } } }"}' ;;
-  *) echo "unknown kind $kind (rest, rest-jwt, rest-tls-jwt, graphql-flat, graphql-nested)" >&2; exit 2 ;;
+  *) echo "unknown kind $kind (rest, rest-jwt, rest-tls-jwt, rest-limit, graphql-flat, graphql-nested)" >&2; exit 2 ;;
 esac
 
 # Waits until FILE has a line matching PATTERN (the child printed its address).
@@ -101,6 +104,14 @@ if [ -n "$auth" ]; then
 auth:
   jwt: { issuer: bench, audiences: [portico], algorithms: [ES256], jwks_file: jwks.json }
   forward: { subject: x-caller, scopes: x-caller-scopes }
+YAML
+fi
+if [ -n "$limits" ]; then
+  cat >>"$work/bff.yaml" <<YAML
+rate_limits:
+  rules:
+    - { name: per-ip, key: ip, limit: 1000000, per: 1s }
+    - { name: get-user, key: ip, methods: [demo.v1.UserService.GetUser], limit: 1000000, per: 1s }
 YAML
 fi
 if [ -n "$tls" ]; then

@@ -3,6 +3,7 @@
 //! gRPC and through the BFF (REST, flat GraphQL, nested GraphQL, a 3-backend fan-out), and
 //! prints a table with throughput, latency, the BFF's CPU per request and its memory.
 
+mod limiter;
 mod load;
 mod procs;
 mod report;
@@ -70,6 +71,13 @@ pub enum Role {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Measures the rate limiter: decisions per second of the in-process and Redis stores,
+    /// and the latency a limit adds to a REST request through the BFF.
+    Limiter {
+        /// A Redis to use (default: a `redis-server` started on a free port).
+        #[arg(long)]
+        redis_url: Option<String>,
+    },
     /// Writes an ES256 JWKS to `out` and prints a token it verifies (issuer `bench`,
     /// audience `portico`, valid for a day), and TLS certificates with `--certs`: the fixture
     /// of `callgrind.sh rest-jwt` and `rest-tls-jwt`.
@@ -99,6 +107,11 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Backend { latency }) => roles::backend(latency),
         Some(Role::Bff { config, workers }) => roles::bff(config, workers),
         Some(Role::JwtFixture { out, certs }) => roles::jwt_fixture(&out, certs.as_deref()),
+        Some(Role::Limiter { ref redis_url }) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("building the tokio runtime")?
+            .block_on(limiter::run(&args, redis_url.clone())),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -14,6 +14,7 @@ use crate::Args;
 use crate::load::{self, HttpRequest, Target, Window};
 use crate::procs::Proc;
 use crate::report::{Memory, Report, Row};
+use crate::stats::Summary;
 
 /// The flat query: the fields of `GET /v1/users/1` a page would show, no link.
 const FLAT: &str = "{ user(id: \"1\") { id displayName email role createdAt \
@@ -43,6 +44,7 @@ impl Stack {
         dir: &Path,
         latency: Option<Duration>,
         args_in: &Args,
+        extra: &str,
     ) -> anyhow::Result<Stack> {
         let mut args = vec!["backend".to_string()];
         if let Some(l) = latency {
@@ -64,7 +66,7 @@ impl Stack {
             .await?;
         backend.drain_stdout();
         let config = dir.join(format!("bff-{}.yaml", latency.map_or(0, |l| l.as_millis())));
-        std::fs::write(&config, config_text(dir, &endpoints)?)
+        std::fs::write(&config, config_text(dir, &endpoints, extra)?)
             .with_context(|| format!("writing {}", config.display()))?;
         let mut args = vec![
             "bff".to_string(),
@@ -153,7 +155,11 @@ impl Stack {
 }
 
 /// The BFF config over the running backends (descriptors written next to it).
-fn config_text(dir: &Path, endpoints: &HashMap<String, String>) -> anyhow::Result<String> {
+fn config_text(
+    dir: &Path,
+    endpoints: &HashMap<String, String>,
+    extra: &str,
+) -> anyhow::Result<String> {
     let descriptors = dir.join("demo.binpb");
     std::fs::write(&descriptors, portico_demo::DESCRIPTOR_SET)
         .with_context(|| format!("writing {}", descriptors.display()))?;
@@ -169,7 +175,7 @@ fn config_text(dir: &Path, endpoints: &HashMap<String, String>) -> anyhow::Resul
          backends:\n\
          \x20 users: {{ endpoints: [{}], services: [demo.v1.UserService] }}\n\
          \x20 orders: {{ endpoints: [{}], services: [demo.v1.OrderService] }}\n\
-         \x20 catalog: {{ endpoints: [{}], services: [demo.v1.CatalogService] }}\ngraphql:\n  links:{}",
+         \x20 catalog: {{ endpoints: [{}], services: [demo.v1.CatalogService] }}\ngraphql:\n  links:{}\n{extra}",
         url("users")?,
         url("orders")?,
         url("catalog")?,
@@ -192,7 +198,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let load_before = load_average();
     eprintln!("{cores} cores, load average {load_before}; starting the backends and the BFF");
 
-    let stack = Stack::start(&exe, &dir, None, args).await?;
+    let stack = Stack::start(&exe, &dir, None, args, "").await?;
     let users = stack
         .endpoints
         .get("users")
@@ -261,7 +267,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         return finish(args, cores, load_before, rows, memory);
     }
-    let slow = Stack::start(&exe, &dir, Some(args.fanout_latency), args).await?;
+    let slow = Stack::start(&exe, &dir, Some(args.fanout_latency), args, "").await?;
     let fanout = slow.graphql(FANOUT);
     load::probe(&fanout).await?;
     for &c in &args.concurrency {
@@ -273,6 +279,77 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     slow.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     finish(args, cores, load_before, rows, memory)
+}
+
+/// A BFF whose config gets `extra`: `GET /v1/users/1` at each concurrency.
+pub async fn rest_with(args: &Args, extra: &str) -> anyhow::Result<Vec<(usize, Summary)>> {
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let dir: PathBuf = std::env::temp_dir().join(format!("portico-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stack = Stack::start(&exe, &dir, None, args, extra).await?;
+    let rest = stack.get("/v1/users/1");
+    load::probe(&rest).await?;
+    let mut out = Vec::new();
+    for &c in &args.concurrency {
+        let row = stack
+            .measure("REST GET /v1/users/1", true, &rest, c, args)
+            .await?;
+        out.push((c, row.summary));
+    }
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
+}
+
+/// Two BFF processes (each with its own backends) on the same config `extra`: `total`
+/// requests of `GET /v1/users/1`, 16 connections to each BFF, requests spread evenly.
+/// Returns how many were answered 200 and how many 429.
+pub async fn two_bffs(args: &Args, extra: &str, total: usize) -> anyhow::Result<(u64, u64)> {
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let dir: PathBuf = std::env::temp_dir().join(format!("portico-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let a = Stack::start(&exe, &dir.join("a"), None, args, extra).await?;
+    let b = Stack::start(&exe, &dir.join("b"), None, args, extra).await?;
+    let per_worker = total / 32;
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let addr = if w % 2 == 0 { a.addr } else { b.addr };
+        let req = HttpRequest {
+            addr,
+            method: http::Method::GET,
+            path: "/v1/users/1".into(),
+            body: None,
+            graphql: false,
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut sender = load::http_connect(req.addr).await?;
+            let (mut ok, mut limited) = (0u64, 0u64);
+            for _ in 0..per_worker {
+                let resp = load::send(&mut sender, &req).await?;
+                match resp.status().as_u16() {
+                    200 => ok += 1,
+                    429 => limited += 1,
+                    other => anyhow::bail!("status {other}"),
+                }
+                http_body_util::BodyExt::collect(resp.into_body()).await?;
+            }
+            anyhow::Ok((ok, limited))
+        }));
+    }
+    let (mut ok, mut limited) = (0, 0);
+    for t in tasks {
+        let (o, l) = t.await.context("a client task")??;
+        ok += o;
+        limited += l;
+    }
+    a.stop().await;
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((ok, limited))
 }
 
 fn finish(

@@ -2,7 +2,7 @@
 //! request goes through: the ingress, response shaping, the doors.
 //!
 //! ```text
-//! ingress::cors             preflights answered, CORS headers on every answer
+//! (CORS)                    preflights answered, CORS headers on every answer (with `cors`)
 //! ingress::admit            request id, span + log line, snapshot pinned, header limits,
 //!                           path normalised and routed to a door, budget, metadata,
 //!                           policies' per-request hooks            -> Admitted
@@ -169,10 +169,6 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let ingress = Ingress::new(gateway.current().clone(), graphql_path);
     shaping::layers(app, &cfg.shaping)
         .layer(middleware::from_fn_with_state(ingress, ingress::admit))
-        .layer(middleware::from_fn_with_state(
-            gateway.current().clone(),
-            ingress::cors::cors,
-        ))
 }
 
 #[cfg(test)]

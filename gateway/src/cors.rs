@@ -1,6 +1,6 @@
 //! CORS: the tower-http [`CorsLayer`] of the `cors` section (exact origins and `*.` wildcard
 //! subdomains), built with the snapshot. The ingress puts it around everything
-//! ([`crate::ingress::cors`]).
+//! ([`crate::ingress::admit`]).
 
 use http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};

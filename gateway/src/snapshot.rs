@@ -345,6 +345,20 @@ impl Snapshot {
                 ));
             }
         }
+        if let Some(access) = &config.access {
+            let known: std::collections::HashSet<&str> =
+                routes.routes().map(|(_, _, t)| t.site.name()).collect();
+            for route in access.routes.keys() {
+                if !known.contains(route.as_str()) {
+                    return Err(invalid(
+                        format!("access.routes.{route}"),
+                        format!(
+                            "no REST route {route:?}: write the method and the template as the google.api.http rule has them, e.g. \"GET /v1/users/{{id}}\""
+                        ),
+                    ));
+                }
+            }
+        }
         let (policies, jwt) = crate::auth::policies(&config, previous.and_then(|p| p.jwt.clone()))
             .await
             .map_err(|(key, message)| invalid(key, message))?;

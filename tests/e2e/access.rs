@@ -111,6 +111,27 @@ async fn method_and_operation_lists_apply_on_every_door() {
     assert_eq!(r.status, 403, "{}", r.text);
     let other = json!({"query": r#"query Home { product(id: "p-1") { id } }"#});
     assert_eq!(env.json("POST", "/graphql", &other).await.status, 200);
+
+    // A route list holds for that route only: the method's other binding and door stay open.
+    let env = TestEnv::start_with(
+        "access:\n  routes: { \"GET /v1/people/{id}\": { allow: [10.0.0.0/8] } }\n",
+    )
+    .await;
+    assert_error(
+        &env.get("/v1/people/1").await,
+        403,
+        7,
+        "GET /v1/people/{id}",
+    );
+    assert_eq!(env.get("/v1/users/1").await.status, 200);
+    let g = env
+        .json(
+            "POST",
+            "/graphql",
+            &json!({"query": r#"{ user(id: "1") { id } }"#}),
+        )
+        .await;
+    assert_eq!(g.json()["data"]["user"]["id"], "1");
 }
 
 #[tokio::test]
@@ -125,6 +146,10 @@ async fn access_mistakes_name_the_key() {
         (
             "access:\n  methods: { demo.v1.UserService.GetUsr: { allow: [10.0.0.0/8] } }\n",
             "access.methods.demo.v1.UserService.GetUsr",
+        ),
+        (
+            "access:\n  routes: { \"GET /v1/persons/{id}\": { allow: [10.0.0.0/8] } }\n",
+            "access.routes.GET /v1/persons/{id}",
         ),
         (
             "cors: { origins: [\"*\"], credentials: true }\n",

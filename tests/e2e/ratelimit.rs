@@ -383,3 +383,62 @@ async fn the_in_process_store_takes_over_while_redis_is_down() {
     }
     assert_eq!(env.get("/v1/users/1").await.status, 429);
 }
+
+#[tokio::test]
+async fn each_operation_on_a_websocket_is_counted() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let env = TestEnv::start_with(
+        "rate_limits:\n  rules:\n    - { name: per-ip, key: ip, limit: 3, per: 1h }\n",
+    )
+    .await;
+    let mut req = env
+        .url("/graphql")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    // The upgrade is the first request.
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        portico_e2e::next_ws_json(&mut ws).await["type"],
+        "connection_ack"
+    );
+    let mut codes = Vec::new();
+    for id in ["1", "2", "3"] {
+        ws.send(Message::text(
+            json!({"id": id, "type": "subscribe", "payload": {
+                "query": r#"{ user(id: "1") { displayName } }"#
+            }})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+        let msg = portico_e2e::next_ws_json(&mut ws).await;
+        codes.push(match msg["type"].as_str() {
+            Some("next") => msg["payload"]["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or("ok")
+                .to_string(),
+            Some("error") => msg["payload"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string(),
+            _ => panic!("{msg}"),
+        });
+        if msg["type"] == "next" {
+            assert_eq!(portico_e2e::next_ws_json(&mut ws).await["type"], "complete");
+        }
+    }
+    assert_eq!(codes, ["ok", "ok", "RATE_LIMITED"]);
+}

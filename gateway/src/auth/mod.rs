@@ -93,7 +93,7 @@ impl Challenge {
     }
 }
 
-/// The identify and authorize policies the config asks for, in stage order. `jwt` is a
+/// The network, identify and authorize policies the config asks for, in stage order. `jwt` is a
 /// verifier to reuse (the running snapshot's, on a reload that did not change `auth.jwt`):
 /// its cached keys survive the reload, and a JWKS endpoint that is down at that moment does
 /// not lock callers out.

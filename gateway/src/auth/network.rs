@@ -1,6 +1,6 @@
 //! The network stage: IP allow and deny lists (the `access` section), for the whole listener
-//! (every request), per gRPC method (every call to it, whichever door planned it) and per
-//! named GraphQL operation. It goes by the client's address as the ingress resolved it
+//! (every request), per gRPC method (every call to it, whichever door planned it), per REST
+//! route and per named GraphQL operation. It goes by the client's address as the ingress resolved it
 //! (`trusted_proxies`), runs before anything else, and refuses with 403.
 
 use std::collections::HashMap;
@@ -20,6 +20,7 @@ use crate::upstream::Call;
 pub struct Network {
     listener: AccessList,
     methods: HashMap<String, AccessList>,
+    routes: HashMap<String, AccessList>,
     operations: HashMap<String, AccessList>,
 }
 
@@ -33,13 +34,18 @@ impl Network {
                 .map(|(k, l)| (k.clone(), l.clone()))
                 .collect::<HashMap<_, _>>()
         };
-        let (methods, operations) = (keep(&access.methods), keep(&access.operations));
-        if listener.is_open() && methods.is_empty() && operations.is_empty() {
+        let (methods, routes, operations) = (
+            keep(&access.methods),
+            keep(&access.routes),
+            keep(&access.operations),
+        );
+        if listener.is_open() && methods.is_empty() && routes.is_empty() && operations.is_empty() {
             return None;
         }
         Some(Network {
             listener,
             methods,
+            routes,
             operations,
         })
     }
@@ -59,10 +65,11 @@ impl Network {
     /// One line for the startup listing.
     pub fn describe(&self) -> String {
         format!(
-            "access lists: listener allow {} / deny {} blocks; {} method lists, {} operation lists",
+            "access lists: listener allow {} / deny {} blocks; {} method, {} route and {} operation lists",
             self.listener.allow.len(),
             self.listener.deny.len(),
             self.methods.len(),
+            self.routes.len(),
             self.operations.len()
         )
     }
@@ -110,12 +117,19 @@ impl Policy for Network {
         next: Next<'a>,
     ) -> BoxFuture<'a, Result<Outcome, GatewayError>> {
         let method = call.method.full_name();
-        match self.methods.get(method) {
-            Some(list) => match Self::check(list, ctx, method) {
-                Ok(()) => next.run(ctx, site, call),
-                Err(e) => futures::future::ready(Err(e)).boxed(),
-            },
-            None => next.run(ctx, site, call),
+        let mut verdict = match self.methods.get(method) {
+            Some(list) => Self::check(list, ctx, method),
+            None => Ok(()),
+        };
+        if verdict.is_ok()
+            && let CallSite::Route(route) = site
+            && let Some(list) = self.routes.get(route.as_ref())
+        {
+            verdict = Self::check(list, ctx, route);
+        }
+        match verdict {
+            Ok(()) => next.run(ctx, site, call),
+            Err(e) => futures::future::ready(Err(e)).boxed(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `access` section and `trusted_proxies`: which network addresses may call (IP allow
-//! and deny lists, for the whole listener, per gRPC method and per named operation), and
+//! and deny lists, for the whole listener, per gRPC method, per REST route and per named
+//! operation), and
 //! which peers are proxies whose `X-Forwarded-For` / `Forwarded` is believed.
 
 use std::collections::BTreeMap;
@@ -123,6 +124,10 @@ pub struct AccessConfig {
     /// Lists per gRPC method (`package.Service.Method`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub methods: BTreeMap<String, AccessList>,
+    /// Lists per REST route, by method and template as the `google.api.http` rule writes it
+    /// (`"GET /v1/users/{id}"`): that route only, not the method's other doors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<String, AccessList>,
     /// Lists per named GraphQL operation (on the GraphQL endpoint and operation endpoints).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub operations: BTreeMap<String, AccessList>,

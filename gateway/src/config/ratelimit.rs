@@ -319,6 +319,7 @@ impl RateLimitsConfig {
             }
         }
         for (plan, limits) in &self.plans {
+            check_name(plan).map_err(|m| (format!("plans.{plan}"), m))?;
             for (i, l) in limits.iter().enumerate() {
                 let at = |k: &str| format!("plans.{plan}[{i}].{k}");
                 if let Some(n) = &l.name {

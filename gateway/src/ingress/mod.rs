@@ -1,11 +1,13 @@
 //! The ingress: the one place a request is read, for every door.
 //!
-//! [`admit`] runs first, for every request: it assigns the request id, opens the request's
-//! span and writes its log line, pins the snapshot the request will run on, enforces the
-//! header limits (431 with a JSON body; see [`crate::server`] for the hard cap behind them),
-//! normalises the path ([`path`]) and routes by it to a [`Door`], turns `grpc-timeout` into the
-//! request's [`Budget`], computes the metadata every call forwards, runs the policies'
-//! per-request hooks, and hands the door an [`Admitted`] request. The body stage runs later,
+//! [`admit`] runs first, for every request (inside the snapshot's CORS layer, when there is
+//! one, which answers preflights): it assigns the request id, opens the request's span and
+//! writes its log line, pins the snapshot the request will run on, enforces the header limits
+//! (431 with a JSON body; see [`crate::server`] for the hard cap behind them), normalises the
+//! path ([`path`]) and routes by it to a [`Door`], turns `grpc-timeout` into the request's
+//! [`Budget`], computes the metadata every call forwards, resolves the client's address
+//! ([`client_ip`]), runs the policies' per-request hooks, hands the door an [`Admitted`]
+//! request, and writes the rate-limit headers the limit stage noted on the answer. The body stage runs later,
 //! around the request decompression layer ([`CheckEncodingLayer`] outside it,
 //! [`ReadBodyLayer`] inside): the body is read once, under the size, idle and total bounds
 //! ([`body`]), and doors get bytes.
@@ -15,7 +17,6 @@
 
 pub mod body;
 pub mod client_ip;
-pub mod cors;
 mod layers;
 pub mod path;
 mod request_id;
@@ -26,11 +27,12 @@ use std::time::Instant as StdInstant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri};
 use prost_reflect::DescriptorPool;
+use tower::{Layer, ServiceExt};
 use tracing::Instrument;
 
 use crate::config::LimitsConfig;
@@ -150,8 +152,32 @@ pub fn respond(
 }
 
 /// Middleware, outermost: admits the request (see the module docs), runs the rest of the
-/// stack, and writes the request's log line.
+/// stack, and writes the request's log line. With a `cors` section, the snapshot's CORS layer
+/// goes around all of it: preflights are answered there, before admission (no door, no
+/// backend, no rate limit), and every answer, refusals included, gets the CORS headers, so a
+/// page can read its 401 or 429.
 pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next) -> Response {
+    let snapshot = ingress.current.load();
+    let Some(cors) = snapshot.cors.clone() else {
+        return admit_on(&ingress, snapshot, req, next).await;
+    };
+    let inner = tower::service_fn(move |req: Request| {
+        let (ingress, snapshot, next) = (ingress.clone(), snapshot.clone(), next.clone());
+        async move { Ok::<_, std::convert::Infallible>(admit_on(&ingress, snapshot, req, next).await) }
+    });
+    match cors.layer(inner).oneshot(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// [`admit`] on `snapshot`.
+async fn admit_on(
+    ingress: &Ingress,
+    snapshot: Arc<Snapshot>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = req.into_parts();
     let id = request_id::assign(&parts.headers);
     let span = tracing::info_span!(
@@ -166,9 +192,8 @@ pub async fn admit(State(ingress): State<Arc<Ingress>>, req: Request, next: Next
     );
     let start = StdInstant::now();
     let id_header = id.0.clone();
-    let snapshot = ingress.current.load();
     let admitted = async {
-        match admit_parts(&ingress, snapshot.clone(), &mut parts, id).await {
+        match admit_parts(ingress, snapshot.clone(), &mut parts, id).await {
             Ok(admitted) => {
                 span.record("door", admitted.ctx.door.as_str());
                 if let Some(id) = &admitted.ctx.identity {

@@ -106,6 +106,16 @@ impl RedisStore {
             .set_number_of_retries(0);
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("{url}: {e}"))?;
+        // Connect and load the script now, in the background, so the first requests pay
+        // neither (a Redis that is down at start only logs here; requests decide by on_error).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (mut c, script, url) = (conn.clone(), redis::Script::new(SCRIPT), url.clone());
+            rt.spawn(async move {
+                if let Err(e) = script.load_async(&mut c).await {
+                    tracing::warn!(store = %url, error = %e, "the rate-limit store is not reachable yet");
+                }
+            });
+        }
         Ok(RedisStore {
             conn,
             script: redis::Script::new(SCRIPT),

@@ -175,19 +175,20 @@ impl Prepare for GatewayPrepare {
         // operations run on the snapshot current when they start, each with its own clock.
         // Browsers cannot set headers on a WebSocket: the `connection_init` payload's string
         // entries count as request headers (`{"Authorization": "Bearer ..."}`), over the
-        // upgrade request's own.
+        // upgrade request's own. Each operation passes the policies' per-request hooks as a
+        // request of its own (identified, checked against the access lists, counted by the
+        // rate limits).
         let snapshot = self.current.load();
         let mut ctx = (*admitted.ctx).clone();
         ctx.budget = ctx.budget.restarted(snapshot.config.deadlines.max.get());
         let with_payload = payload_headers(parts);
-        if with_payload.is_some() || !Arc::ptr_eq(&snapshot, &admitted.snapshot) {
-            let parts = with_payload.as_ref().unwrap_or(parts);
-            ctx.metadata = snapshot
-                .headers
-                .request_metadata(&parts.headers, Some(&ctx.id));
-            ctx.identity = None;
-            snapshot.outbound.chain.on_request(parts, &mut ctx).await?;
-        }
+        let parts = with_payload.as_ref().unwrap_or(parts);
+        ctx.metadata = snapshot
+            .headers
+            .request_metadata(&parts.headers, Some(&ctx.id));
+        ctx.identity = None;
+        ctx.limit_notes = None;
+        snapshot.outbound.chain.on_request(parts, &mut ctx).await?;
         Self::prepare_on(snapshot, Arc::new(ctx), req, Origin::Client).await
     }
 }
