@@ -55,7 +55,17 @@ fn check_fails_with_the_file_and_key_named() {
 
 #[tokio::test]
 async fn demo_mode_serves_the_readme_curl() {
-    let (mut child, base) = spawn_bff(&["--demo", "--listen", "127.0.0.1:0"], &[]).await;
+    let (mut child, base) = spawn_bff(
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+    .await;
     let resp = reqwest::get(format!("{base}/v1/users/1")).await.unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap();
@@ -89,7 +99,15 @@ async fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
     std::fs::write(&cfg, &example).unwrap();
     let cfg_arg = cfg.display().to_string();
     let (mut child, base) = spawn_bff(
-        &["--demo", "--listen", "127.0.0.1:0", "--config", &cfg_arg],
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+            &cfg_arg,
+        ],
         &[],
     )
     .await;

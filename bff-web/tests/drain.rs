@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{signal, spawn_bff};
+use common::{signal, spawn_bff_with_admin};
 
 /// Requests in flight when the signal is sent.
 const N: usize = 8;
@@ -22,12 +22,12 @@ async fn sigterm_under_load_loses_no_request() {
     std::fs::write(
         &cfg,
         format!(
-            "descriptors:\n  - file: {descriptors}\nbackends:\n  users: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.UserService] }}\n  orders: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.OrderService] }}\n  catalog: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.CatalogService] }}\ndrain: {{ delay: 500ms, grace: 10s }}\n"
+            "descriptors:\n  - file: {descriptors}\nbackends:\n  users: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.UserService] }}\n  orders: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.OrderService] }}\n  catalog: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.CatalogService] }}\ndrain: {{ delay: 500ms, grace: 10s }}\nadmin: {{ listen: 127.0.0.1:0 }}\n"
         ),
     )
     .unwrap();
     let cfg_arg = cfg.display().to_string();
-    let (mut child, base) = spawn_bff(
+    let (mut child, base, admin_base) = spawn_bff_with_admin(
         &["--demo", "--listen", "127.0.0.1:0", "--config", &cfg_arg],
         &[("PORTICO_DEMO_LATENCY", "1500ms")],
     )
@@ -58,7 +58,7 @@ async fn sigterm_under_load_loses_no_request() {
     let t0 = Instant::now();
     loop {
         let admin: serde_json::Value = client
-            .get(format!("{base}/admin/backends"))
+            .get(format!("{admin_base}/admin/backends"))
             .send()
             .await
             .unwrap()

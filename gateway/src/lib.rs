@@ -30,5 +30,6 @@ pub mod rest;
 pub mod server;
 pub mod shaping;
 pub mod snapshot;
+pub mod telemetry;
 pub mod transcode;
 pub mod upstream;

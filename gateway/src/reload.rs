@@ -25,6 +25,8 @@ pub struct ConfigSource {
     pub endpoint_overrides: BTreeMap<String, String>,
     /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<SocketAddr>,
     /// Policies installed in code (by a program embedding the gateway), added to the chain of
     /// every snapshot built from this source, so that they survive reloads.
     pub policies: Chain,
@@ -49,6 +51,17 @@ impl ConfigSource {
         if let Some(listen) = self.listen {
             cfg.listen = listen;
         }
+        if let Some(listen) = self.admin_listen {
+            match &mut cfg.admin {
+                Some(admin) => admin.listen = listen,
+                None => {
+                    cfg.admin = Some(config::AdminConfig {
+                        listen,
+                        token_sha256: None,
+                    });
+                }
+            }
+        }
         Ok(cfg)
     }
 
@@ -70,6 +83,22 @@ impl ConfigSource {
 /// Rebuilds the snapshot from `source` and swaps it in; on any error the running snapshot is
 /// left untouched. Returns the settings that changed but need a restart.
 pub async fn reload(
+    gateway: &Gateway,
+    source: &ConfigSource,
+) -> Result<Vec<&'static str>, LoadError> {
+    let result = reload_once(gateway, source).await;
+    gateway
+        .current()
+        .metrics()
+        .reloads
+        .get_or_create(&crate::telemetry::metrics::ReloadLabels {
+            result: if result.is_ok() { "ok" } else { "error" },
+        })
+        .inc();
+    result
+}
+
+async fn reload_once(
     gateway: &Gateway,
     source: &ConfigSource,
 ) -> Result<Vec<&'static str>, LoadError> {

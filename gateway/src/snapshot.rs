@@ -552,14 +552,24 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct Current {
     inner: RwLock<Arc<Snapshot>>,
+    /// The gateway's metrics: they outlive every snapshot.
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Current {
     /// Holds `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
+        let metrics = Arc::new(crate::telemetry::Metrics::new());
+        snapshot.upstream.set_metrics(metrics.clone());
         Self {
             inner: RwLock::new(Arc::new(snapshot)),
+            metrics,
         }
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<crate::telemetry::Metrics> {
+        &self.metrics
     }
 
     /// The snapshot a new request runs on.
@@ -572,6 +582,7 @@ impl Current {
 
     /// Replaces the snapshot for requests admitted from now on.
     pub fn store(&self, snapshot: Snapshot) {
+        snapshot.upstream.set_metrics(self.metrics.clone());
         let new = Arc::new(snapshot);
         match self.inner.write() {
             Ok(mut g) => *g = new,

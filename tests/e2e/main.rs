@@ -20,4 +20,5 @@ mod resilience;
 mod routes;
 mod shaping;
 mod streaming;
+mod telemetry;
 mod tls;

@@ -13,7 +13,7 @@ use tonic::Code;
 /// The demo config with `resilience` (a YAML flow mapping) added to one backend.
 fn with_resilience(demo: &DemoCluster, backend: DemoService, resilience: &str) -> String {
     let services = format!("    services: [{}]\n", backend.grpc_name());
-    demo_config(demo, "").replace(
+    demo_config(demo, "admin: { listen: 127.0.0.1:0 }\n").replace(
         &services,
         &format!("{services}    resilience: {resilience}\n"),
     )
@@ -49,9 +49,13 @@ async fn two_user_endpoints(
     (TestEnv::start_config(demo, &yaml).await, a, b)
 }
 
-/// The `/admin/backends` entry of one backend.
+/// The `/admin/backends` entry of one backend (on the admin listener).
 async fn admin(env: &TestEnv, backend: &str) -> Value {
-    let all = env.get("/admin/backends").await.json();
+    let url = format!(
+        "{}/admin/backends",
+        env.admin.as_ref().expect("an admin listener")
+    );
+    let all = env.send(env.client.get(url)).await.json();
     all["backends"]
         .as_array()
         .and_then(|l| l.iter().find(|b| b["name"] == backend).cloned())

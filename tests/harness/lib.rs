@@ -78,7 +78,22 @@ pub struct TestEnv {
     pub client: reqwest::Client,
     /// The gateway (its current snapshot).
     pub gateway: Arc<Gateway>,
+    /// `http://127.0.0.1:PORT` of the admin listener, when the config has an `admin` section
+    /// (served on a free port, whatever `admin.listen` says).
+    pub admin: Option<String>,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// Serves the admin router of `gateway` on a free port when its config asks for one.
+async fn admin_listener(gateway: &Arc<Gateway>) -> Option<String> {
+    gateway.snapshot().config.admin.as_ref()?;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = portico::app::admin_router(gateway.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Some(base)
 }
 
 /// A response, read whole.
@@ -177,11 +192,13 @@ impl TestEnv {
             )
             .await;
         });
+        let admin = admin_listener(&gateway).await;
         TestEnv {
             demo,
             base,
             client: reqwest::Client::new(),
             gateway,
+            admin,
             stop: Some(stop),
         }
     }
@@ -200,11 +217,13 @@ impl TestEnv {
             })
             .await;
         });
+        let admin = admin_listener(&gateway).await;
         TestEnv {
             demo,
             base,
             client: reqwest::Client::new(),
             gateway,
+            admin,
             stop: Some(stop),
         }
     }

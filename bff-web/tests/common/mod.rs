@@ -12,6 +12,26 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
 /// "serving ... on URL" line (stdout is drained to the end so the child never writes into a
 /// closed pipe).
 pub async fn spawn_bff(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+    let (child, base, _) = spawn(args, envs, false).await;
+    (child, base)
+}
+
+/// [`spawn_bff`] for a config with an `admin` section: also the admin listener's URL, read
+/// from the "admin endpoints ... on URL" line.
+pub async fn spawn_bff_with_admin(args: &[&str], envs: &[(&str, &str)]) -> (Child, String, String) {
+    let (child, base, admin) = spawn(args, envs, true).await;
+    (
+        child,
+        base,
+        admin.expect("bff-web prints where its admin listener is"),
+    )
+}
+
+async fn spawn(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    admin: bool,
+) -> (Child, String, Option<String>) {
     let mut child = Command::new(BIN)
         .args(args)
         .envs(envs.iter().copied())
@@ -21,21 +41,25 @@ pub async fn spawn_bff(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) 
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let (admin_tx, admin_rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let mut tx = Some(tx);
+        let (mut tx, mut admin_tx) = (Some(tx), Some(admin_tx));
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line
-                .split(" on ")
-                .nth(1)
-                .filter(|_| line.contains("serving"))
-                && let Some(tx) = tx.take()
+            let url = line.split(" on ").nth(1).map(|u| u.trim().to_string());
+            if line.contains("serving")
+                && let (Some(url), Some(tx)) = (url.clone(), tx.take())
             {
-                let _ = tx.send(url.trim().to_string());
+                let _ = tx.send(url);
+            } else if line.starts_with("admin endpoints")
+                && let (Some(url), Some(tx)) = (url, admin_tx.take())
+            {
+                let _ = tx.send(url);
             }
         }
     });
     let base = rx.await.expect("bff-web prints where it serves");
-    (child, base)
+    let admin = if admin { admin_rx.await.ok() } else { None };
+    (child, base, admin)
 }
 
 /// Sends `signal` (e.g. "HUP", "TERM") to the process.

@@ -36,6 +36,10 @@ pub struct Args {
     /// Listen address, overriding the config's `listen` (e.g. 127.0.0.1:8080; port 0 = any).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// The admin listener's address, overriding the config's `admin.listen` (and turning the
+    /// admin listener on when the config has none).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
     /// Validate the config and the descriptors, print what would be served, and exit
     /// (non-zero on any problem).
     #[arg(long)]
@@ -186,6 +190,7 @@ pub async fn run(
         path: path.clone(),
         endpoint_overrides: endpoint_overrides.unwrap_or_default(),
         listen: args.listen,
+        admin_listen: args.admin_listen,
         policies: Default::default(),
     };
     if let Some(Command::Certs { out, hosts, client }) = &args.command {
@@ -258,7 +263,37 @@ pub async fn run(
     if let Some(tls) = &tls {
         tls.watch();
     }
+    let admin = match &snapshot.config.admin {
+        Some(a) => {
+            let listener = TcpListener::bind(a.listen)
+                .await
+                .map_err(|source| CliError::Bind {
+                    addr: a.listen,
+                    source,
+                })?;
+            Some(listener)
+        }
+        None => None,
+    };
     let gateway = Gateway::new(snapshot);
+    if let Some(listener) = admin {
+        let local = listener.local_addr().map_err(CliError::Serve)?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "admin endpoints (metrics, health, views) on http://{local}"
+            )
+            .and_then(|()| out.flush());
+        }
+        let app = crate::app::admin_router(gateway.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the admin listener failed");
+            }
+        });
+    }
     tokio::spawn(crate::reload::on_sighup(
         gateway.clone(),
         source,

@@ -299,6 +299,18 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(admin) = &cfg.admin {
+        if let Err((key, message)) = admin.validate() {
+            return Err(ConfigError::invalid(cfg, format!("admin.{key}"), message));
+        }
+        if admin.listen == cfg.listen && admin.listen.port() != 0 {
+            return Err(ConfigError::invalid(
+                cfg,
+                "admin.listen",
+                "the admin listener must not share the client port",
+            ));
+        }
+    }
     if let Some(cors) = &cfg.cors
         && let Err((key, message)) = cors.validate()
     {

@@ -4,6 +4,7 @@
 //! resolves relative paths against the config file's folder.
 
 mod access;
+mod admin;
 mod auth;
 mod bff;
 mod cors;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use access::{AccessConfig, AccessList, Cidr, any_contains, canonical};
+pub use admin::AdminConfig;
 pub use auth::{
     ApiKeyConfig, ApiKeysConfig, AuthConfig, AuthorizationConfig, DefaultRule, ForwardConfig,
     JWT_ALGORITHMS, JwtConfig, Rule,
@@ -53,6 +55,9 @@ pub struct Config {
     /// Address the HTTP server listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The admin listener: metrics, health, read-only views (none without this section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
     /// TLS on the listener (plain HTTP without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,

@@ -73,7 +73,9 @@ pub struct Ingress {
 }
 
 /// The gateway's own paths (the admin door).
-const ADMIN_PATHS: &[&str] = &["/healthz", "/readyz", "/admin/backends"];
+/// The gateway's own paths on the client port (the admin door): health only. Metrics and
+/// views are on the admin listener ([`crate::app::admin_router`]).
+const ADMIN_PATHS: &[&str] = &["/healthz", "/readyz"];
 
 impl Ingress {
     /// An ingress admitting requests onto the snapshots of `current`; `graphql_path` is the
@@ -178,6 +180,9 @@ async fn admit_on(
     req: Request,
     next: Next,
 ) -> Response {
+    let metrics = ingress.current.metrics().clone();
+    let _active = Active::enter(&metrics);
+    let method = req.method().clone();
     let (mut parts, body) = req.into_parts();
     let id = request_id::assign(&parts.headers);
     let span = tracing::info_span!(
@@ -192,9 +197,17 @@ async fn admit_on(
     );
     let start = StdInstant::now();
     let id_header = id.0.clone();
+    let mut door_of = Door::Rest;
+    let mut route_of: Option<String> = None;
     let admitted = async {
         match admit_parts(ingress, snapshot.clone(), &mut parts, id).await {
             Ok(admitted) => {
+                door_of = admitted.ctx.door;
+                route_of = match (&admitted.ctx.door, &admitted.endpoint) {
+                    (Door::Graphql | Door::Admin, _) => Some(admitted.ctx.path.clone()),
+                    (Door::Endpoint, Some(EndpointMatch::Found(ep, _))) => Some(ep.path.clone()),
+                    _ => None,
+                };
                 span.record("door", admitted.ctx.door.as_str());
                 if let Some(id) = &admitted.ctx.identity {
                     span.record("caller", id.subject.as_str());
@@ -208,6 +221,7 @@ async fn admit_on(
                 resp
             }
             Err((door, err)) => {
+                door_of = door;
                 span.record("door", door.as_str());
                 respond(door, &err, &parts.headers, Some(snapshot.registry.pool()))
             }
@@ -217,7 +231,16 @@ async fn admit_on(
     .await;
     let mut resp = admitted;
     let status = resp.status().as_u16();
-    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let took = start.elapsed();
+    let route = route_of
+        .or_else(|| {
+            resp.extensions()
+                .get::<crate::rest::routes::MatchedRoute>()
+                .map(|m| m.0.template.clone())
+        })
+        .unwrap_or_else(|| "unmatched".to_string());
+    metrics.http_request(&method, route, status, door_of.as_str(), took);
+    let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_us, "request finished");
@@ -347,5 +370,21 @@ pub(crate) fn refuse(req: &Request, err: &GatewayError) -> Response {
             Some(a.snapshot.registry.pool()),
         ),
         None => err.respond(None),
+    }
+}
+
+/// Counts a request as active until dropped (a cancelled request is uncounted too).
+struct Active<'a>(&'a crate::telemetry::Metrics);
+
+impl<'a> Active<'a> {
+    fn enter(metrics: &'a crate::telemetry::Metrics) -> Self {
+        metrics.http_active.inc();
+        Active(metrics)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.http_active.dec();
     }
 }

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 
 use super::router::Lookup;
-use super::routes::Streaming;
+use std::sync::Arc;
+
+use super::routes::{MatchedRoute, RouteTarget, Streaming};
 use super::stream::stream_response;
 use crate::error::GatewayError;
 use crate::ingress::body::{bytes_of, check_json};
@@ -22,7 +24,8 @@ use crate::upstream::{CallBody, UpstreamError};
 
 /// Serves a request the ingress admitted to the REST door.
 pub async fn handle(admitted: Admitted, req: Request) -> Response {
-    match serve(&admitted, req).await {
+    let mut matched = None;
+    let mut resp = match serve(&admitted, req, &mut matched).await {
         Ok(resp) => resp,
         Err(e) => respond(
             admitted.ctx.door,
@@ -30,7 +33,11 @@ pub async fn handle(admitted: Admitted, req: Request) -> Response {
             &HeaderMap::new(),
             Some(admitted.snapshot.registry.pool()),
         ),
+    };
+    if let Some(target) = matched {
+        resp.extensions_mut().insert(MatchedRoute(target));
     }
+    resp
 }
 
 impl From<TranscodeError> for GatewayError {
@@ -42,7 +49,11 @@ impl From<TranscodeError> for GatewayError {
     }
 }
 
-async fn serve(admitted: &Admitted, req: Request) -> Result<Response, GatewayError> {
+async fn serve(
+    admitted: &Admitted,
+    req: Request,
+    matched: &mut Option<Arc<RouteTarget>>,
+) -> Result<Response, GatewayError> {
     let snap = &admitted.snapshot;
     let ctx = &admitted.ctx;
     let (parts, body) = req.into_parts();
@@ -72,6 +83,7 @@ async fn serve(admitted: &Admitted, req: Request) -> Result<Response, GatewayErr
         }
     };
     tracing::Span::current().record("rpc", target.full_name.as_str());
+    *matched = Some(target.clone());
     let takes_body = !matches!(target.body, BodyTarget::None);
     if takes_body {
         check_json(&parts.headers, target.streaming == Streaming::Client)?;

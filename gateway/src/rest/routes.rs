@@ -29,6 +29,10 @@ pub enum Streaming {
     Client,
 }
 
+/// The route a REST answer came from, as a response extension (for the ingress's metrics).
+#[derive(Clone, Debug)]
+pub struct MatchedRoute(pub std::sync::Arc<RouteTarget>);
+
 /// Where a matched route leads, resolved at load time.
 #[derive(Debug)]
 pub struct RouteTarget {

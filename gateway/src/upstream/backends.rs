@@ -231,9 +231,25 @@ pub struct Upstream {
     by_service: HashMap<String, Backend>,
     max_response_bytes: usize,
     fallbacks: Arc<Fallbacks>,
+    /// Where calls are counted (set when the snapshot is installed).
+    metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
 }
 
 impl Upstream {
+    /// Counts this upstream's calls in `metrics` (once; later calls change nothing).
+    pub fn set_metrics(&self, metrics: Arc<crate::telemetry::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Records one call to `method` that took `took` and ended with `code`.
+    fn record(&self, method: &prost_reflect::MethodDescriptor, code: i32, took: Duration) {
+        if let Some(m) = self.metrics.get() {
+            let service = method.parent_service().full_name();
+            let backend = self.by_service.get(service).map_or("none", Backend::name);
+            m.rpc_call(service, method.name(), code, backend, took);
+        }
+    }
+
     /// `backends` by name; `services` maps a fully-qualified service to a backend name.
     pub fn new(
         backends: HashMap<String, Backend>,
@@ -249,6 +265,7 @@ impl Upstream {
             by_service,
             max_response_bytes,
             fallbacks: Arc::new(Fallbacks::default()),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -328,7 +345,9 @@ impl Upstream {
     /// static fallback, the fallback is the reply (with `fallback: true`).
     pub async fn unary(&self, call: Call) -> Result<Reply, UpstreamError> {
         let method = call.method.clone();
+        let start = std::time::Instant::now();
         let result = self.unary_call(call).await;
+        self.record(&method, code_of(result.as_ref().err()), start.elapsed());
         match result {
             Err(e) if e.allows_fallback() => match self.fallbacks.get(method.full_name()) {
                 Some(msg) => {
@@ -393,6 +412,15 @@ impl Upstream {
     /// with [`Call::remaining`]-based timeouts. The stream keeps its bulkhead slot until it is
     /// dropped.
     pub async fn server_streaming(&self, call: Call) -> Result<StreamReply, UpstreamError> {
+        let method = call.method.clone();
+        let start = std::time::Instant::now();
+        let result = self.server_streaming_call(call).await;
+        // A stream is counted when it starts (its headers), not when it ends.
+        self.record(&method, code_of(result.as_ref().err()), start.elapsed());
+        result
+    }
+
+    async fn server_streaming_call(&self, call: Call) -> Result<StreamReply, UpstreamError> {
         let (backend, path, timeout) = self.prepare(&call)?;
         let codec = EncodedCodec::new(call.method.output());
         let limit = self.max_response_bytes;
@@ -552,4 +580,22 @@ fn take_or_clone(slot: &mut Option<MetadataMap>, last: bool) -> MetadataMap {
     } else {
         slot.clone().unwrap_or_default()
     }
+}
+
+/// The gRPC status code of a call's outcome, as a number (0 is OK).
+fn code_of(e: Option<&UpstreamError>) -> i32 {
+    use tonic::Code;
+    let code = match e {
+        None => Code::Ok,
+        Some(UpstreamError::Status { status, .. }) => status.code(),
+        Some(UpstreamError::DeadlineExceeded { .. }) => Code::DeadlineExceeded,
+        Some(UpstreamError::ResponseTooLarge { .. }) => Code::ResourceExhausted,
+        Some(
+            UpstreamError::Unavailable { .. }
+            | UpstreamError::NoBackend { .. }
+            | UpstreamError::CircuitOpen { .. }
+            | UpstreamError::Overloaded { .. },
+        ) => Code::Unavailable,
+    };
+    code as i32
 }

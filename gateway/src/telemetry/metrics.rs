@@ -1,0 +1,231 @@
+//! Prometheus metrics (prometheus-client, one registry per gateway: no global state), named
+//! after OpenTelemetry's semantic conventions as Prometheus spells them. Labels have bounded
+//! cardinality: route templates, never raw paths or ids.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code`, `portico_door` |
+//! | `http_server_active_requests` | gauge | |
+//! | `rpc_client_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, `portico_backend` |
+//! | `portico_reloads_total` | counter | `result` (`ok`, `error`) |
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// OpenTelemetry's default bucket boundaries for HTTP and RPC durations, in seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// The labels of one HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// `GET`, `POST`... (anything else is `_OTHER`, as the conventions say).
+    pub http_request_method: &'static str,
+    /// The route template (`/v1/users/{id}`), the GraphQL path, an endpoint's template, an
+    /// admin path; `unmatched` when nothing matched.
+    pub http_route: String,
+    /// The answer's status.
+    pub http_response_status_code: u16,
+    /// `rest`, `graphql`, `endpoint` or `admin`.
+    pub portico_door: &'static str,
+}
+
+/// The labels of one backend call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// Always `grpc`.
+    pub rpc_system: &'static str,
+    /// The full service name, `demo.v1.UserService`.
+    pub rpc_service: String,
+    /// The method name, `GetUser`.
+    pub rpc_method: String,
+    /// The gRPC status code, as a number (0 is OK).
+    pub rpc_grpc_status_code: i32,
+    /// The backend's name in the config.
+    pub portico_backend: String,
+}
+
+/// The labels of a reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+/// The gateway's metrics and their registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route and status, with their durations.
+    pub http_duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    /// Requests in flight.
+    pub http_active: Gauge,
+    /// Backend calls by method and status, with their durations.
+    pub rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
+    /// Reloads by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let http_duration =
+            Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram,
+            );
+        registry.register_with_unit(
+            "http_server_request_duration",
+            "Duration of HTTP server requests",
+            Unit::Seconds,
+            http_duration.clone(),
+        );
+        let http_active = Gauge::default();
+        registry.register(
+            "http_server_active_requests",
+            "Number of active HTTP server requests",
+            http_active.clone(),
+        );
+        let rpc_duration = Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram,
+        );
+        registry.register_with_unit(
+            "rpc_client_duration",
+            "Duration of outbound gRPC calls",
+            Unit::Seconds,
+            rpc_duration.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "portico_reloads",
+            "Configuration reloads by result",
+            reloads.clone(),
+        );
+        Metrics {
+            registry,
+            http_duration,
+            http_active,
+            rpc_duration,
+            reloads,
+        }
+    }
+
+    /// Records one finished HTTP request.
+    pub fn http_request(
+        &self,
+        method: &http::Method,
+        route: String,
+        status: u16,
+        door: &'static str,
+        took: Duration,
+    ) {
+        self.http_duration
+            .get_or_create(&HttpLabels {
+                http_request_method: method_label(method),
+                http_route: route,
+                http_response_status_code: status,
+                portico_door: door,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records one finished backend call.
+    pub fn rpc_call(&self, service: &str, method: &str, code: i32, backend: &str, took: Duration) {
+        self.rpc_duration
+            .get_or_create(&RpcLabels {
+                rpc_system: "grpc",
+                rpc_service: service.to_string(),
+                rpc_method: method.to_string(),
+                rpc_grpc_status_code: code,
+                portico_backend: backend.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The metrics in the Prometheus text format (0.0.4), or OpenMetrics when `openmetrics`;
+    /// with the content type to answer with.
+    pub fn render(&self, openmetrics: bool) -> (&'static str, String) {
+        let mut out = String::new();
+        if openmetrics {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                out,
+            )
+        } else {
+            let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+            (
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                out,
+            )
+        }
+    }
+}
+
+/// The method as a label: the standard ones by name, anything else `_OTHER` (a client cannot
+/// make up label values).
+fn method_label(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::CONNECT => "CONNECT",
+        http::Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_formats_name_the_series() {
+        let m = Metrics::new();
+        m.http_request(
+            &http::Method::GET,
+            "/v1/users/{id}".into(),
+            200,
+            "rest",
+            Duration::from_millis(3),
+        );
+        m.http_request(
+            &http::Method::from_bytes(b"BREW").unwrap_or(http::Method::GET),
+            "unmatched".into(),
+            404,
+            "rest",
+            Duration::from_millis(1),
+        );
+        let (ct, text) = m.render(false);
+        assert!(ct.starts_with("text/plain; version=0.0.4"));
+        assert!(
+            text.contains("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/v1/users/{id}\",http_response_status_code=\"200\",portico_door=\"rest\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("http_request_method=\"_OTHER\""), "{text}");
+        let (ct, text) = m.render(true);
+        assert!(ct.starts_with("application/openmetrics-text"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
