@@ -431,6 +431,14 @@ impl Snapshot {
         })
     }
 
+    /// Points what this snapshot counts (backend calls, rate-limit decisions) at `metrics`.
+    fn install_metrics(&self, metrics: &Arc<crate::telemetry::Metrics>) {
+        self.upstream.set_metrics(metrics.clone());
+        if let Some(l) = &self.limiter {
+            l.set_metrics(metrics.clone());
+        }
+    }
+
     /// This snapshot with `policy` added to the chain's `stage` (after the policies already
     /// there): it applies to every call of every door.
     pub fn with_policy(mut self, stage: Stage, policy: Arc<dyn Policy>) -> Self {
@@ -560,7 +568,7 @@ impl Current {
     /// Holds `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
         let metrics = Arc::new(crate::telemetry::Metrics::new());
-        snapshot.upstream.set_metrics(metrics.clone());
+        snapshot.install_metrics(&metrics);
         Self {
             inner: RwLock::new(Arc::new(snapshot)),
             metrics,
@@ -582,7 +590,7 @@ impl Current {
 
     /// Replaces the snapshot for requests admitted from now on.
     pub fn store(&self, snapshot: Snapshot) {
-        snapshot.upstream.set_metrics(self.metrics.clone());
+        snapshot.install_metrics(&self.metrics);
         let new = Arc::new(snapshot);
         match self.inner.write() {
             Ok(mut g) => *g = new,

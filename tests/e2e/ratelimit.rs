@@ -285,7 +285,7 @@ async fn rate_limit_mistakes_name_the_key() {
 
 fn redis_limits(url: &str, extra: &str, limit: u64) -> String {
     format!(
-        "rate_limits:\n  store: redis\n  redis: {{ url: \"{url}\", prefix: \"rl-test:\", timeout: 100ms{extra} }}\n  rules:\n    - {{ name: shared, key: global, limit: {limit}, per: 1h }}\n"
+        "admin: {{ listen: 127.0.0.1:0 }}\nrate_limits:\n  store: redis\n  redis: {{ url: \"{url}\", prefix: \"rl-test:\", timeout: 100ms{extra} }}\n  rules:\n    - {{ name: shared, key: global, limit: {limit}, per: 1h }}\n"
     )
 }
 
@@ -345,6 +345,22 @@ async fn redis_going_away_lets_requests_through_without_waiting() {
             start.elapsed()
         );
     }
+    // Every decision Redis could not make is counted, and so are the ones it made.
+    let s = env.scrape().await;
+    let errors = portico_e2e::metric(
+        &s,
+        "portico_rate_limit_store_errors_total",
+        &[("outcome", "allowed")],
+    );
+    assert_eq!(errors, 10.0);
+    let m = |d: &str| {
+        portico_e2e::metric(
+            &s,
+            "portico_rate_limit_decisions_total",
+            &[("rule", "shared"), ("decision", d)],
+        )
+    };
+    assert_eq!((m("allowed"), m("limited")), (2.0, 1.0));
 }
 
 #[tokio::test]

@@ -2,46 +2,11 @@
 //! token) and its Prometheus metrics, scraped after traffic through each door and parsed with
 //! a real Prometheus text parser.
 
-use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
-use portico_e2e::TestEnv;
+use portico_e2e::{Scrape, TestEnv, metric as count};
 use serde_json::json;
 
-type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
-
-/// Scrapes `/metrics` of the admin listener and parses it as the Prometheus text format.
 async fn scrape(env: &TestEnv) -> Scrape {
-    let url = format!("{}/metrics", env.admin.as_ref().expect("an admin listener"));
-    let r = env.send(env.client.get(url)).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert!(
-        r.header("content-type")
-            .starts_with("text/plain; version=0.0.4")
-    );
-    openmetrics_parser::prometheus::parse_prometheus(&r.text)
-        .unwrap_or_else(|e| panic!("not the Prometheus text format ({e:?}):\n{}", r.text))
-}
-
-/// A histogram series' count or a counter's or gauge's value, summed over the series whose
-/// labels include `labels`; 0 when none.
-fn count(s: &Scrape, family: &str, labels: &[(&str, &str)]) -> f64 {
-    let Some(f) = s.families.get(family) else {
-        return 0.0;
-    };
-    f.iter_samples()
-        .filter(|x| {
-            let set = x.get_labelset().expect("labels");
-            labels
-                .iter()
-                .all(|(k, v)| set.get_label_value(k) == Some(*v))
-        })
-        .map(|x| match &x.value {
-            PrometheusValue::Histogram(h) => h.count.unwrap_or(0) as f64,
-            PrometheusValue::Counter(c) => c.value.as_f64(),
-            PrometheusValue::Gauge(v) | PrometheusValue::Unknown(v) => v.as_f64(),
-            _ => 0.0,
-        })
-        .sum::<f64>()
-        + 0.0
+    env.scrape().await
 }
 
 /// Every value of label `name` in `family`.

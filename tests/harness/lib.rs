@@ -460,3 +460,51 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// A parsed `/metrics` answer (Prometheus text format).
+pub type Scrape = openmetrics_parser::MetricsExposition<
+    openmetrics_parser::PrometheusType,
+    openmetrics_parser::PrometheusValue,
+>;
+
+impl TestEnv {
+    /// Scrapes `/metrics` of the admin listener (the config needs an `admin` section) and parses
+    /// it as the Prometheus text format.
+    pub async fn scrape(&self) -> Scrape {
+        let url = format!(
+            "{}/metrics",
+            self.admin.as_ref().expect("an admin listener")
+        );
+        let r = self.send(self.client.get(url)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.header("content-type")
+                .starts_with("text/plain; version=0.0.4")
+        );
+        openmetrics_parser::prometheus::parse_prometheus(&r.text)
+            .unwrap_or_else(|e| panic!("not the Prometheus text format ({e:?}):\n{}", r.text))
+    }
+}
+
+/// A histogram series' count or a counter's or gauge's value, summed over the series of
+/// `family` whose labels include `labels`; 0 when none.
+pub fn metric(s: &Scrape, family: &str, labels: &[(&str, &str)]) -> f64 {
+    use openmetrics_parser::PrometheusValue;
+    let Some(f) = s.families.get(family) else {
+        return 0.0;
+    };
+    f.iter_samples()
+        .filter(|x| {
+            let set = x.get_labelset().expect("labels");
+            labels
+                .iter()
+                .all(|(k, v)| set.get_label_value(k) == Some(*v))
+        })
+        .map(|x| match &x.value {
+            PrometheusValue::Histogram(h) => h.count.unwrap_or(0) as f64,
+            PrometheusValue::Counter(c) => c.value.as_f64(),
+            PrometheusValue::Gauge(v) | PrometheusValue::Unknown(v) => v.as_f64(),
+            _ => 0.0,
+        })
+        .fold(0.0, |a, b| a + b)
+}

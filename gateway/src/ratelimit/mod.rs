@@ -143,9 +143,35 @@ pub struct Limiter {
     /// When the last warning about Redis was logged (ms after `base`), to log once a second.
     last_warning_ms: AtomicU64,
     base: Instant,
+    /// Where decisions are counted (set when the snapshot is installed).
+    metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
 }
 
 impl Limiter {
+    /// Counts this limiter's decisions in `metrics` (once).
+    pub fn set_metrics(&self, metrics: Arc<crate::telemetry::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    fn count(&self, rule: &Arc<str>, decision: &'static str) {
+        if let Some(m) = self.metrics.get() {
+            m.rate_limit
+                .get_or_create(&crate::telemetry::metrics::LimitLabels {
+                    rule: rule.to_string(),
+                    decision,
+                })
+                .inc();
+        }
+    }
+
+    fn count_store_error(&self, outcome: &'static str) {
+        if let Some(m) = self.metrics.get() {
+            m.rate_limit_store_errors
+                .get_or_create(&crate::telemetry::metrics::StoreErrorLabels { outcome })
+                .inc();
+        }
+    }
+
     /// The policy of `cfg`, counting in `store`.
     pub fn new(cfg: &RateLimitsConfig, store: Arc<Store>) -> Limiter {
         let mut rules: Vec<Rule> = cfg
@@ -211,6 +237,7 @@ impl Limiter {
             let_through: AtomicU64::new(0),
             last_warning_ms: AtomicU64::new(0),
             base: Instant::now(),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -331,15 +358,18 @@ impl Limiter {
                 Ok(v) => v,
                 Err(e) => match (fallback, on_error) {
                     (Some(memory), _) => {
+                        self.count_store_error("fallback");
                         self.warn(&e, "counted in this process meanwhile");
                         memory.decide(&keys)
                     }
                     (None, OnError::Allow) => {
+                        self.count_store_error("allowed");
                         self.let_through.fetch_add(1, Ordering::Relaxed);
                         self.warn(&e, "requests let through (on_error: allow)");
                         return Ok(());
                     }
                     (None, OnError::Deny) => {
+                        self.count_store_error("denied");
                         self.warn(&e, "requests refused (on_error: deny)");
                         return Err(GatewayError::rejected(
                             ErrorKind::LimiterUnavailable,
@@ -375,9 +405,13 @@ impl Limiter {
             notes.record(statuses.iter().cloned());
         }
         let Some(((i, check), verdict)) = refused else {
+            for (i, _) in &checks {
+                self.count(&self.rules[*i].name, "allowed");
+            }
             return Ok(());
         };
         let rule = &self.rules[*i];
+        self.count(&rule.name, "limited");
         let retry = whole_secs(verdict.retry_after);
         let message = if check.cost > check.rate.capacity {
             format!(

@@ -8,6 +8,8 @@
 //! | `http_server_active_requests` | gauge | |
 //! | `rpc_client_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, `portico_backend` |
 //! | `portico_reloads_total` | counter | `result` (`ok`, `error`) |
+//! | `portico_rate_limit_decisions_total` | counter | `rule`, `decision` (`allowed`, `limited`) |
+//! | `portico_rate_limit_store_errors_total` | counter | `outcome` (`allowed`, `denied`, `fallback`) |
 
 use std::time::Duration;
 
@@ -63,6 +65,23 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// The labels of a rate-limit decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The rule's name (from the config: bounded).
+    pub rule: String,
+    /// `allowed` or `limited`.
+    pub decision: &'static str,
+}
+
+/// The labels of a decision the rate-limit store could not make.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreErrorLabels {
+    /// What the request got: `allowed` (`on_error: allow`), `denied` (`deny`) or `fallback`
+    /// (counted in process).
+    pub outcome: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -75,6 +94,10 @@ pub struct Metrics {
     pub rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
     /// Reloads by result.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Rate-limit decisions by rule.
+    pub rate_limit: Family<LimitLabels, Counter>,
+    /// Decisions the Redis store could not make, by what the request got.
+    pub rate_limit_store_errors: Family<StoreErrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,12 +141,26 @@ impl Metrics {
             "Configuration reloads by result",
             reloads.clone(),
         );
+        let rate_limit = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "portico_rate_limit_decisions",
+            "Rate-limit decisions by rule",
+            rate_limit.clone(),
+        );
+        let rate_limit_store_errors = Family::<StoreErrorLabels, Counter>::default();
+        registry.register(
+            "portico_rate_limit_store_errors",
+            "Rate-limit decisions the shared store could not make",
+            rate_limit_store_errors.clone(),
+        );
         Metrics {
             registry,
             http_duration,
             http_active,
             rpc_duration,
             reloads,
+            rate_limit,
+            rate_limit_store_errors,
         }
     }
 
