@@ -1,5 +1,6 @@
-//! Assembling the gateway: the current snapshot and its readiness, and the HTTP stack every
-//! request goes through: the ingress, response shaping, the doors.
+//! Assembling the gateway: the current snapshot and its readiness, the HTTP stack every
+//! request goes through (the ingress, response shaping, the doors), and the admin listener's
+//! router ([`admin_router`]: metrics, health, views, apart from client traffic).
 //!
 //! ```text
 //! (CORS)                    preflights answered, CORS headers on every answer (with `cors`)
