@@ -320,15 +320,15 @@ async fn redis_going_away_lets_requests_through_without_waiting() {
     assert_eq!(env.get("/v1/users/1").await.status, 200);
     assert_eq!(env.get("/v1/users/1").await.status, 200);
     assert_eq!(env.get("/v1/users/1").await.status, 429);
-    // Frozen: connections stay open and nothing answers. No request waits past the timeout
-    // (100ms) by more than the request's own work.
+    // Frozen: connections stay open and nothing answers. No request waits for Redis past the
+    // timeout (100ms); the bound below leaves room for a busy test machine, not for a hang.
     redis.pause();
     for _ in 0..5 {
         let start = Instant::now();
         let r = env.get("/v1/users/1").await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(
-            start.elapsed() < Duration::from_millis(600),
+            start.elapsed() < Duration::from_millis(1000),
             "took {:?}",
             start.elapsed()
         );
@@ -340,7 +340,7 @@ async fn redis_going_away_lets_requests_through_without_waiting() {
         let start = Instant::now();
         assert_eq!(env.get("/v1/users/1").await.status, 200);
         assert!(
-            start.elapsed() < Duration::from_millis(600),
+            start.elapsed() < Duration::from_millis(1000),
             "took {:?}",
             start.elapsed()
         );
