@@ -38,7 +38,9 @@ use tracing::Instrument;
 use crate::config::LimitsConfig;
 use crate::error::GatewayError;
 use crate::graphql::bff::endpoints::Endpoint;
-use crate::request::{Budget, Door, REQUEST_ID_HEADER, RequestCtx, parse_grpc_timeout};
+use crate::request::{
+    Budget, Door, REQUEST_ID_HEADER, RequestCtx, TraceContext, parse_grpc_timeout,
+};
 use crate::rest::router::Lookup;
 use crate::snapshot::{Current, Snapshot};
 pub use layers::{CheckEncodingLayer, ReadBodyLayer};
@@ -192,6 +194,7 @@ async fn admit_on(
         path = %parts.uri.path(),
         door = tracing::field::Empty,
         client = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
         caller = tracing::field::Empty,
         rpc = tracing::field::Empty,
     );
@@ -297,6 +300,11 @@ async fn admit_parts(
         id,
         client,
         client_ip,
+        trace: {
+            let trace = TraceContext::from_headers(&parts.headers);
+            tracing::Span::current().record("trace_id", tracing::field::display(trace.trace_id()));
+            trace
+        },
         client_cert: parts
             .extensions
             .get::<crate::request::PeerCertificates>()

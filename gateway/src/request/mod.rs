@@ -7,6 +7,7 @@
 
 mod budget;
 pub mod policy;
+pub mod trace;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use http::{HeaderValue, Method};
 use tonic::metadata::MetadataMap;
 
 pub use budget::{Budget, parse_grpc_timeout};
+pub use trace::TraceContext;
 
 use crate::upstream::{Call, CallBody, Target};
 
@@ -126,6 +128,8 @@ pub struct RequestCtx {
     pub budget: Budget,
     /// Who is calling (set by the identify stage; `None`: anonymous).
     pub identity: Option<Arc<Identity>>,
+    /// The W3C trace the request belongs to (the client's, or one started for it).
+    pub trace: TraceContext,
     /// The rate limits the request was counted against, for the answer's headers (set by
     /// the limit stage when `rate_limits.headers` is on).
     pub limit_notes: Option<Arc<crate::ratelimit::LimitNotes>>,
@@ -146,6 +150,7 @@ impl RequestCtx {
             metadata: MetadataMap::new(),
             budget: Budget::new(None, max),
             identity: None,
+            trace: TraceContext::from_headers(&http::HeaderMap::new()),
             limit_notes: None,
         }
     }
@@ -154,10 +159,29 @@ impl RequestCtx {
     /// It sends the request's metadata, gets the deadline of the one rule
     /// ([`Budget::call_deadline`] of the target's timeout) and the target's idempotency.
     pub fn call_to(&self, target: &Target, body: CallBody) -> Call {
+        let mut metadata = self.metadata.clone();
+        // Each call is a span of its own in the request's trace.
+        if let Ok(parent) = tonic::metadata::MetadataValue::try_from(self.trace.child().as_bytes())
+        {
+            metadata.insert("traceparent", parent);
+        }
+        match self
+            .trace
+            .tracestate
+            .as_ref()
+            .and_then(|s| tonic::metadata::MetadataValue::try_from(s.as_bytes()).ok())
+        {
+            Some(state) => {
+                metadata.insert("tracestate", state);
+            }
+            None => {
+                metadata.remove("tracestate");
+            }
+        }
         Call {
             method: target.method.clone(),
             body,
-            metadata: self.metadata.clone(),
+            metadata,
             deadline: self.budget.call_deadline(target.timeout),
             idempotent: target.idempotent,
         }

@@ -1,0 +1,188 @@
+//! W3C Trace Context (`traceparent`, `tracestate`): the client's trace is continued when it
+//! sends a valid `traceparent`, else a new one is started; every backend call carries the
+//! trace id with a span id of its own, so a backend's spans join the client's trace.
+//!
+//! `traceparent` is `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; an invalid one
+//! (wrong length or version 00 with extra fields, upper-case hex, all-zero ids) is ignored, as
+//! the recommendation says, and a new trace started. `tracestate` travels with a valid
+//! `traceparent` only.
+
+use std::fmt;
+
+use http::{HeaderMap, HeaderValue};
+
+/// The trace a request belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace id (never zero).
+    pub trace_id: u128,
+    /// The client's span (the parent), when it sent one.
+    pub parent_id: Option<u64>,
+    /// The trace flags (bit 0: sampled).
+    pub flags: u8,
+    /// The client's `tracestate`, passed on untouched.
+    pub tracestate: Option<HeaderValue>,
+}
+
+impl TraceContext {
+    /// The context of a request with these headers: the client's, or a new trace (sampled).
+    pub fn from_headers(headers: &HeaderMap) -> TraceContext {
+        let mut parents = headers.get_all("traceparent").iter();
+        let parsed = match (parents.next(), parents.next()) {
+            (Some(v), None) => parse(v.as_bytes()),
+            _ => None,
+        };
+        match parsed {
+            Some((trace_id, parent_id, flags)) => TraceContext {
+                trace_id,
+                parent_id: Some(parent_id),
+                flags,
+                tracestate: headers.get("tracestate").cloned(),
+            },
+            None => TraceContext {
+                trace_id: nonzero_u128(),
+                parent_id: None,
+                flags: 0x01,
+                tracestate: None,
+            },
+        }
+    }
+
+    /// A `traceparent` for a backend call: this trace, a new span id.
+    pub fn child(&self) -> HeaderValue {
+        let text = format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            nonzero_u64(),
+            self.flags
+        );
+        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(
+            "00-00000000000000000000000000000001-0000000000000001-01",
+        ))
+    }
+
+    /// The trace id as 32 hex digits, formatted when displayed (for log lines).
+    pub fn trace_id(&self) -> TraceId {
+        TraceId(self.trace_id)
+    }
+}
+
+/// A trace id that formats itself as 32 lower-case hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceId(pub u128);
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+fn nonzero_u128() -> u128 {
+    rand::random::<u128>().max(1)
+}
+
+fn nonzero_u64() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+/// `00-<trace>-<parent>-<flags>` (or a later version, of which the first four fields are
+/// read): (trace id, parent id, flags).
+fn parse(v: &[u8]) -> Option<(u128, u64, u8)> {
+    if v.len() < 55 {
+        return None;
+    }
+    let version = hex(v.get(0..2)?)? as u8;
+    // Version ff is forbidden; version 00 is exactly 55 characters; later versions may append.
+    if version == 0xff
+        || (version == 0 && v.len() != 55)
+        || (version != 0 && v.get(55) != Some(&b'-'))
+    {
+        return None;
+    }
+    if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let trace_id = hex(&v[3..35])?;
+    let parent_id = u64::try_from(hex(&v[36..52])?).ok()?;
+    let flags = u8::try_from(hex(&v[53..55])?).ok()?;
+    (trace_id != 0 && parent_id != 0).then_some((trace_id, parent_id, flags))
+}
+
+/// Lower-case hex digits as a number (at most 32 of them).
+fn hex(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |n, &c| {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        Some((n << 4) | u128::from(d))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_valid_traceparent_is_continued_with_a_new_span_per_call() {
+        let t = TraceContext::from_headers(&headers(&[
+            ("traceparent", CLIENT),
+            ("tracestate", "congo=t61rcWkgMzE"),
+        ]));
+        assert_eq!(t.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.parent_id, Some(0x00f0_67aa_0ba9_02b7));
+        assert_eq!(t.tracestate.as_ref().unwrap(), "congo=t61rcWkgMzE");
+        let (a, b) = (t.child(), t.child());
+        let a = a.to_str().unwrap();
+        assert!(a.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{a}");
+        assert!(a.ends_with("-01"));
+        assert_eq!(a.len(), 55);
+        assert_ne!(&a[36..52], "00f067aa0ba902b7");
+        assert_ne!(a, b.to_str().unwrap());
+    }
+
+    #[test]
+    fn invalid_ones_start_a_new_trace() {
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            "nonsense",
+        ] {
+            let t = TraceContext::from_headers(&headers(&[
+                ("traceparent", bad),
+                ("tracestate", "a=b"),
+            ]));
+            assert_eq!(t.parent_id, None, "{bad}");
+            assert!(t.tracestate.is_none(), "{bad}");
+            assert_ne!(t.trace_id, 0);
+        }
+        // A later version may append fields.
+        let t = TraceContext::from_headers(&headers(&[(
+            "traceparent",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-ever",
+        )]));
+        assert!(t.parent_id.is_some());
+        // Two traceparent headers: neither is believed.
+        let t = TraceContext::from_headers(&headers(&[
+            ("traceparent", CLIENT),
+            ("traceparent", CLIENT),
+        ]));
+        assert!(t.parent_id.is_none());
+    }
+}
