@@ -690,33 +690,15 @@ async fn auth_config_mistakes_are_named() {
 async fn websocket_operations_take_the_token_from_connection_init() {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let es = Signer::new("k1", Algorithm::ES256);
     let idp = Idp::start(&[&es]).await;
     let env = start(&idp, "", "").await;
     let token = es.sign(&claims("ws-user", json!({})));
     let connect = |init: Value| {
-        let mut req = env
-            .url("/graphql")
-            .replace("http://", "ws://")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
+        let env = &env;
         async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-            ws.send(Message::text(
-                json!({"type": "connection_init", "payload": init}).to_string(),
-            ))
-            .await
-            .unwrap();
-            assert_eq!(
-                portico_e2e::next_ws_json(&mut ws).await["type"],
-                "connection_ack"
-            );
+            let mut ws = env.graphql_ws(Some(init)).await;
             ws.send(Message::text(
                 json!({"id": "1", "type": "subscribe", "payload": {
                     "query": r#"{ user(id: "1") { displayName } }"#

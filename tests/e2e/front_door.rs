@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The web BFF's endpoints (as in `bff-web/config.yaml`).
 const ENDPOINTS: &str = r#"
@@ -158,25 +157,7 @@ async fn a_policy_stage_sees_every_doors_calls() {
             .count()
     };
     let before = subscriptions();
-    let mut req = env
-        .url("/graphql")
-        .replace("http://", "ws://")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::text(
-        json!({"type": "connection_init"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        portico_e2e::next_ws_json(&mut ws).await["type"],
-        "connection_ack"
-    );
+    let mut ws = env.graphql_ws(None).await;
     ws.send(Message::text(
         json!({"id": "1", "type": "subscribe", "payload": {
             "query": r#"subscription { watchOrders(userId: "2", maxEvents: 1) { sequence } }"#

@@ -404,32 +404,13 @@ async fn the_in_process_store_takes_over_while_redis_is_down() {
 async fn each_operation_on_a_websocket_is_counted() {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let env = TestEnv::start_with(
         "rate_limits:\n  rules:\n    - { name: per-ip, key: ip, limit: 3, per: 1h }\n",
     )
     .await;
-    let mut req = env
-        .url("/graphql")
-        .replace("http://", "ws://")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
     // The upgrade is the first request.
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::text(
-        json!({"type": "connection_init"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        portico_e2e::next_ws_json(&mut ws).await["type"],
-        "connection_ack"
-    );
+    let mut ws = env.graphql_ws(None).await;
     let mut codes = Vec::new();
     for id in ["1", "2", "3"] {
         ws.send(Message::text(

@@ -508,3 +508,38 @@ pub fn metric(s: &Scrape, family: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .fold(0.0, |a, b| a + b)
 }
+
+/// A GraphQL-over-WebSocket connection (`graphql-transport-ws`) to a test gateway.
+pub type GraphqlWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl TestEnv {
+    /// Opens a `graphql-transport-ws` connection to `/graphql`, sends `connection_init` with
+    /// `payload` (when given) and waits for its `connection_ack`.
+    pub async fn graphql_ws(&self, payload: Option<Value>) -> GraphqlWs {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = self
+            .url("/graphql")
+            .replace("http://", "ws://")
+            .into_client_request()
+            .expect("a ws request");
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            http::HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("the WebSocket upgrade");
+        let mut init = serde_json::json!({"type": "connection_init"});
+        if let Some(p) = payload {
+            init["payload"] = p;
+        }
+        ws.send(Message::text(init.to_string()))
+            .await
+            .expect("connection_init sent");
+        assert_eq!(next_ws_json(&mut ws).await["type"], "connection_ack");
+        ws
+    }
+}
