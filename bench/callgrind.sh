@@ -8,6 +8,7 @@
 #   cargo build --release -p portico-bench
 #   bench/callgrind.sh graphql-nested 300     # or: rest, rest-jwt, rest-tls-jwt, rest-limit, graphql-flat
 #   BIN=/tmp/portico-load-before bench/callgrind.sh rest 300   # compare two builds
+#   BFF_LOG=info [BFF_LOG_FORMAT=json] bench/callgrind.sh rest 300   # with the access log (RUST_LOG of the BFF; default warn)
 #
 # Needs valgrind and curl. Counts vary by about 0.1% between runs (how many times futures are
 # polled depends on timing); a difference under 1% is noise.
@@ -58,7 +59,7 @@ wait_for() {
 run() {
   local count=$1 out=$work/bff-$1.out
   mkfifo "$work/bff-$count.in"
-  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg.$count" \
+  RUST_LOG=${BFF_LOG:-warn} valgrind --tool=callgrind --callgrind-out-file="$work/cg.$count" \
     "$bin" bff --config "$work/bff.yaml" --workers 1 <"$work/bff-$count.in" >"$out" \
     2>"$work/vg.$count" &
   local pid=$!

@@ -31,10 +31,15 @@ pub fn backend(latency: Option<Duration>) -> anyhow::Result<()> {
 }
 
 /// Runs the BFF on `config` (the shared BFF command line, as `bff-web --config FILE`), with
-/// `workers` tokio worker threads (default: one per core, as `#[tokio::main]`).
+/// `workers` tokio worker threads (default: one per core, as `#[tokio::main]`). Logs are text,
+/// or JSON with `BFF_LOG_FORMAT=json`.
 pub fn bff(config: PathBuf, workers: Option<usize>) -> anyhow::Result<()> {
     runtime(workers)?.block_on(async {
-        portico::cli::init_tracing(portico::cli::LogFormat::Text);
+        let format = match std::env::var("BFF_LOG_FORMAT").as_deref() {
+            Ok("json") => portico::cli::LogFormat::Json,
+            _ => portico::cli::LogFormat::Text,
+        };
+        portico::cli::init_tracing(format);
         let args = portico::cli::Args::parse_from([
             "bff-web".into(),
             "--config".into(),

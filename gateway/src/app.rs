@@ -1,6 +1,5 @@
-//! Assembling the gateway: the current snapshot and its readiness, the HTTP stack every
-//! request goes through (the ingress, response shaping, the doors), and the admin listener's
-//! router ([`admin_router`]: metrics, health, views, apart from client traffic).
+//! Assembling the gateway: the current snapshot and its readiness, and the HTTP stack every request goes through (the ingress, response shaping, the doors). The
+//! admin listener's router is [`crate::admin::router`].
 //!
 //! ```text
 //! (CORS)                    preflights answered, CORS headers on every answer (with `cors`)
@@ -107,7 +106,7 @@ async fn doors(State(doors): State<Doors>, req: Request) -> Response {
 
 /// The admin door on the client port: `GET /healthz` (`ok`) and `GET /readyz` (200 `ready`
 /// while taking traffic, 503 `draining` once shutdown started), for load balancers. Metrics
-/// and views are only on the admin listener ([`admin_router`]).
+/// and views are only on the admin listener ([`crate::admin::router`]).
 fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return GatewayError::MethodNotAllowed {
@@ -167,89 +166,6 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let ingress = Ingress::new(gateway.current().clone(), graphql_path);
     shaping::layers(app, &cfg.shaping)
         .layer(middleware::from_fn_with_state(ingress, ingress::admit))
-}
-
-/// The admin listener's router: `/metrics` (Prometheus text, OpenMetrics when asked for),
-/// `/healthz`, `/readyz`, `/admin/backends` (per backend: breaker state, calls in flight,
-/// bulkhead, endpoints and their health, as JSON). With `admin.token_sha256`, everything but
-/// the health endpoints needs `Authorization: Bearer <token>`.
-pub fn admin_router(gateway: Arc<Gateway>) -> Router {
-    use axum::routing::get;
-    Router::new()
-        .route("/metrics", get(admin_metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(admin_ready))
-        .route("/admin/backends", get(admin_backends))
-        .fallback(|req: Request| async move {
-            GatewayError::RouteNotFound {
-                method: req.method().clone(),
-                path: req.uri().path().to_string(),
-            }
-            .into_response()
-        })
-        .layer(middleware::from_fn_with_state(gateway.clone(), admin_token))
-        .with_state(gateway)
-}
-
-async fn admin_metrics(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
-    let openmetrics = req
-        .headers()
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/openmetrics-text"));
-    let (content_type, body) = gateway.current.metrics().render(openmetrics);
-    ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
-}
-
-async fn admin_ready(State(gateway): State<Arc<Gateway>>) -> Response {
-    if gateway.readiness.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
-    }
-}
-
-async fn admin_backends(State(gateway): State<Arc<Gateway>>) -> Response {
-    axum::Json(gateway.snapshot().upstream.status()).into_response()
-}
-
-/// The admin token check (health endpoints are open: probes must reach them).
-async fn admin_token(
-    State(gateway): State<Arc<Gateway>>,
-    req: Request,
-    next: middleware::Next,
-) -> Response {
-    let path = req.uri().path();
-    let expected = gateway
-        .snapshot()
-        .config
-        .admin
-        .as_ref()
-        .and_then(|a| a.token_sha256.clone());
-    if let Some(expected) = expected
-        && path != "/healthz"
-        && path != "/readyz"
-    {
-        use sha2::Digest;
-        use subtle::ConstantTimeEq;
-        let presented = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| hex::encode(sha2::Sha256::digest(t.trim().as_bytes())));
-        let ok = presented.is_some_and(|p| {
-            bool::from(p.as_bytes().ct_eq(expected.to_ascii_lowercase().as_bytes()))
-        });
-        if !ok {
-            return GatewayError::Unauthenticated {
-                message: "the admin endpoints need `Authorization: Bearer <admin token>`".into(),
-                challenge: "Bearer realm=\"portico-admin\"".into(),
-            }
-            .into_response();
-        }
-    }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! one [`error::GatewayError`], written by the door's renderer. [`app`] assembles the stack,
 //! [`cli`] runs it, [`reload`] swaps snapshots.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

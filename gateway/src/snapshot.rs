@@ -119,8 +119,9 @@ impl Snapshot {
         Self::build_after(config, None).await
     }
 
-    /// [`Snapshot::build`], for a reload of `previous`: what can carry over does (the JWT
-    /// verifier and its cached keys, when `auth.jwt` did not change).
+    /// [`Snapshot::build`], for a reload of `previous`: what can carry over does (backends
+    /// whose config did not change, with their breaker, health and connections; the JWT
+    /// verifier and its cached keys, when `auth.jwt` did not change; the rate-limit store).
     pub async fn build_after(
         config: Config,
         previous: Option<&Snapshot>,
@@ -146,8 +147,18 @@ impl Snapshot {
                     *p = config.resolve_path(p);
                 }
             }
-            let backend =
-                Backend::new(name, &b).map_err(|m| invalid(format!("backends.{name}"), m))?;
+            // A backend whose config did not change is kept, with its breaker, health,
+            // outlier and connection state.
+            let kept = previous
+                .and_then(|p| p.upstream.backend(name))
+                .filter(|old| old.built_from(&b))
+                .cloned();
+            let backend = match kept {
+                Some(backend) => backend,
+                None => {
+                    Backend::new(name, &b).map_err(|m| invalid(format!("backends.{name}"), m))?
+                }
+            };
             backends.insert(name.clone(), backend);
         }
 
@@ -431,9 +442,24 @@ impl Snapshot {
         })
     }
 
-    /// Points what this snapshot counts (backend calls, rate-limit decisions) at `metrics`.
-    fn install_metrics(&self, metrics: &Arc<crate::telemetry::Metrics>) {
+    /// Whether `other` was built from the same config and descriptors (a reflection poll that
+    /// found nothing new need not swap).
+    pub fn same_inputs(&self, other: &Snapshot) -> bool {
+        serde_json::to_string(&self.config).ok() == serde_json::to_string(&other.config).ok()
+            && self.registry.pool().encode_to_vec() == other.registry.pool().encode_to_vec()
+    }
+
+    /// Points what this snapshot counts (backend calls, rate-limit decisions) at `metrics`,
+    /// and its backend calls' spans at `tracer`.
+    fn install_telemetry(
+        &self,
+        metrics: &Arc<crate::telemetry::Metrics>,
+        tracer: Option<&Arc<crate::telemetry::Tracer>>,
+    ) {
         self.upstream.set_metrics(metrics.clone());
+        if let Some(t) = tracer {
+            self.upstream.set_tracer(t.clone());
+        }
         if let Some(l) = &self.limiter {
             l.set_metrics(metrics.clone());
         }
@@ -562,17 +588,35 @@ pub struct Current {
     inner: RwLock<Arc<Snapshot>>,
     /// The gateway's metrics: they outlive every snapshot.
     metrics: Arc<crate::telemetry::Metrics>,
+    /// Where spans go, when `telemetry.otlp` was configured at startup (changing it needs a
+    /// restart).
+    tracer: Option<Arc<crate::telemetry::Tracer>>,
 }
 
 impl Current {
-    /// Holds `snapshot`.
+    /// Holds `snapshot`, and starts exporting spans when its config says where to (inside a
+    /// tokio runtime; an exporter that cannot start is logged and left out).
     pub fn new(snapshot: Snapshot) -> Self {
         let metrics = Arc::new(crate::telemetry::Metrics::new());
-        snapshot.install_metrics(&metrics);
+        let tracer =
+            match crate::telemetry::Tracer::start(&snapshot.config.telemetry, metrics.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "spans will not be exported");
+                    None
+                }
+            };
+        snapshot.install_telemetry(&metrics, tracer.as_ref());
         Self {
             inner: RwLock::new(Arc::new(snapshot)),
             metrics,
+            tracer,
         }
+    }
+
+    /// Where spans go, if they are exported.
+    pub fn tracer(&self) -> Option<&Arc<crate::telemetry::Tracer>> {
+        self.tracer.as_ref()
     }
 
     /// The gateway's metrics.
@@ -590,7 +634,7 @@ impl Current {
 
     /// Replaces the snapshot for requests admitted from now on.
     pub fn store(&self, snapshot: Snapshot) {
-        snapshot.install_metrics(&self.metrics);
+        snapshot.install_telemetry(&self.metrics, self.tracer.as_ref());
         let new = Arc::new(snapshot);
         match self.inner.write() {
             Ok(mut g) => *g = new,

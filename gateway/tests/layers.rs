@@ -1,6 +1,6 @@
 //! The front door's layering, checked on the source: which modules of the gateway may import
-//! which. Data flows one way (HTTP in, plan, gRPC out): the assembly (`app`, `cli`, `reload`,
-//! `server`) imports the doors, the doors import the ingress, the ingress and the doors import
+//! which. Data flows one way (HTTP in, plan, gRPC out): the assembly (`admin`, `app`, `cli`,
+//! `reload`, `server`) imports the doors, the doors import the ingress, the ingress and the doors import
 //! the core (snapshot, request context and policy chain, engine, transport, upstream...), and
 //! never the other way. No door imports another door, except the endpoint door running
 //! operations through the GraphQL door's prepare step and executor.
@@ -28,7 +28,10 @@ enum Room {
 
 fn room(module: &str) -> Room {
     let within = |prefix: &str| module == prefix || module.starts_with(&format!("{prefix}::"));
-    if ["app", "cli", "reload", "server"].iter().any(|m| within(m)) {
+    if ["admin", "app", "cli", "reload", "server"]
+        .iter()
+        .any(|m| within(m))
+    {
         Room::Top
     } else if within("ingress") {
         Room::Ingress

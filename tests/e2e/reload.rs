@@ -87,3 +87,238 @@ async fn a_good_reload_swaps_and_a_bad_one_keeps_the_old_config_serving() {
     assert_eq!(restart, vec!["listen"]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A folder of its own for one test's files (removed when dropped).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("portico-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// GETs an admin path (the test's config has an admin listener).
+async fn admin_get(env: &TestEnv, path: &str) -> portico_e2e::Reply {
+    let url = format!("{}{path}", env.admin.as_ref().expect("an admin listener"));
+    env.send(env.client.get(url)).await
+}
+
+/// The breaker state of `backend` in `/admin/backends`.
+async fn breaker_state(env: &TestEnv, backend: &str) -> String {
+    let all = admin_get(env, "/admin/backends").await.json();
+    all["backends"]
+        .as_array()
+        .and_then(|l| l.iter().find(|b| b["name"] == backend))
+        .map(|b| b["breaker"]["state"].as_str().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no backend {backend} in {all}"))
+}
+
+#[tokio::test]
+async fn a_backend_keeps_its_breaker_state_across_a_reload_that_does_not_touch_it() {
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let dir = TempDir::new("reload-breaker");
+    let path = dir.0.join("bff.yaml");
+    let descriptors = repo_root().join("descriptors/demo.binpb");
+    let base = demo_config(&demo, "admin: { listen: 127.0.0.1:0 }\n")
+        .replace("descriptors/demo.binpb", &descriptors.display().to_string())
+        .replace(
+            "    services: [demo.v1.UserService]\n",
+            "    services: [demo.v1.UserService]\n    resilience: { breaker: { consecutive_failures: 2, open_for: 60s } }\n",
+        );
+    std::fs::write(&path, &base).unwrap();
+    let source = ConfigSource {
+        path: path.clone(),
+        ..Default::default()
+    };
+    let env = TestEnv::serve(demo, source.build().await.unwrap()).await;
+    let knobs = env.knobs(portico_demo::DemoService::Users);
+    knobs.fail_next(2);
+    for _ in 0..2 {
+        assert_eq!(env.get("/v1/users/1").await.status, 503);
+    }
+    assert_eq!(breaker_state(&env, "users").await, "open");
+
+    // another backend's config changes: the users backend is carried over as it was
+    let other = base.replace(
+        "    services: [demo.v1.OrderService]\n",
+        "    services: [demo.v1.OrderService]\n    timeout: 3s\n",
+    );
+    assert_ne!(other, base);
+    std::fs::write(&path, &other).unwrap();
+    reload(&env.gateway, &source).await.unwrap();
+    assert_eq!(breaker_state(&env, "users").await, "open");
+    let r = env.get("/v1/users/1").await;
+    assert!(r.text.contains("circuit breaker is open"), "{}", r.text);
+    assert_eq!(
+        knobs.calls("GetUser"),
+        2,
+        "the open breaker kept the backend out"
+    );
+    assert_eq!(env.get("/v1/orders/o-1001").await.status, 200);
+
+    // its own config changes: it starts afresh
+    std::fs::write(
+        &path,
+        other.replace("consecutive_failures: 2", "consecutive_failures: 3"),
+    )
+    .unwrap();
+    reload(&env.gateway, &source).await.unwrap();
+    assert_eq!(breaker_state(&env, "users").await, "closed");
+    assert_eq!(env.get("/v1/users/1").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_proto_changed_on_disk_adds_a_route_under_load_and_a_broken_one_keeps_the_old_routes() {
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let dir = TempDir::new("reload-watch");
+    // the demo protos, compiled in-process from a folder of the test's own
+    let protos = dir.0.join("proto/demo/v1");
+    std::fs::create_dir_all(&protos).unwrap();
+    for f in ["catalog", "common", "orders", "users"] {
+        std::fs::copy(
+            repo_root().join(format!("descriptors/proto/demo/v1/{f}.proto")),
+            protos.join(format!("{f}.proto")),
+        )
+        .unwrap();
+    }
+    let path = dir.0.join("bff.yaml");
+    let yaml = demo_config(
+        &demo,
+        "admin: { listen: 127.0.0.1:0 }\nreload: { debounce: 100ms }\n",
+    )
+    .replace("- file: descriptors/demo.binpb", "- proto: proto");
+    std::fs::write(&path, &yaml).unwrap();
+    let source = ConfigSource {
+        path: path.clone(),
+        ..Default::default()
+    };
+    let env = TestEnv::serve_source(demo, source).await;
+    env.reloader.as_ref().unwrap().start();
+    assert_eq!(env.get("/v2/people/1").await.status, 404);
+
+    // a load loop that must never see a failure
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (client, url, stop) = (
+            env.client.clone(),
+            format!("{}/v1/users/1", env.base),
+            stop.clone(),
+        );
+        async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }
+    });
+
+    // a new binding, written to disk, is served within 2s
+    let users = protos.join("users.proto");
+    let text = std::fs::read_to_string(&users).unwrap();
+    let binding = r#"additional_bindings { get: "/v1/people/{id}" }"#;
+    assert!(text.contains(binding));
+    let changed_at = std::time::Instant::now();
+    std::fs::write(
+        &users,
+        text.replace(
+            binding,
+            &format!(r#"{binding} additional_bindings {{ get: "/v2/people/{{id}}" }}"#),
+        ),
+    )
+    .unwrap();
+    let served_after = loop {
+        if env.get("/v2/people/1").await.status == 200 {
+            break changed_at.elapsed();
+        }
+        assert!(
+            changed_at.elapsed() < std::time::Duration::from_secs(10),
+            "the new route never appeared: {}",
+            admin_get(&env, "/admin/reloads").await.text
+        );
+    };
+    eprintln!("the new route was served {served_after:?} after the write");
+    assert!(
+        served_after < std::time::Duration::from_secs(2),
+        "took {served_after:?}"
+    );
+    let history = admin_get(&env, "/admin/reloads").await.json();
+    let last = history["reloads"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["result"], "ok", "{history}");
+    assert!(
+        last["trigger"].as_str().unwrap().contains("users.proto"),
+        "{history}"
+    );
+
+    // a broken file: the reload fails, says why in the history, the old routes keep serving
+    let before = history["reloads"].as_array().unwrap().len();
+    std::fs::write(&users, "syntax = \"proto3\";\nmessage {").unwrap();
+    let failed = loop {
+        let h = admin_get(&env, "/admin/reloads").await.json();
+        let records = h["reloads"].as_array().unwrap().clone();
+        if records.len() > before {
+            break records.last().unwrap().clone();
+        }
+        assert!(
+            changed_at.elapsed() < std::time::Duration::from_secs(20),
+            "no reload after the broken write: {h}"
+        );
+    };
+    assert_eq!(failed["result"], "error", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("users.proto"),
+        "{failed}"
+    );
+    assert_eq!(env.get("/v2/people/1").await.status, 200);
+
+    // POST /admin/reload answers the record of the reload it ran (422: it failed)
+    let url = format!("{}/admin/reload", env.admin.as_ref().unwrap());
+    let r = env.send(env.client.post(&url)).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json()["trigger"], "POST /admin/reload");
+    std::fs::write(&users, &text).unwrap();
+    let r = env.send(env.client.post(&url)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["result"], "ok");
+
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = load.await.unwrap();
+    assert!(ok > 0);
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+}
+
+#[tokio::test]
+async fn post_admin_reload_without_a_config_file_says_there_is_nothing_to_reload() {
+    let env = TestEnv::start_with("admin: { listen: 127.0.0.1:0 }\n").await;
+    let url = format!("{}/admin/reload", env.admin.as_ref().unwrap());
+    let r = env.send(env.client.post(&url)).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(r.text.contains("nothing to reload"), "{}", r.text);
+}

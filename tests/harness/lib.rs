@@ -81,15 +81,20 @@ pub struct TestEnv {
     /// `http://127.0.0.1:PORT` of the admin listener, when the config has an `admin` section
     /// (served on a free port, whatever `admin.listen` says).
     pub admin: Option<String>,
+    /// The reloader, for a gateway started from a config file ([`TestEnv::serve_source`]).
+    pub reloader: Option<Arc<portico::reload::Reloader>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
 /// Serves the admin router of `gateway` on a free port when its config asks for one.
-async fn admin_listener(gateway: &Arc<Gateway>) -> Option<String> {
+async fn admin_listener(
+    gateway: &Arc<Gateway>,
+    reloader: Option<Arc<portico::reload::Reloader>>,
+) -> Option<String> {
     gateway.snapshot().config.admin.as_ref()?;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = portico::app::admin_router(gateway.clone());
+    let app = portico::admin::router(gateway.clone(), reloader);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -192,24 +197,46 @@ impl TestEnv {
             )
             .await;
         });
-        let admin = admin_listener(&gateway).await;
+        let admin = admin_listener(&gateway, None).await;
         TestEnv {
             demo,
             base,
             client: reqwest::Client::new(),
             gateway,
             admin,
+            reloader: None,
             stop: Some(stop),
         }
     }
 
     /// A gateway serving `snapshot` over `demo`.
     pub async fn serve(demo: DemoCluster, snapshot: Snapshot) -> TestEnv {
+        Self::serve_with(demo, Gateway::new(snapshot), None).await
+    }
+
+    /// A gateway built from the config file of `source` over `demo`, with its reloader
+    /// (`env.reloader`: `POST /admin/reload` and the reload history work; call `start` on it
+    /// to watch the files too).
+    pub async fn serve_source(demo: DemoCluster, source: portico::reload::ConfigSource) -> TestEnv {
+        let snapshot = source
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("snapshot builds: {e}"));
+        let gateway = Gateway::new(snapshot);
+        let reloader = portico::reload::Reloader::new(gateway.clone(), source, None);
+        Self::serve_with(demo, gateway, Some(reloader)).await
+    }
+
+    async fn serve_with(
+        demo: DemoCluster,
+        gateway: Arc<Gateway>,
+        reloader: Option<Arc<portico::reload::Reloader>>,
+    ) -> TestEnv {
+        let snapshot = gateway.snapshot();
         let limits = snapshot.config.limits.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let gateway = Gateway::new(snapshot);
         let app = router(gateway.clone());
         tokio::spawn(async move {
             let _ = portico::server::serve(listener, app, &limits, async {
@@ -217,13 +244,14 @@ impl TestEnv {
             })
             .await;
         });
-        let admin = admin_listener(&gateway).await;
+        let admin = admin_listener(&gateway, reloader.clone()).await;
         TestEnv {
             demo,
             base,
             client: reqwest::Client::new(),
             gateway,
             admin,
+            reloader,
             stop: Some(stop),
         }
     }
@@ -541,5 +569,208 @@ impl TestEnv {
             .expect("connection_init sent");
         assert_eq!(next_ws_json(&mut ws).await["type"], "connection_ack");
         ws
+    }
+}
+
+/// Every log line the gateways of this test binary write, as JSON, in one buffer: a global
+/// subscriber installed by the first call to [`logs`] (a subscriber per test, set as the
+/// thread's default, loses events when tests run in parallel: tracing caches whether a
+/// call site is enabled across threads). Tests pick their own lines by request id.
+pub struct Logs(std::sync::Mutex<Vec<u8>>);
+
+/// The buffer of [`Logs`], capturing from the first call on.
+pub fn logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<&'static Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Logs = Box::leak(Box::new(Logs(std::sync::Mutex::new(Vec::new()))));
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogWriter(logs))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+}
+
+struct LogWriter(&'static Logs);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// The lines written so far whose request span has an id starting with `prefix`.
+    pub fn of_requests(&self, prefix: &str) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| {
+                v["span"]["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(prefix))
+            })
+            .collect()
+    }
+
+    /// The access lines (target `portico::access`) of the requests with ids starting with
+    /// `prefix`.
+    pub fn access_lines(&self, prefix: &str) -> Vec<Value> {
+        self.of_requests(prefix)
+            .into_iter()
+            .filter(|v| v["target"] == "portico::access")
+            .collect()
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}
+
+/// An OTLP trace collector on a free port (a real tonic `TraceService`), keeping every span
+/// it receives with its resource's `service.name`.
+pub struct OtlpCollector {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    spans: Arc<CollectedSpans>,
+    _stop: oneshot::Sender<()>,
+}
+
+/// The collector's service: hands what it receives to the shared [`CollectedSpans`].
+struct Collect(Arc<CollectedSpans>);
+
+#[derive(Default)]
+struct CollectedSpans {
+    spans: std::sync::Mutex<Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)>>,
+    arrived: tokio::sync::Notify,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collect
+{
+    async fn export(
+        &self,
+        req: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let mut spans = self
+            .0
+            .spans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for rs in req.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    spans.push((service.clone(), span));
+                }
+            }
+        }
+        drop(spans);
+        self.0.arrived.notify_waiters();
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl OtlpCollector {
+    /// Starts one on 127.0.0.1:0.
+    pub async fn start() -> OtlpCollector {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind collector");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let spans = Arc::new(CollectedSpans::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let service = TraceServiceServer::new(Collect(spans.clone()));
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await;
+        });
+        OtlpCollector {
+            endpoint,
+            spans,
+            _stop: stop,
+        }
+    }
+
+    /// Waits (up to 10 s) until `ready` holds for the spans received (each with its
+    /// `service.name`), and returns them.
+    pub async fn wait_for(
+        &self,
+        ready: impl Fn(&[(String, opentelemetry_proto::tonic::trace::v1::Span)]) -> bool,
+    ) -> Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let arrived = self.spans.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let spans = self
+                .spans
+                .spans
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if ready(&spans) {
+                return spans;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!("the collector never got the spans expected; it has {spans:#?}");
+            }
+        }
+    }
+
+    /// How many spans arrived so far.
+    pub fn count(&self) -> usize {
+        self.spans
+            .spans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{Gateway, router};
 use crate::config::ConfigError;
-use crate::reload::ConfigSource;
+use crate::reload::{ConfigSource, Record, Reloader, Trigger};
 use crate::server::ServerTls;
 use crate::snapshot::{LoadError, Snapshot};
 #[cfg(feature = "demo")]
@@ -49,9 +49,9 @@ pub struct Args {
     /// BFF binaries turn on).
     #[arg(long)]
     pub demo: bool,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format (default: the config's `log.format`, else text).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Runtime worker threads (default: one per CPU). On small machines shared with other
     /// processes, fewer workers cost less CPU per request (see the README's Performance).
     #[arg(long, value_name = "N")]
@@ -208,7 +208,9 @@ pub async fn run(
         );
         return Ok(());
     }
+    let (built_at, started) = (std::time::SystemTime::now(), std::time::Instant::now());
     let snapshot = source.build().await?;
+    let build_took = started.elapsed();
     match &args.command {
         Some(Command::Schema { check }) => return schema_command(&snapshot, check.as_deref()),
         Some(Command::Manifest) => {
@@ -276,6 +278,10 @@ pub async fn run(
         None => None,
     };
     let gateway = Gateway::new(snapshot);
+    let reloader = Reloader::new(gateway.clone(), source, tls.clone());
+    reloader
+        .history()
+        .push(Record::new(built_at, &Trigger::Startup, build_took));
     if let Some(listener) = admin {
         let local = listener.local_addr().map_err(CliError::Serve)?;
         {
@@ -287,18 +293,14 @@ pub async fn run(
             )
             .and_then(|()| out.flush());
         }
-        let app = crate::app::admin_router(gateway.clone());
+        let app = crate::admin::router(gateway.clone(), Some(reloader.clone()));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "the admin listener failed");
             }
         });
     }
-    tokio::spawn(crate::reload::on_sighup(
-        gateway.clone(),
-        source,
-        tls.clone(),
-    ));
+    reloader.start();
     let drain = crate::server::Drain {
         readiness: gateway.readiness().clone(),
         delay: drain_cfg.delay.get(),
@@ -413,7 +415,7 @@ fn schema_command(snapshot: &Snapshot, check: Option<&std::path::Path>) -> Resul
 /// on stderr).
 pub fn main(profile: Profile) -> std::process::ExitCode {
     let args = Args::parse();
-    init_tracing(args.log_format);
+    init_tracing(log_format(&args, &profile));
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
@@ -425,6 +427,19 @@ pub fn main(profile: Profile) -> std::process::ExitCode {
             eprintln!("error: cannot start the async runtime: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The log format: `--log-format`, else the config's `log.format` (when the config reads;
+/// a config that does not is reported once logging is up), else text.
+fn log_format(args: &Args, profile: &Profile) -> LogFormat {
+    if let Some(f) = args.log_format {
+        return f;
+    }
+    let path = args.config.as_ref().unwrap_or(&profile.default_config);
+    match crate::config::load(path).ok().and_then(|c| c.log.format) {
+        Some(crate::config::LogFormat::Json) => LogFormat::Json,
+        Some(crate::config::LogFormat::Text) | None => LogFormat::Text,
     }
 }
 

@@ -15,6 +15,11 @@ pub struct AdminConfig {
     /// `Authorization: Bearer <token>` (`printf %s "$TOKEN" | sha256sum`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
+    /// Backends that must have at least one healthy, non-ejected endpoint for `/readyz` to
+    /// answer ready (default: none; a backend outage then degrades answers without taking
+    /// the gateway out of its load balancer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready_backends: Vec<String>,
 }
 
 impl AdminConfig {

@@ -299,6 +299,16 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Err((key, message)) = cfg.log.validate() {
+        return Err(ConfigError::invalid(cfg, format!("log.{key}"), message));
+    }
+    if let Err((key, message)) = cfg.telemetry.validate() {
+        return Err(ConfigError::invalid(
+            cfg,
+            format!("telemetry.{key}"),
+            message,
+        ));
+    }
     if let Some(admin) = &cfg.admin {
         if let Err((key, message)) = admin.validate() {
             return Err(ConfigError::invalid(cfg, format!("admin.{key}"), message));
@@ -309,6 +319,15 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 "admin.listen",
                 "the admin listener must not share the client port",
             ));
+        }
+        for (i, name) in admin.ready_backends.iter().enumerate() {
+            if !cfg.backends.contains_key(name) {
+                return Err(ConfigError::invalid(
+                    cfg,
+                    format!("admin.ready_backends[{i}]"),
+                    format!("no backend named {name:?} in `backends`"),
+                ));
+            }
         }
     }
     if let Some(cors) = &cfg.cors

@@ -10,6 +10,7 @@ mod bff;
 mod cors;
 mod graphql;
 mod load;
+mod operate;
 mod ratelimit;
 mod resilience;
 mod shaping;
@@ -36,6 +37,7 @@ pub use bff::{
 pub use cors::{CorsConfig, OriginPattern, origin_pattern};
 pub use graphql::{BatchConfig, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind};
 pub use load::{ConfigError, load, parse};
+pub use operate::{LogConfig, LogFormat, OtlpConfig, ReloadConfig, TelemetryConfig};
 pub use ratelimit::{
     CostKind, KeyPart, KeySpec, LimitRule, LimitStore, OnError, PlanLimit, RateLimitsConfig,
     RedisLimitConfig,
@@ -58,6 +60,15 @@ pub struct Config {
     /// The admin listener: metrics, health, read-only views (none without this section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminConfig>,
+    /// Live reloads: watching files, re-polling reflection.
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    /// Log format and the access log.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The gateway's spans, exported over OTLP.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// TLS on the listener (plain HTTP without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,

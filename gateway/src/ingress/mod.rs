@@ -199,9 +199,11 @@ async fn admit_on(
         rpc = tracing::field::Empty,
     );
     let start = StdInstant::now();
+    let started_at = std::time::SystemTime::now();
     let id_header = id.0.clone();
     let mut door_of = Door::Rest;
     let mut route_of: Option<String> = None;
+    let mut ctx_of: Option<Arc<RequestCtx>> = None;
     let admitted = async {
         match admit_parts(ingress, snapshot.clone(), &mut parts, id).await {
             Ok(admitted) => {
@@ -216,6 +218,7 @@ async fn admit_on(
                     span.record("caller", id.subject.as_str());
                 }
                 let notes = admitted.ctx.limit_notes.clone();
+                ctx_of = Some(admitted.ctx.clone());
                 parts.extensions.insert(admitted);
                 let mut resp = next.run(Request::from_parts(parts, body)).await;
                 if let Some(notes) = notes {
@@ -242,15 +245,37 @@ async fn admit_on(
                 .map(|m| m.0.template.clone())
         })
         .unwrap_or_else(|| "unmatched".to_string());
+    let log = &snapshot.config.log;
+    if log.access
+        && (status >= 400 || log.access_sample >= 1.0 || rand::random::<f64>() < log.access_sample)
+    {
+        let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let calls = ctx_of.as_ref().map_or(0, |c| c.calls.get());
+        span.in_scope(|| {
+            if status >= 500 {
+                tracing::warn!(target: "portico::access", route = route.as_str(), status, latency_us, calls, "request finished");
+            } else {
+                tracing::info!(target: "portico::access", route = route.as_str(), status, latency_us, calls, "request finished");
+            }
+        });
+    }
+    if let (Some(tracer), Some(ctx)) = (ingress.current.tracer(), &ctx_of)
+        && ctx.trace.recorded
+    {
+        tracer.request_span(crate::telemetry::traces::RequestSpan {
+            ids: ctx.trace.request_span(),
+            start: started_at,
+            took,
+            method: method.as_str(),
+            route: (route != "unmatched").then_some(route.as_str()),
+            path: &ctx.path,
+            status,
+            client: ctx.client_ip.map(|ip| ip.to_string()),
+            door: door_of.as_str(),
+            request_id: ctx.id.as_str(),
+        });
+    }
     metrics.http_request(&method, route, status, door_of.as_str(), took);
-    let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::warn!(status, latency_us, "request finished");
-        } else {
-            tracing::info!(status, latency_us, "request finished");
-        }
-    });
     resp.headers_mut().insert(REQUEST_ID_HEADER, id_header);
     resp
 }
@@ -301,7 +326,10 @@ async fn admit_parts(
         client,
         client_ip,
         trace: {
-            let trace = TraceContext::from_headers(&parts.headers);
+            let mut trace = TraceContext::from_headers(&parts.headers);
+            if let Some(tracer) = ingress.current.tracer() {
+                trace.decide_recording(|| tracer.sample());
+            }
             tracing::Span::current().record("trace_id", tracing::field::display(trace.trace_id()));
             trace
         },
@@ -316,6 +344,7 @@ async fn admit_parts(
         budget: Budget::new(timeout, snapshot.config.deadlines.max.get()),
         identity: None,
         limit_notes: None,
+        calls: Default::default(),
     };
     snapshot
         .outbound

@@ -133,6 +133,30 @@ pub struct RequestCtx {
     /// The rate limits the request was counted against, for the answer's headers (set by
     /// the limit stage when `rate_limits.headers` is on).
     pub limit_notes: Option<Arc<crate::ratelimit::LimitNotes>>,
+    /// How many backend calls the request made (for its access line).
+    pub calls: CallCount,
+}
+
+/// A count of backend calls, bumped by [`RequestCtx::call_to`]; a clone starts from the
+/// count so far.
+#[derive(Debug, Default)]
+pub struct CallCount(std::sync::atomic::AtomicU32);
+
+impl CallCount {
+    /// The count so far.
+    pub fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Clone for CallCount {
+    fn clone(&self) -> Self {
+        Self(std::sync::atomic::AtomicU32::new(self.get()))
+    }
 }
 
 impl RequestCtx {
@@ -152,6 +176,7 @@ impl RequestCtx {
             identity: None,
             trace: TraceContext::from_headers(&http::HeaderMap::new()),
             limit_notes: None,
+            calls: CallCount::default(),
         }
     }
 
@@ -159,9 +184,12 @@ impl RequestCtx {
     /// It sends the request's metadata, gets the deadline of the one rule
     /// ([`Budget::call_deadline`] of the target's timeout) and the target's idempotency.
     pub fn call_to(&self, target: &Target, body: CallBody) -> Call {
+        self.calls.bump();
         let mut metadata = self.metadata.clone();
-        // Each call is a span of its own in the request's trace.
-        if let Ok(parent) = tonic::metadata::MetadataValue::try_from(self.trace.child().as_bytes())
+        // Each call is a span of its own in the request's trace, child of the request's span.
+        let span_id = crate::telemetry::traces::new_span_id();
+        if let Ok(parent) =
+            tonic::metadata::MetadataValue::try_from(self.trace.child_with(span_id).as_bytes())
         {
             metadata.insert("traceparent", parent);
         }
@@ -184,6 +212,15 @@ impl RequestCtx {
             metadata,
             deadline: self.budget.call_deadline(target.timeout),
             idempotent: target.idempotent,
+            span: self
+                .trace
+                .recorded
+                .then_some(crate::telemetry::traces::SpanIds {
+                    trace_id: self.trace.trace_id,
+                    span_id,
+                    parent_id: Some(self.trace.span_id),
+                    parent_remote: false,
+                }),
         }
     }
 }

@@ -22,6 +22,11 @@ pub struct TraceContext {
     pub flags: u8,
     /// The client's `tracestate`, passed on untouched.
     pub tracestate: Option<HeaderValue>,
+    /// The gateway's own span for this request: the parent of its backend calls' spans.
+    pub span_id: u64,
+    /// Whether the gateway records (exports) this trace's spans: spans are exported and the
+    /// trace is sampled.
+    pub recorded: bool,
 }
 
 impl TraceContext {
@@ -38,27 +43,59 @@ impl TraceContext {
                 parent_id: Some(parent_id),
                 flags,
                 tracestate: headers.get("tracestate").cloned(),
+                span_id: nonzero_u64(),
+                recorded: false,
             },
             None => TraceContext {
                 trace_id: nonzero_u128(),
                 parent_id: None,
                 flags: 0x01,
                 tracestate: None,
+                span_id: nonzero_u64(),
+                recorded: false,
             },
         }
     }
 
     /// A `traceparent` for a backend call: this trace, a new span id.
     pub fn child(&self) -> HeaderValue {
+        self.child_with(nonzero_u64())
+    }
+
+    /// A `traceparent` for a backend call whose span is `span_id`.
+    pub fn child_with(&self, span_id: u64) -> HeaderValue {
         let text = format!(
             "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            nonzero_u64(),
-            self.flags
+            self.trace_id, span_id, self.flags
         );
         HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(
             "00-00000000000000000000000000000001-0000000000000001-01",
         ))
+    }
+
+    /// Whether the trace is sampled (flag `01`).
+    pub fn sampled(&self) -> bool {
+        self.flags & 0x01 == 0x01
+    }
+
+    /// Decides, for a trace the gateway exports spans of, whether this request's are: a
+    /// client's trace by its sampled flag, one the gateway started by `sample` (which also
+    /// sets the flag the backends see).
+    pub fn decide_recording(&mut self, sample: impl FnOnce() -> bool) {
+        if self.parent_id.is_none() {
+            self.flags = if sample() { 0x01 } else { 0x00 };
+        }
+        self.recorded = self.sampled();
+    }
+
+    /// The ids of the request's own span.
+    pub fn request_span(&self) -> crate::telemetry::traces::SpanIds {
+        crate::telemetry::traces::SpanIds {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_id: self.parent_id,
+            parent_remote: self.parent_id.is_some(),
+        }
     }
 
     /// The trace id as 32 hex digits, formatted when displayed (for log lines).

@@ -98,6 +98,8 @@ pub struct Metrics {
     pub rate_limit: Family<LimitLabels, Counter>,
     /// Decisions the Redis store could not make, by what the request got.
     pub rate_limit_store_errors: Family<StoreErrorLabels, Counter>,
+    /// Spans not exported: the queue was full, or the collector refused or did not answer.
+    pub spans_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -153,8 +155,15 @@ impl Metrics {
             "Rate-limit decisions the shared store could not make",
             rate_limit_store_errors.clone(),
         );
+        let spans_dropped = Counter::default();
+        registry.register(
+            "portico_spans_dropped",
+            "Spans not exported (queue full, or the OTLP collector failed)",
+            spans_dropped.clone(),
+        );
         Metrics {
             registry,
+            spans_dropped,
             http_duration,
             http_active,
             rpc_duration,

@@ -61,6 +61,8 @@ struct BackendInner {
     bulkhead: Bulkhead,
     retry: RetryPolicy,
     budget: RetryBudget,
+    /// What it was built from ([`Backend::fingerprint`]).
+    fingerprint: u64,
 }
 
 impl Backend {
@@ -87,8 +89,30 @@ impl Backend {
                 bulkhead: Bulkhead::new(&r.bulkhead),
                 retry: RetryPolicy::new(&r.retry),
                 budget: RetryBudget::new(&r.retry),
+                fingerprint: Self::fingerprint(cfg),
             }),
         })
+    }
+
+    /// A hash of what a backend is built from: its config (with TLS paths already resolved)
+    /// and the contents of its TLS files. A reload keeps a backend whose fingerprint did not
+    /// change, with its breaker, health, outlier and connection state.
+    pub fn fingerprint(cfg: &BackendConfig) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(cfg).unwrap_or_default().hash(&mut h);
+        if let Some(tls) = &cfg.tls {
+            for p in [&tls.ca, &tls.cert, &tls.key].into_iter().flatten() {
+                // An unreadable file hashes as such: building the backend reports it.
+                std::fs::read(p).ok().hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+
+    /// Whether this backend was built from `cfg` (same [`Backend::fingerprint`]).
+    pub fn built_from(&self, cfg: &BackendConfig) -> bool {
+        self.inner.fingerprint == Self::fingerprint(cfg)
     }
 
     /// The backend's name.
@@ -233,6 +257,8 @@ pub struct Upstream {
     fallbacks: Arc<Fallbacks>,
     /// Where calls are counted (set when the snapshot is installed).
     metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
+    /// Where calls' spans go, when spans are exported (set when the snapshot is installed).
+    tracer: std::sync::OnceLock<Arc<crate::telemetry::Tracer>>,
 }
 
 impl Upstream {
@@ -241,12 +267,35 @@ impl Upstream {
         let _ = self.metrics.set(metrics);
     }
 
-    /// Records one call to `method` that took `took` and ended with `code`.
-    fn record(&self, method: &prost_reflect::MethodDescriptor, code: i32, took: Duration) {
+    /// Exports this upstream's calls' spans through `tracer` (once; later calls change
+    /// nothing).
+    pub fn set_tracer(&self, tracer: Arc<crate::telemetry::Tracer>) {
+        let _ = self.tracer.set(tracer);
+    }
+
+    /// Records one call to `method` that took `took` and ended with `code`: its metrics, and
+    /// its span when it has one.
+    fn record(
+        &self,
+        method: &prost_reflect::MethodDescriptor,
+        span: Option<crate::telemetry::traces::SpanIds>,
+        code: i32,
+        took: Duration,
+    ) {
+        let service = method.parent_service().full_name();
+        let backend = self.by_service.get(service).map_or("none", Backend::name);
         if let Some(m) = self.metrics.get() {
-            let service = method.parent_service().full_name();
-            let backend = self.by_service.get(service).map_or("none", Backend::name);
             m.rpc_call(service, method.name(), code, backend, took);
+        }
+        if let (Some(ids), Some(tracer)) = (span, self.tracer.get()) {
+            tracer.call_span(crate::telemetry::traces::CallSpan {
+                ids,
+                took,
+                service,
+                method: method.name(),
+                code,
+                backend,
+            });
         }
     }
 
@@ -266,6 +315,7 @@ impl Upstream {
             max_response_bytes,
             fallbacks: Arc::new(Fallbacks::default()),
             metrics: std::sync::OnceLock::new(),
+            tracer: std::sync::OnceLock::new(),
         }
     }
 
@@ -344,10 +394,15 @@ impl Upstream {
     /// the backend is sick, its circuit is open or its bulkhead is full, and the method has a
     /// static fallback, the fallback is the reply (with `fallback: true`).
     pub async fn unary(&self, call: Call) -> Result<Reply, UpstreamError> {
-        let method = call.method.clone();
+        let (method, span) = (call.method.clone(), call.span);
         let start = std::time::Instant::now();
         let result = self.unary_call(call).await;
-        self.record(&method, code_of(result.as_ref().err()), start.elapsed());
+        self.record(
+            &method,
+            span,
+            code_of(result.as_ref().err()),
+            start.elapsed(),
+        );
         match result {
             Err(e) if e.allows_fallback() => match self.fallbacks.get(method.full_name()) {
                 Some(msg) => {
@@ -412,11 +467,16 @@ impl Upstream {
     /// with [`Call::remaining`]-based timeouts. The stream keeps its bulkhead slot until it is
     /// dropped.
     pub async fn server_streaming(&self, call: Call) -> Result<StreamReply, UpstreamError> {
-        let method = call.method.clone();
+        let (method, span) = (call.method.clone(), call.span);
         let start = std::time::Instant::now();
         let result = self.server_streaming_call(call).await;
         // A stream is counted when it starts (its headers), not when it ends.
-        self.record(&method, code_of(result.as_ref().err()), start.elapsed());
+        self.record(
+            &method,
+            span,
+            code_of(result.as_ref().err()),
+            start.elapsed(),
+        );
         result
     }
 

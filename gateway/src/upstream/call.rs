@@ -24,6 +24,9 @@ pub struct Call {
     /// Whether the method may be retried on UNAVAILABLE (the target's
     /// [`is_idempotent`](super::is_idempotent)).
     pub idempotent: bool,
+    /// The call's span, when the request's trace is recorded (its id is the one in the
+    /// call's `traceparent`).
+    pub span: Option<crate::telemetry::traces::SpanIds>,
 }
 
 /// The request side of a call.
