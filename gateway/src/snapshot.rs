@@ -110,6 +110,8 @@ pub struct Snapshot {
     pub limit_store: Option<Arc<crate::ratelimit::Store>>,
     /// The limit stage, for the startup listing.
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
+    /// The gateway's metrics, once the snapshot is installed.
+    metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
 }
 
 impl Snapshot {
@@ -439,7 +441,14 @@ impl Snapshot {
             cors,
             limit_store,
             limiter,
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The gateway's metrics, once this snapshot was installed (none before: nothing is
+    /// counted for a snapshot that never served).
+    pub fn metrics(&self) -> Option<&Arc<crate::telemetry::Metrics>> {
+        self.metrics.get()
     }
 
     /// Whether `other` was built from the same config and descriptors (a reflection poll that
@@ -457,6 +466,8 @@ impl Snapshot {
         tracer: Option<&Arc<crate::telemetry::Tracer>>,
     ) {
         self.upstream.set_metrics(metrics.clone());
+        let _ = self.metrics.set(metrics.clone());
+        metrics.backends.watch(self.upstream.clone());
         if let Some(t) = tracer {
             self.upstream.set_tracer(t.clone());
         }

@@ -24,8 +24,8 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
-#[test]
-fn every_panel_queries_metrics_the_gateway_exposes() {
+#[tokio::test]
+async fn every_panel_queries_metrics_the_gateway_exposes() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/portico.json");
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -49,6 +49,16 @@ fn every_panel_queries_metrics_the_gateway_exposes() {
         .rate_limit_store_errors
         .get_or_create(&outcome)
         .inc();
+    metrics.retry("users", "demo.v1.UserService", "GetUser");
+    metrics.graphql_operation("query", "Home".into(), true, &["NOT_FOUND".into()]);
+    metrics.persisted_lookup("hit");
+    // and a backend, whose state is read at scrape time
+    let cfg: portico::config::BackendConfig =
+        yaml_serde::from_str("{ endpoints: [\"http://127.0.0.1:9\"] }").unwrap();
+    let backend = portico::upstream::Backend::new("users", &cfg).unwrap();
+    let backends = std::collections::HashMap::from([("users".to_string(), backend)]);
+    let upstream = portico::upstream::Upstream::new(backends, &Default::default(), 1 << 20);
+    metrics.backends.watch(std::sync::Arc::new(upstream));
     let (_, exposition) = metrics.render(true);
     let mut checked = 0;
     for panel in dashboard["panels"].as_array().unwrap() {

@@ -613,3 +613,176 @@ async fn a_sample_ratio_of_zero_exports_nothing_the_gateway_starts_and_a_dead_co
         "{spans:#?}"
     );
 }
+
+#[tokio::test]
+async fn breaker_bulkhead_endpoint_and_retry_metrics_follow_the_backends() {
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let yaml = portico_e2e::demo_config(&demo, "admin: { listen: 127.0.0.1:0 }\n").replace(
+        "    services: [demo.v1.UserService]\n",
+        "    services: [demo.v1.UserService]\n    resilience: { breaker: { consecutive_failures: 2, open_for: 60s }, retry: { max_attempts: 2, initial_backoff: 1ms, max_backoff: 1ms, budget_min_per_second: 100 } }\n",
+    );
+    let env = TestEnv::start_config(demo, &yaml).await;
+    let knobs = env.knobs(DemoService::Users);
+    let users = |state: &'static str| [("portico_backend", "users"), ("state", state)];
+
+    let s = scrape(&env).await;
+    assert_eq!(count(&s, "portico_breaker_state", &users("closed")), 1.0);
+    assert_eq!(count(&s, "portico_breaker_state", &users("open")), 0.0);
+    assert_eq!(
+        count(&s, "portico_backend_endpoints", &users("healthy")),
+        1.0
+    );
+    assert_eq!(
+        count(
+            &s,
+            "portico_bulkhead_in_flight",
+            &[("portico_backend", "users")]
+        ),
+        0.0
+    );
+
+    // one failure, retried: the answer is good and the retry is counted
+    knobs.fail_next(1);
+    assert_eq!(env.get("/v1/users/1").await.status, 200);
+    let s = scrape(&env).await;
+    assert_eq!(
+        count(
+            &s,
+            "portico_upstream_retries_total",
+            &[("portico_backend", "users"), ("rpc_method", "GetUser")]
+        ),
+        1.0
+    );
+
+    // two failed attempts in a row open the breaker: the state and the transition show it
+    knobs.fail_next(2);
+    assert_eq!(env.get("/v1/users/1").await.status, 503);
+    let s = scrape(&env).await;
+    assert_eq!(count(&s, "portico_breaker_state", &users("open")), 1.0);
+    assert_eq!(count(&s, "portico_breaker_state", &users("closed")), 0.0);
+    assert_eq!(
+        count(
+            &s,
+            "portico_breaker_transitions_total",
+            &[("portico_backend", "users"), ("to", "open")]
+        ),
+        1.0
+    );
+    // other backends are untouched
+    assert_eq!(
+        count(
+            &s,
+            "portico_breaker_state",
+            &[("portico_backend", "orders"), ("state", "closed")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn graphql_operations_errors_and_persisted_lookups_are_counted() {
+    let env = TestEnv::start_example("bff-web").await;
+    let home_id = {
+        let snap = env.gateway.snapshot();
+        snap.operations
+            .as_ref()
+            .unwrap()
+            .get("Home")
+            .unwrap()
+            .id
+            .clone()
+    };
+    // a named operation of the BFF, by its id: a persisted hit
+    let r = env
+        .json(
+            "POST",
+            "/graphql",
+            &json!({"documentId": home_id, "operationName": "Home", "variables": {"userId": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // a client's own name: counted as _OTHER (labels stay bounded)
+    let r = env
+        .json(
+            "POST",
+            "/graphql",
+            &json!({"query": "query MyScreen { user(id: \"1\") { displayName } }", "operationName": "MyScreen"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // an anonymous query failing at the backend: an error by its code
+    let r = env
+        .json(
+            "POST",
+            "/graphql",
+            &json!({"query": "{ user(id: \"4242\") { displayName } }"}),
+        )
+        .await;
+    assert!(r.text.contains("NOT_FOUND"), "{}", r.text);
+    // an unknown id: a persisted miss, and its refusal by code
+    let r = env
+        .json(
+            "POST",
+            "/graphql",
+            &json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "0".repeat(64)}}}),
+        )
+        .await;
+    assert!(r.text.contains("PERSISTED_QUERY_NOT_FOUND"), "{}", r.text);
+
+    let s = scrape(&env).await;
+    let ops = "portico_graphql_operations_total";
+    assert_eq!(
+        count(
+            &s,
+            ops,
+            &[
+                ("graphql_operation_name", "Home"),
+                ("graphql_operation_type", "query"),
+                ("outcome", "ok")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(
+            &s,
+            ops,
+            &[("graphql_operation_name", "_OTHER"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(
+            &s,
+            ops,
+            &[("graphql_operation_name", ""), ("outcome", "partial")]
+        ) + count(
+            &s,
+            ops,
+            &[("graphql_operation_name", ""), ("outcome", "error")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(&s, "portico_graphql_errors_total", &[("code", "NOT_FOUND")]),
+        1.0
+    );
+    assert_eq!(
+        count(
+            &s,
+            "portico_graphql_errors_total",
+            &[("code", "PERSISTED_QUERY_NOT_FOUND")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(&s, "portico_persisted_queries_total", &[("result", "hit")]),
+        1.0
+    );
+    assert_eq!(
+        count(&s, "portico_persisted_queries_total", &[("result", "miss")]),
+        1.0
+    );
+}

@@ -82,6 +82,8 @@ pub struct Breaker {
     /// `a` = calls, `b` = sick failures.
     window: Window,
     inner: Mutex<Inner>,
+    /// Transitions so far, by the state entered (closed, open, half-open).
+    transitions: [std::sync::atomic::AtomicU64; 3],
 }
 
 /// Admission to make one call; report its result with [`BreakerPermit::record`].
@@ -108,7 +110,15 @@ impl Breaker {
                 probes_in_flight: 0,
                 probe_successes: 0,
             }),
+            transitions: Default::default(),
         }
+    }
+
+    /// How many times it entered `to` so far.
+    pub fn transitions_to(&self, to: BreakerState) -> u64 {
+        self.transitions
+            .get(usize::from(to.as_u8()))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -169,6 +179,9 @@ impl Breaker {
         let from = inner.state;
         inner.state = to;
         self.state.store(to.as_u8(), Ordering::Release);
+        if let Some(count) = self.transitions.get(usize::from(to.as_u8())) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         match to {
             BreakerState::Open => {
                 inner.open_until = Instant::now() + self.cfg.open_for.get();

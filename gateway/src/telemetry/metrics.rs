@@ -10,6 +10,13 @@
 //! | `portico_reloads_total` | counter | `result` (`ok`, `error`) |
 //! | `portico_rate_limit_decisions_total` | counter | `rule`, `decision` (`allowed`, `limited`) |
 //! | `portico_rate_limit_store_errors_total` | counter | `outcome` (`allowed`, `denied`, `fallback`) |
+//! | `portico_spans_dropped_total` | counter | |
+//! | `portico_upstream_retries_total` | counter | `portico_backend`, `rpc_service`, `rpc_method` |
+//! | `portico_graphql_operations_total` | counter | `graphql_operation_type`, `graphql_operation_name` (the BFF's named operations; `_OTHER` for any other name), `outcome` (`ok`, `partial`, `error`) |
+//! | `portico_graphql_errors_total` | counter | `code` (`extensions.code`) |
+//! | `portico_persisted_queries_total` | counter | `result` (`hit`, `registered`, `miss`) |
+//!
+//! The backends' state (breakers, bulkheads, endpoints) is read at scrape time ([`super::backends`]).
 
 use std::time::Duration;
 
@@ -82,6 +89,43 @@ pub struct StoreErrorLabels {
     pub outcome: &'static str,
 }
 
+/// The labels of a retried backend call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// The backend's name in the config.
+    pub portico_backend: String,
+    /// The full service name.
+    pub rpc_service: String,
+    /// The method name.
+    pub rpc_method: String,
+}
+
+/// The labels of a GraphQL operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GraphqlOperationLabels {
+    /// `query`, `mutation` or `subscription`.
+    pub graphql_operation_type: &'static str,
+    /// One of the BFF's named operations, `_OTHER` for any other name, empty when anonymous.
+    pub graphql_operation_name: String,
+    /// `ok` (no errors), `partial` (data and errors) or `error` (no data).
+    pub outcome: &'static str,
+}
+
+/// The labels of a GraphQL error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// Its `extensions.code` (`UNKNOWN` without one).
+    pub code: String,
+}
+
+/// The labels of a persisted-operation lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PersistedLabels {
+    /// `hit` (the document found by its id), `registered` (an APQ document stored) or `miss`
+    /// (an unknown id, refused).
+    pub result: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -100,6 +144,16 @@ pub struct Metrics {
     pub rate_limit_store_errors: Family<StoreErrorLabels, Counter>,
     /// Spans not exported: the queue was full, or the collector refused or did not answer.
     pub spans_dropped: Counter,
+    /// Backend calls retried.
+    pub retries: Family<RetryLabels, Counter>,
+    /// GraphQL operations run, by type, name and outcome.
+    pub graphql_operations: Family<GraphqlOperationLabels, Counter>,
+    /// GraphQL errors by code.
+    pub graphql_errors: Family<CodeLabels, Counter>,
+    /// Persisted-operation lookups by result.
+    pub persisted: Family<PersistedLabels, Counter>,
+    /// The backends whose state is read at scrape time.
+    pub backends: std::sync::Arc<super::backends::BackendsCollector>,
 }
 
 impl Default for Metrics {
@@ -161,9 +215,40 @@ impl Metrics {
             "Spans not exported (queue full, or the OTLP collector failed)",
             spans_dropped.clone(),
         );
+        let retries = Family::<RetryLabels, Counter>::default();
+        registry.register(
+            "portico_upstream_retries",
+            "Backend calls retried (each retry once)",
+            retries.clone(),
+        );
+        let graphql_operations = Family::<GraphqlOperationLabels, Counter>::default();
+        registry.register(
+            "portico_graphql_operations",
+            "GraphQL operations run, by type, name and outcome",
+            graphql_operations.clone(),
+        );
+        let graphql_errors = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "portico_graphql_errors",
+            "GraphQL errors answered, by extensions.code",
+            graphql_errors.clone(),
+        );
+        let persisted = Family::<PersistedLabels, Counter>::default();
+        registry.register(
+            "portico_persisted_queries",
+            "Persisted-operation lookups by result",
+            persisted.clone(),
+        );
+        let backends = std::sync::Arc::new(super::backends::BackendsCollector::default());
+        registry.register_collector(Box::new(backends.clone()));
         Metrics {
             registry,
             spans_dropped,
+            retries,
+            graphql_operations,
+            graphql_errors,
+            persisted,
+            backends,
             http_duration,
             http_active,
             rpc_duration,
@@ -203,6 +288,64 @@ impl Metrics {
                 portico_backend: backend.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one retry of a call to `service`/`method` on `backend`.
+    pub fn retry(&self, backend: &str, service: &str, method: &str) {
+        self.retries
+            .get_or_create(&RetryLabels {
+                portico_backend: backend.to_string(),
+                rpc_service: service.to_string(),
+                rpc_method: method.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one GraphQL operation and its errors' codes.
+    pub fn graphql_operation(
+        &self,
+        kind: &'static str,
+        name: String,
+        has_data: bool,
+        codes: &[String],
+    ) {
+        let outcome = match (codes.is_empty(), has_data) {
+            (true, _) => "ok",
+            (false, true) => "partial",
+            (false, false) => "error",
+        };
+        self.graphql_operations
+            .get_or_create(&GraphqlOperationLabels {
+                graphql_operation_type: kind,
+                graphql_operation_name: name,
+                outcome,
+            })
+            .inc();
+        for code in codes {
+            self.graphql_error(code);
+        }
+    }
+
+    /// Counts one GraphQL error answered with `code` (a code that is not an upper-case
+    /// identifier of up to 64 characters counts as `OTHER`: labels stay bounded).
+    pub fn graphql_error(&self, code: &str) {
+        let bounded = !code.is_empty()
+            && code.len() <= 64
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        self.graphql_errors
+            .get_or_create(&CodeLabels {
+                code: if bounded { code } else { "OTHER" }.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one persisted-operation lookup.
+    pub fn persisted_lookup(&self, result: &'static str) {
+        self.persisted
+            .get_or_create(&PersistedLabels { result })
+            .inc();
     }
 
     /// The metrics in the Prometheus text format (0.0.4), or OpenMetrics when `openmetrics`;

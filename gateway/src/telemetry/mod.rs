@@ -1,8 +1,10 @@
 //! Telemetry: what the gateway tells its operators. Metric names and labels live here
 //! ([`metrics`]), recorded at the front door's stages (the ingress for every request, the
 //! outbound chain for every backend call) and served on the admin listener; the spans of
-//! requests and backend calls are exported over OTLP ([`traces`]).
+//! requests and backend calls are exported over OTLP ([`traces`]); the backends' state is read
+//! at scrape time ([`backends`]).
 
+pub mod backends;
 pub mod metrics;
 pub mod traces;
 

@@ -167,6 +167,25 @@ impl Backend {
             .clone()
     }
 
+    /// Its breakers: the backend's one (`None`), or one per method that was called
+    /// (`Some(method)`), sorted.
+    pub fn breakers(&self) -> Vec<(Option<String>, Arc<Breaker>)> {
+        if let Some(b) = &self.inner.breaker {
+            return vec![(None, b.clone())];
+        }
+        let map = self
+            .inner
+            .method_breakers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut list: Vec<(Option<String>, Arc<Breaker>)> = map
+            .iter()
+            .map(|(m, b)| (Some(m.to_string()), b.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
     /// The backend's state as JSON (for `GET /admin/backends`).
     pub fn status(&self) -> Json {
         let b = &self.inner;
@@ -346,6 +365,13 @@ impl Upstream {
     /// A backend by name.
     pub fn backend(&self, name: &str) -> Option<&Backend> {
         self.backends.get(name)
+    }
+
+    /// Every backend, sorted by name.
+    pub fn backends(&self) -> Vec<&Backend> {
+        let mut list: Vec<&Backend> = self.backends.values().collect();
+        list.sort_by(|a, b| a.name().cmp(b.name()));
+        list
     }
 
     /// Every backend's state, sorted by name (for `GET /admin/backends`).
@@ -627,6 +653,9 @@ impl Upstream {
             }
             tracing::info!(backend = %name, method = %method.full_name(), attempt = n,
                 endpoint = %ep.label(), error = %err, backoff = ?backoff, "retrying");
+            if let Some(m) = self.metrics.get() {
+                m.retry(name, method.parent_service().full_name(), method.name());
+            }
             tokio::time::sleep(backoff).await;
             avoid = Some(ep);
         }

@@ -91,7 +91,14 @@ pub async fn execute(request: Request) -> Response {
         return disabled();
     };
     let links = ctx.links.clone();
+    let mut request = request;
+    let labels = operation_labels(&mut request, &p.snapshot);
     let mut resp = Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await;
+    if let Some(m) = p.snapshot.metrics() {
+        let codes: Vec<String> = resp.errors.iter().map(error_code).collect();
+        let has_data = !matches!(resp.data, async_graphql::Value::Null);
+        m.graphql_operation(labels.0, labels.1, has_data, &codes);
+    }
     let served: Vec<String> = fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
     if !served.is_empty() {
         resp = resp.extension(
@@ -104,6 +111,56 @@ pub async fn execute(request: Request) -> Response {
     // Lean payloads of this BFF's profile (redaction already happened in the resolvers).
     p.snapshot.shaping.shape_graphql(&mut resp);
     resp
+}
+
+/// The metric labels of the operation `request` runs: its type (`unknown` when the document
+/// does not parse or names no operation) and its name when it is one of the BFF's named
+/// operations (`_OTHER` for any other name: clients choose names, labels must stay bounded;
+/// empty when anonymous).
+fn operation_labels(request: &mut Request, snapshot: &Snapshot) -> (&'static str, String) {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let name = request.operation_name.clone();
+    let kind = match request.parsed_query() {
+        Ok(doc) => {
+            let op = match (&doc.operations, name.as_deref()) {
+                (DocumentOperations::Single(op), _) => Some(&op.node),
+                (DocumentOperations::Multiple(ops), Some(n)) => ops.get(n).map(|op| &op.node),
+                (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+                    ops.values().next().map(|op| &op.node)
+                }
+                (DocumentOperations::Multiple(_), None) => None,
+            };
+            match op.map(|o| o.ty) {
+                Some(OperationType::Query) => "query",
+                Some(OperationType::Mutation) => "mutation",
+                Some(OperationType::Subscription) => "subscription",
+                None => "unknown",
+            }
+        }
+        Err(_) => "unknown",
+    };
+    let name = match name {
+        None => String::new(),
+        Some(n)
+            if snapshot
+                .operations
+                .as_ref()
+                .is_some_and(|o| o.get(&n).is_some()) =>
+        {
+            n
+        }
+        Some(_) => "_OTHER".to_string(),
+    };
+    (kind, name)
+}
+
+/// An error's `extensions.code` (`UNKNOWN` without one).
+fn error_code(e: &ServerError) -> String {
+    match e.extensions.as_ref().and_then(|x| x.get("code")) {
+        Some(async_graphql::Value::String(code)) => code.clone(),
+        Some(async_graphql::Value::Enum(code)) => code.to_string(),
+        _ => "UNKNOWN".to_string(),
+    }
 }
 
 impl async_graphql::Executor for GatewayExecutor {

@@ -10,6 +10,7 @@ use http::request::Parts;
 
 use super::executor::Prepared;
 use crate::error::{ErrorKind, GatewayError};
+use crate::graphql::bff::persisted::Persisted;
 use crate::graphql::engine::limits::{self, codes};
 use crate::graphql::transport::{ConnectionInitPayload, Prepare, is_websocket};
 use crate::ingress::Admitted;
@@ -47,6 +48,21 @@ impl GatewayPrepare {
         req: async_graphql::Request,
         origin: Origin,
     ) -> Result<async_graphql::Request, GatewayError> {
+        let metrics = snapshot.metrics().cloned();
+        let result = Self::prepare_checked(snapshot, ctx, req, origin).await;
+        if let (Err(e), Some(m)) = (&result, &metrics) {
+            m.graphql_error(e.kind().code());
+        }
+        result
+    }
+
+    /// [`GatewayPrepare::prepare_on`] before its refusals are counted.
+    async fn prepare_checked(
+        snapshot: Arc<Snapshot>,
+        ctx: Arc<RequestCtx>,
+        req: async_graphql::Request,
+        origin: Origin,
+    ) -> Result<async_graphql::Request, GatewayError> {
         let Some(schema) = snapshot.graphql.clone() else {
             return Err(GatewayError::rejected(
                 ErrorKind::GraphqlDisabled,
@@ -54,7 +70,18 @@ impl GatewayPrepare {
             ));
         };
         let (mut req, pending) = match origin {
-            Origin::Client => snapshot.persisted.resolve(req).await?,
+            Origin::Client => {
+                let by_id = Persisted::names_an_id(&req);
+                let resolved = snapshot.persisted.resolve(req).await;
+                if let (true, Some(m)) = (by_id, snapshot.metrics()) {
+                    m.persisted_lookup(match &resolved {
+                        Ok((_, Some(_))) => "registered",
+                        Ok((_, None)) => "hit",
+                        Err(_) => "miss",
+                    });
+                }
+                resolved?
+            }
             Origin::Trusted => (req, None),
         };
         let lim = &snapshot.config.graphql.limits;

@@ -89,6 +89,12 @@ impl Persisted {
         }
     }
 
+    /// Whether a request names its document by id (`extensions.persistedQuery` or
+    /// `documentId`).
+    pub fn names_an_id(req: &async_graphql::Request) -> bool {
+        matches!(requested_id(req), Ok(Some(_)))
+    }
+
     /// Fills in the document of a request that names one by id, or refuses the request;
     /// never parses. Returns the request and what to register in the APQ store afterwards.
     pub async fn resolve(
