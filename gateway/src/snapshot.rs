@@ -112,6 +112,8 @@ pub struct Snapshot {
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
     /// The gateway's metrics, once the snapshot is installed.
     metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
+    /// Where spans go, once the snapshot is installed (when spans are exported).
+    tracer: std::sync::OnceLock<Arc<crate::telemetry::Tracer>>,
 }
 
 impl Snapshot {
@@ -442,7 +444,13 @@ impl Snapshot {
             limit_store,
             limiter,
             metrics: std::sync::OnceLock::new(),
+            tracer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where spans go, when they are exported and this snapshot was installed.
+    pub fn tracer(&self) -> Option<&Arc<crate::telemetry::Tracer>> {
+        self.tracer.get()
     }
 
     /// The gateway's metrics, once this snapshot was installed (none before: nothing is
@@ -470,6 +478,7 @@ impl Snapshot {
         metrics.backends.watch(self.upstream.clone());
         if let Some(t) = tracer {
             self.upstream.set_tracer(t.clone());
+            let _ = self.tracer.set(t.clone());
         }
         if let Some(l) = &self.limiter {
             l.set_metrics(metrics.clone());

@@ -512,6 +512,60 @@ async fn spans_of_requests_and_backend_calls_reach_an_otlp_collector_linked_pare
         format!("00-{client_trace}-{}-01", hex::encode(&call.span_id))
     );
 
+    // a GraphQL request: request span -> operation span -> one span per backend call
+    let graphql_trace = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let query = json!({
+        "query": "query Profile { user(id: \"1\") { displayName orders { id } } }",
+        "operationName": "Profile"
+    });
+    let r = env
+        .send(
+            env.client
+                .post(format!("{}/graphql", env.base))
+                .header(
+                    "traceparent",
+                    format!("00-{graphql_trace}-{client_span}-01"),
+                )
+                .json(&query),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let spans = collector
+        .wait_for(|s| {
+            s.iter()
+                .filter(|(_, sp)| hex::encode(&sp.trace_id) == graphql_trace)
+                .count()
+                >= 4
+        })
+        .await;
+    let ours: Vec<_> = spans
+        .iter()
+        .map(|(_, sp)| sp)
+        .filter(|sp| hex::encode(&sp.trace_id) == graphql_trace)
+        .collect();
+    let request = ours
+        .iter()
+        .find(|sp| sp.kind == SpanKind::Server as i32)
+        .unwrap();
+    assert_eq!(request.name, "POST /graphql");
+    let operation = ours
+        .iter()
+        .find(|sp| sp.kind == SpanKind::Internal as i32)
+        .unwrap_or_else(|| panic!("{ours:#?}"));
+    assert_eq!(operation.name, "query Profile");
+    assert_eq!(attr(operation, "graphql.operation.type"), "query");
+    assert_eq!(attr(operation, "graphql.operation.name"), "Profile");
+    assert_eq!(operation.parent_span_id, request.span_id);
+    let calls: Vec<_> = ours
+        .iter()
+        .filter(|sp| sp.kind == SpanKind::Client as i32)
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(
+        calls.iter().all(|c| c.parent_span_id == operation.span_id),
+        "{calls:#?}"
+    );
+
     // a trace the client marked unsampled is not exported, and stays unsampled downstream
     let before = collector.count();
     let r = env

@@ -137,10 +137,10 @@ pub struct RequestCtx {
     pub calls: CallCount,
 }
 
-/// A count of backend calls, bumped by [`RequestCtx::call_to`]; a clone starts from the
-/// count so far.
-#[derive(Debug, Default)]
-pub struct CallCount(std::sync::atomic::AtomicU32);
+/// A count of backend calls, bumped by [`RequestCtx::call_to`]; shared by the clones of a
+/// context (a GraphQL operation runs on a clone with a span of its own).
+#[derive(Clone, Debug, Default)]
+pub struct CallCount(Arc<std::sync::atomic::AtomicU32>);
 
 impl CallCount {
     /// The count so far.
@@ -150,12 +150,6 @@ impl CallCount {
 
     fn bump(&self) {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Clone for CallCount {
-    fn clone(&self) -> Self {
-        Self(std::sync::atomic::AtomicU32::new(self.get()))
     }
 }
 

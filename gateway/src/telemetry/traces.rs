@@ -1,5 +1,5 @@
-//! The gateway's spans, exported over OTLP: a server span per request and a client span per
-//! backend call, with exactly the ids the W3C trace context carries, so a backend's spans hang
+//! The gateway's spans, exported over OTLP: a server span per request, an internal span per
+//! GraphQL operation, and a client span per backend call, with exactly the ids the W3C trace context carries, so a backend's spans hang
 //! under the gateway's call span, which hangs under its request span, which hangs under the
 //! client's span.
 //!
@@ -177,6 +177,48 @@ impl Tracer {
             name,
             r.start,
             r.took,
+            attributes,
+            status,
+        ));
+    }
+
+    /// Queues the span of a finished GraphQL operation (`query Home`; attributes
+    /// `graphql.operation.type`, `graphql.operation.name`, and `portico.graphql.errors`, the
+    /// number of errors answered).
+    pub fn operation_span(
+        &self,
+        ids: SpanIds,
+        start: SystemTime,
+        took: Duration,
+        kind: &'static str,
+        name: Option<&str>,
+        errors: usize,
+    ) {
+        let mut attributes = vec![
+            KeyValue::new("graphql.operation.type", kind),
+            KeyValue::new(
+                "portico.graphql.errors",
+                i64::try_from(errors).unwrap_or(i64::MAX),
+            ),
+        ];
+        if let Some(name) = name {
+            attributes.push(KeyValue::new("graphql.operation.name", name.to_string()));
+        }
+        let span_name = match name {
+            Some(n) => format!("{kind} {n}"),
+            None => kind.to_string(),
+        };
+        let status = if errors == 0 {
+            Status::Unset
+        } else {
+            Status::error(format!("{errors} GraphQL error(s)"))
+        };
+        self.queue(self.span(
+            ids,
+            SpanKind::Internal,
+            span_name,
+            start,
+            took,
             attributes,
             status,
         ));

@@ -67,9 +67,19 @@ fn disabled() -> Response {
 }
 
 fn operation_ctx(p: &Prepared, fallbacks: Fallbacks) -> Option<GraphqlCtx> {
+    operation_ctx_with(p, p.ctx.clone(), fallbacks)
+}
+
+/// [`operation_ctx`] whose calls are made under `ctx` (the request's, or a clone with the
+/// operation's span).
+fn operation_ctx_with(
+    p: &Prepared,
+    ctx: Arc<RequestCtx>,
+    fallbacks: Fallbacks,
+) -> Option<GraphqlCtx> {
     let g = p.snapshot.graphql.as_ref()?;
     Some(GraphqlCtx::new(
-        p.ctx.clone(),
+        ctx,
         p.snapshot.outbound.clone(),
         p.snapshot.registry.pool().clone(),
         g.links.clone(),
@@ -87,13 +97,43 @@ pub async fn execute(request: Request) -> Response {
         return disabled();
     };
     let fallbacks = Fallbacks::default();
-    let Some(ctx) = operation_ctx(&p, fallbacks.clone()) else {
+    // A recorded trace gets a span for the operation, the parent of its backend calls' spans.
+    let span = p
+        .snapshot
+        .tracer()
+        .filter(|_| p.ctx.trace.recorded)
+        .map(|tracer| {
+            let mut ctx = (*p.ctx).clone();
+            ctx.trace.span_id = crate::telemetry::traces::new_span_id();
+            (tracer.clone(), Arc::new(ctx), std::time::SystemTime::now())
+        });
+    let call_ctx = span.as_ref().map_or_else(|| p.ctx.clone(), |s| s.1.clone());
+    let Some(ctx) = operation_ctx_with(&p, call_ctx, fallbacks.clone()) else {
         return disabled();
     };
     let links = ctx.links.clone();
     let mut request = request;
     let labels = operation_labels(&mut request, &p.snapshot);
+    let name = request.operation_name.clone();
+    let started = std::time::Instant::now();
     let mut resp = Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await;
+    if let Some((tracer, op_ctx, start)) = span {
+        let ids = crate::telemetry::traces::SpanIds {
+            trace_id: op_ctx.trace.trace_id,
+            span_id: op_ctx.trace.span_id,
+            parent_id: Some(p.ctx.trace.span_id),
+            parent_remote: false,
+        };
+        let took = started.elapsed();
+        tracer.operation_span(
+            ids,
+            start,
+            took,
+            labels.0,
+            name.as_deref(),
+            resp.errors.len(),
+        );
+    }
     if let Some(m) = p.snapshot.metrics() {
         let codes: Vec<String> = resp.errors.iter().map(error_code).collect();
         let has_data = !matches!(resp.data, async_graphql::Value::Null);
