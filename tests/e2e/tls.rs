@@ -317,3 +317,44 @@ backends:
     assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[tokio::test]
+async fn the_admin_listener_can_require_a_client_certificate() {
+    let d = dir("admin-mtls");
+    let w: Written = generate(&d, &["127.0.0.1".into()], "operator").unwrap();
+    let env = TestEnv::start_with(&format!(
+        "admin:\n  listen: 127.0.0.1:0\n  tls: {{ cert: {}, key: {}, client_ca: {} }}\n",
+        w.server.0.display(),
+        w.server.1.display(),
+        w.ca.display()
+    ))
+    .await;
+    let admin = env.admin.clone().unwrap();
+    assert!(admin.starts_with("https://"), "{admin}");
+    // without a client certificate: no TLS session, nothing served
+    let anonymous = client(&w.ca, None, false);
+    assert!(
+        anonymous
+            .get(format!("{admin}/metrics"))
+            .send()
+            .await
+            .is_err()
+    );
+    // with one the CA signed: served
+    let operator = client(&w.ca, Some(&w.client), false);
+    let r = operator
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("http_server_active_requests")
+    );
+    // the client port is plain HTTP as configured, and has no metrics
+    assert_eq!(env.get("/metrics").await.status, 404);
+    std::fs::remove_dir_all(&d).ok();
+}

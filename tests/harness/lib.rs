@@ -91,12 +91,26 @@ async fn admin_listener(
     gateway: &Arc<Gateway>,
     reloader: Option<Arc<portico::reload::Reloader>>,
 ) -> Option<String> {
-    gateway.snapshot().config.admin.as_ref()?;
+    let snapshot = gateway.snapshot();
+    let admin = snapshot.config.admin.as_ref()?;
+    let tls = admin.tls.as_ref().map(|cfg| {
+        portico::server::ServerTls::load(cfg, &snapshot.config.base_dir).expect("admin TLS loads")
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{}", listener.local_addr().expect("addr"));
     let app = portico::admin::router(gateway.clone(), reloader);
+    let limits = snapshot.config.limits.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = portico::server::serve_tls(
+            listener,
+            app,
+            &limits,
+            std::future::pending(),
+            portico::server::Drain::default(),
+            tls,
+        )
+        .await;
     });
     Some(base)
 }

@@ -273,7 +273,11 @@ pub async fn run(
                     addr: a.listen,
                     source,
                 })?;
-            Some(listener)
+            let tls = match &a.tls {
+                Some(cfg) => Some(ServerTls::load(cfg, &snapshot.config.base_dir)?),
+                None => None,
+            };
+            Some((listener, tls))
         }
         None => None,
     };
@@ -282,20 +286,34 @@ pub async fn run(
     reloader
         .history()
         .push(Record::new(built_at, &Trigger::Startup, build_took));
-    if let Some(listener) = admin {
+    if let Some((listener, admin_tls)) = admin {
         let local = listener.local_addr().map_err(CliError::Serve)?;
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
                 out,
-                "admin endpoints (metrics, health, views) on http://{local}"
+                "admin endpoints (metrics, health, views) on {}://{local}",
+                if admin_tls.is_some() { "https" } else { "http" }
             )
             .and_then(|()| out.flush());
         }
         let app = crate::admin::router(gateway.clone(), Some(reloader.clone()));
+        if let Some(tls) = &admin_tls {
+            tls.watch();
+        }
+        let limits = limits.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = crate::server::serve_tls(
+                listener,
+                app,
+                &limits,
+                std::future::pending(),
+                crate::server::Drain::default(),
+                admin_tls,
+            )
+            .await;
+            if let Err(e) = served {
                 tracing::error!(error = %e, "the admin listener failed");
             }
         });

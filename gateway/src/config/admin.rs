@@ -20,6 +20,10 @@ pub struct AdminConfig {
     /// the gateway out of its load balancer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ready_backends: Vec<String>,
+    /// TLS on the admin listener, and client certificates (`client_ca`: only clients with a
+    /// certificate it signed get in). Same keys as the top-level `tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::TlsConfig>,
 }
 
 impl AdminConfig {
@@ -33,6 +37,9 @@ impl AdminConfig {
                 "must be 64 hex digits (printf %s \"$TOKEN\" | sha256sum), never the token itself"
                     .into(),
             ));
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|(k, m)| (format!("tls.{k}"), m))?;
         }
         Ok(())
     }

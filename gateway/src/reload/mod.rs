@@ -72,6 +72,7 @@ impl ConfigSource {
                         listen,
                         token_sha256: None,
                         ready_backends: Vec::new(),
+                        tls: None,
                     });
                 }
             }
@@ -171,8 +172,9 @@ async fn reload_once(
     if a.listen != b.listen {
         restart.push("listen");
     }
-    if a.admin.as_ref().map(|x| x.listen) != b.admin.as_ref().map(|x| x.listen) {
-        restart.push("admin.listen");
+    if a.admin.as_ref().map(|x| (x.listen, &x.tls)) != b.admin.as_ref().map(|x| (x.listen, &x.tls))
+    {
+        restart.push("admin.listen / admin.tls (the files' contents are reloaded live)");
     }
     if a.log.format != b.log.format {
         restart.push("log.format");
