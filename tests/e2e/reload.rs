@@ -322,3 +322,125 @@ async fn post_admin_reload_without_a_config_file_says_there_is_nothing_to_reload
     assert_eq!(r.status, 404, "{}", r.text);
     assert!(r.text.contains("nothing to reload"), "{}", r.text);
 }
+
+/// A reflection server serving the descriptor set `set` on `addr` (port 0: any), until the
+/// returned sender is dropped; the join handle ends once it stopped.
+async fn reflection_on(
+    addr: std::net::SocketAddr,
+    set: &'static [u8],
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(set)
+        .build_v1()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await;
+    });
+    (addr, stop, task)
+}
+
+/// The services `/admin/services` lists.
+async fn served_services(env: &TestEnv) -> Vec<String> {
+    let all = admin_get(env, "/admin/services").await.json();
+    all["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn reflection_is_polled_and_a_changed_answer_is_swapped_in() {
+    let demo_set: &'static [u8] = Box::leak(
+        std::fs::read(repo_root().join("descriptors/demo.binpb"))
+            .unwrap()
+            .into_boxed_slice(),
+    );
+    let corpus_set: &'static [u8] = Box::leak(
+        std::fs::read(repo_root().join("tests/corpus/grpc-gateway.binpb"))
+            .unwrap()
+            .into_boxed_slice(),
+    );
+    let (addr, stop, task) = reflection_on("127.0.0.1:0".parse().unwrap(), demo_set).await;
+    let dir = TempDir::new("reload-reflection");
+    let path = dir.0.join("bff.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nreload: {{ watch: false, reflection_interval: 50ms }}\ndescriptors:\n  - reflection: things\nbackends:\n  things:\n    endpoints: [http://{addr}]\n"
+        ),
+    )
+    .unwrap();
+    let source = ConfigSource {
+        path,
+        ..Default::default()
+    };
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let env = TestEnv::serve_source(demo, source).await;
+    let reloader = env.reloader.clone().unwrap();
+    reloader.start();
+    assert!(
+        served_services(&env)
+            .await
+            .contains(&"demo.v1.UserService".to_string())
+    );
+
+    // the backend is redeployed on the same address with other services
+    drop(stop);
+    task.await.unwrap();
+    let (_, _stop, _task) = reflection_on(addr, corpus_set).await;
+    let t0 = std::time::Instant::now();
+    let record = loop {
+        let h = admin_get(&env, "/admin/reloads").await.json();
+        if let Some(r) = h["reloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["result"] == "ok")
+        {
+            break r.clone();
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "no reload after the backend changed: {h}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(record["trigger"], "reflection poll", "{record}");
+    let now = served_services(&env).await;
+    assert!(!now.contains(&"demo.v1.UserService".to_string()), "{now:?}");
+    assert!(!now.is_empty());
+    // polls that found nothing new swapped nothing and left no record (a poll that found
+    // the backend down in between is recorded as an error)
+    let h = admin_get(&env, "/admin/reloads").await.json();
+    let records = h["reloads"].as_array().unwrap();
+    assert_eq!(
+        records.iter().filter(|r| r["result"] == "ok").count(),
+        1,
+        "{h}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["trigger"] == "reflection poll" && r["result"] != "unchanged"),
+        "{h}"
+    );
+}
