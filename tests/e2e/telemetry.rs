@@ -840,3 +840,34 @@ async fn graphql_operations_errors_and_persisted_lookups_are_counted() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn open_client_connections_are_counted() {
+    let env = TestEnv::start_with("admin: { listen: 127.0.0.1:0 }\n").await;
+    let open = |s: &Scrape| count(s, "portico_connections_open", &[]);
+    // Waits (bounded) until the count is `want`.
+    async fn becomes(env: &TestEnv, want: f64) {
+        let t0 = std::time::Instant::now();
+        loop {
+            let s = scrape(env).await;
+            let n = count(&s, "portico_connections_open", &[]);
+            if n == want {
+                return;
+            }
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "open connections stayed {n}, not {want}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let before = open(&scrape(&env).await);
+    let addr = env.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    becomes(&env, before + 3.0).await;
+    drop(idle);
+    becomes(&env, before).await;
+}

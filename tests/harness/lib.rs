@@ -198,6 +198,10 @@ impl TestEnv {
         let (stop, stopped) = oneshot::channel::<()>();
         let gateway = Gateway::new(snapshot);
         let app = router(gateway.clone());
+        let drain = portico::server::Drain {
+            readiness: gateway.readiness().clone(),
+            ..Default::default()
+        };
         tokio::spawn(async move {
             let _ = portico::server::serve_tls(
                 listener,
@@ -206,7 +210,7 @@ impl TestEnv {
                 async {
                     let _ = stopped.await;
                 },
-                portico::server::Drain::default(),
+                drain,
                 Some(tls),
             )
             .await;
@@ -252,10 +256,21 @@ impl TestEnv {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(gateway.clone());
+        // The gateway's readiness: the server counts its connections there.
+        let drain = portico::server::Drain {
+            readiness: gateway.readiness().clone(),
+            ..Default::default()
+        };
         tokio::spawn(async move {
-            let _ = portico::server::serve(listener, app, &limits, async {
-                let _ = stopped.await;
-            })
+            let _ = portico::server::serve_with(
+                listener,
+                app,
+                &limits,
+                async {
+                    let _ = stopped.await;
+                },
+                drain,
+            )
             .await;
         });
         let admin = admin_listener(&gateway, reloader.clone()).await;

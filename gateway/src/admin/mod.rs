@@ -71,7 +71,11 @@ async fn metrics(State(Admin { gateway, .. }): State<Admin>, req: Request) -> Re
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/openmetrics-text"));
-    let (content_type, body) = gateway.current().metrics().render(openmetrics);
+    let metrics = gateway.current().metrics();
+    metrics
+        .connections_open
+        .set(gateway.readiness().open_connections());
+    let (content_type, body) = metrics.render(openmetrics);
     ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 

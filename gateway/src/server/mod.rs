@@ -35,11 +35,13 @@ mod tls;
 /// How long in-flight requests get to finish after shutdown is requested, by default.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
-/// Whether the gateway takes new traffic: ready until shutdown starts. Cheap to clone; all
-/// clones share the flag.
+/// What the server tells the rest of the gateway: whether it takes new traffic (ready until
+/// shutdown starts) and how many client connections are open. Cheap to clone; all clones
+/// share the state.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     draining: Arc<AtomicBool>,
+    open: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Readiness {
@@ -56,6 +58,26 @@ impl Readiness {
     /// Marks the gateway as draining: `/readyz` answers 503 from now on.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+
+    /// Client connections open now (TLS handshakes in progress included).
+    pub fn open_connections(&self) -> i64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection until the guard drops.
+    fn connection(&self) -> OpenConnection {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.open.clone())
+    }
+}
+
+/// One open connection, counted until dropped.
+struct OpenConnection(Arc<std::sync::atomic::AtomicI64>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -146,6 +168,7 @@ pub async fn serve_tls(
             }
         };
         let _ = stream.set_nodelay(true);
+        let open = drain.readiness.connection();
         match &tls {
             None => {
                 let svc = TowerToHyperService::new(Stamped::new(&app, peer, None));
@@ -154,6 +177,7 @@ pub async fn serve_tls(
                     .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _open = open;
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -163,6 +187,7 @@ pub async fn serve_tls(
                 let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
                 let app = app.clone();
                 tokio::spawn(async move {
+                    let _open = open;
                     let (io, certs) = match tls.accept(stream, handshake_timeout).await {
                         Ok(accepted) => accepted,
                         Err(e) => {

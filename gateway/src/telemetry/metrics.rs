@@ -11,6 +11,7 @@
 //! | `portico_rate_limit_decisions_total` | counter | `rule`, `decision` (`allowed`, `limited`) |
 //! | `portico_rate_limit_store_errors_total` | counter | `outcome` (`allowed`, `denied`, `fallback`) |
 //! | `portico_spans_dropped_total` | counter | |
+//! | `portico_connections_open` | gauge | |
 //! | `portico_upstream_retries_total` | counter | `portico_backend`, `rpc_service`, `rpc_method` |
 //! | `portico_graphql_operations_total` | counter | `graphql_operation_type`, `graphql_operation_name` (the BFF's named operations; `_OTHER` for any other name), `outcome` (`ok`, `partial`, `error`) |
 //! | `portico_graphql_errors_total` | counter | `code` (`extensions.code`) |
@@ -144,6 +145,8 @@ pub struct Metrics {
     pub rate_limit_store_errors: Family<StoreErrorLabels, Counter>,
     /// Spans not exported: the queue was full, or the collector refused or did not answer.
     pub spans_dropped: Counter,
+    /// Client connections open (set at scrape time from the server's count).
+    pub connections_open: Gauge,
     /// Backend calls retried.
     pub retries: Family<RetryLabels, Counter>,
     /// GraphQL operations run, by type, name and outcome.
@@ -215,6 +218,12 @@ impl Metrics {
             "Spans not exported (queue full, or the OTLP collector failed)",
             spans_dropped.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "portico_connections_open",
+            "Client connections open on the client port",
+            connections_open.clone(),
+        );
         let retries = Family::<RetryLabels, Counter>::default();
         registry.register(
             "portico_upstream_retries",
@@ -244,6 +253,7 @@ impl Metrics {
         Metrics {
             registry,
             spans_dropped,
+            connections_open,
             retries,
             graphql_operations,
             graphql_errors,
