@@ -839,6 +839,30 @@ async fn graphql_operations_errors_and_persisted_lookups_are_counted() {
         count(&s, "portico_persisted_queries_total", &[("result", "miss")]),
         1.0
     );
+
+    // a subscription over SSE with three events: one operation
+    let r = env
+        .send(
+            env.client
+                .post(env.url("/graphql"))
+                .header("accept", "text/event-stream")
+                .json(&json!({"query": r#"subscription { watchOrders(userId: "1", maxEvents: 3) { sequence } }"#})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text.matches("event: next").count(), 3, "{}", r.text);
+    let s = scrape(&env).await;
+    assert_eq!(
+        count(
+            &s,
+            ops,
+            &[
+                ("graphql_operation_type", "subscription"),
+                ("outcome", "ok")
+            ]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]

@@ -223,6 +223,9 @@ impl async_graphql::Executor for GatewayExecutor {
         };
         let shaping = p.snapshot.shaping.clone();
         let links = ctx.links.clone();
+        let mut request = request;
+        let labels = operation_labels(&mut request, &p.snapshot);
+        let metrics = p.snapshot.metrics().cloned();
         let stream = match session_data {
             Some(data) => g
                 .schema
@@ -232,6 +235,23 @@ impl async_graphql::Executor for GatewayExecutor {
         };
         // Link lookups are batched per round of resolution of each event.
         let stream = Driven::new(stream, links).boxed();
+        // A streamed operation is counted once, by its first answer; the errors of every
+        // answer are counted.
+        let mut first = Some(labels);
+        let stream = stream
+            .inspect(move |resp| {
+                if let Some(m) = &metrics {
+                    let codes: Vec<String> = resp.errors.iter().map(error_code).collect();
+                    match first.take() {
+                        Some((kind, name)) => {
+                            let has_data = !matches!(resp.data, async_graphql::Value::Null);
+                            m.graphql_operation(kind, name, has_data, &codes);
+                        }
+                        None => codes.iter().for_each(|c| m.graphql_error(c)),
+                    }
+                }
+            })
+            .boxed();
         if shaping.lean.is_noop() {
             return stream;
         }
