@@ -161,6 +161,34 @@ fn bench_transcode(cr: &mut Criterion) {
         );
     }
     g.finish();
+
+    // The direct path: wire bytes to JSON with a per-message plan, no DynamicMessage.
+    let mut g = cr.benchmark_group("proto_to_json_direct");
+    for case in &cases {
+        let wire = decode_json(&case.desc, &case.json, &dopts)
+            .unwrap()
+            .encode_to_vec();
+        let plans = portico::transcode::direct::Plans::new(&case.desc);
+        // Sanity: the same JSON as the dynamic path.
+        let direct: serde_json::Value = serde_json::from_slice(
+            &portico::transcode::direct::encode(&plans, &wire, &eopts).unwrap(),
+        )
+        .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&case.json).unwrap();
+        assert!(direct == json, "{}: the direct path differs", case.name);
+        g.throughput(Throughput::Bytes(case.json.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new(case.name, case.json.len()),
+            &wire,
+            |b, wire| {
+                b.iter(|| {
+                    portico::transcode::direct::encode(&plans, black_box(wire.as_slice()), &eopts)
+                        .unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench_transcode);

@@ -20,6 +20,7 @@
 //! stays unset), as the proto3 JSON spec allows.
 
 mod body;
+pub mod direct;
 mod error;
 mod field_path;
 mod query;
@@ -32,6 +33,8 @@ mod update_mask;
 mod test_support;
 #[cfg(test)]
 mod tests_body;
+#[cfg(test)]
+mod tests_direct;
 #[cfg(test)]
 mod tests_query;
 #[cfg(test)]

@@ -1,0 +1,856 @@
+//! Protobuf wire bytes -> canonical proto3 JSON in one pass per message, without building a
+//! `DynamicMessage` tree: a [`Plan`] per message type (fields sorted by number, their JSON
+//! keys pre-escaped, their kinds resolved) is built once from the descriptors, and
+//! [`encode`] walks the bytes with it.
+//!
+//! The output is what prost-reflect's serializer writes for the same message (fields in field
+//! number order, defaults left out or written as [`EncodeOptions`] say, 64-bit integers as
+//! strings, enums by name, bytes in standard base64, NaN and infinities as strings); a
+//! differential test holds the two together. Well-known types are written by prost-reflect
+//! (they are small and their JSON forms are special). What this path does not handle, it
+//! refuses with [`Unsupported`] and the caller takes the `DynamicMessage` path: a singular
+//! message field sent twice (the wire format merges them), a map key sent twice, groups,
+//! extensions, bytes that do not decode, nesting deeper than [`MAX_DEPTH`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prost_reflect::{DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use serde::Serialize;
+
+use super::EncodeOptions;
+use super::scalar::is_well_known_type;
+
+/// How deep messages may nest before this path gives up.
+pub const MAX_DEPTH: usize = 64;
+
+/// The direct path cannot encode these bytes; encode the decoded message instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsupported(pub &'static str);
+
+/// The plans of a message type and of every message type it contains.
+#[derive(Debug)]
+pub struct Plans {
+    plans: Vec<MessagePlan>,
+    root: usize,
+}
+
+#[derive(Debug)]
+struct MessagePlan {
+    desc: MessageDescriptor,
+    /// A well-known type, written its own way.
+    wkt: Wkt,
+    /// Sorted by field number.
+    fields: Vec<FieldPlan>,
+    /// How many oneofs the message has (fields name theirs by index).
+    oneofs: usize,
+}
+
+#[derive(Debug)]
+struct FieldPlan {
+    number: u32,
+    /// `"jsonName":`, escaped.
+    json_key: Box<[u8]>,
+    /// `"proto_name":`, escaped.
+    proto_key: Box<[u8]>,
+    shape: Shape,
+    /// Whether an unset field is left out even when defaults are written (it has presence).
+    presence: bool,
+    oneof: Option<usize>,
+}
+
+/// How a well-known type is written.
+#[derive(Debug)]
+enum Wkt {
+    /// Not one: an object of its fields.
+    No,
+    /// `"1972-01-01T10:00:20.021Z"`.
+    Timestamp,
+    /// `"1.5s"`.
+    Duration,
+    /// The wrapped value (`google.protobuf.Int64Value` -> `"5"`).
+    Wrapper(Ty),
+    /// Decoded and written by prost-reflect (Any, Struct, Value, ListValue, FieldMask,
+    /// Empty).
+    Other,
+}
+
+#[derive(Debug)]
+enum Shape {
+    Single(Ty),
+    List(Ty),
+    Map(Ty, Ty),
+}
+
+#[derive(Clone, Debug)]
+enum Ty {
+    Double,
+    Float,
+    Int32,
+    Int64,
+    Uint32,
+    Uint64,
+    Sint32,
+    Sint64,
+    Fixed32,
+    Fixed64,
+    Sfixed32,
+    Sfixed64,
+    Bool,
+    String,
+    Bytes,
+    Enum(EnumDescriptor),
+    /// The plan index.
+    Message(usize),
+}
+
+impl Plans {
+    /// The plans for `desc` and every message type reachable from it.
+    pub fn new(desc: &MessageDescriptor) -> Arc<Plans> {
+        let mut plans = Vec::new();
+        let mut index = HashMap::new();
+        let root = plan_of(desc, &mut plans, &mut index);
+        Arc::new(Plans { plans, root })
+    }
+}
+
+fn plan_of(
+    desc: &MessageDescriptor,
+    plans: &mut Vec<MessagePlan>,
+    index: &mut HashMap<String, usize>,
+) -> usize {
+    if let Some(&i) = index.get(desc.full_name()) {
+        return i;
+    }
+    let i = plans.len();
+    index.insert(desc.full_name().to_string(), i);
+    let wkt = match desc.full_name() {
+        "google.protobuf.Timestamp" => Wkt::Timestamp,
+        "google.protobuf.Duration" => Wkt::Duration,
+        name if name.starts_with("google.protobuf.")
+            && name.ends_with("Value")
+            && name != "google.protobuf.Value"
+            && name != "google.protobuf.ListValue" =>
+        {
+            match desc.get_field(1).map(|f| f.kind()) {
+                Some(Kind::Double) => Wkt::Wrapper(Ty::Double),
+                Some(Kind::Float) => Wkt::Wrapper(Ty::Float),
+                Some(Kind::Int64) => Wkt::Wrapper(Ty::Int64),
+                Some(Kind::Uint64) => Wkt::Wrapper(Ty::Uint64),
+                Some(Kind::Int32) => Wkt::Wrapper(Ty::Int32),
+                Some(Kind::Uint32) => Wkt::Wrapper(Ty::Uint32),
+                Some(Kind::Bool) => Wkt::Wrapper(Ty::Bool),
+                Some(Kind::String) => Wkt::Wrapper(Ty::String),
+                Some(Kind::Bytes) => Wkt::Wrapper(Ty::Bytes),
+                _ => Wkt::Other,
+            }
+        }
+        name if is_well_known_type(name) => Wkt::Other,
+        _ => Wkt::No,
+    };
+    let well_known = !matches!(wkt, Wkt::No);
+    plans.push(MessagePlan {
+        desc: desc.clone(),
+        wkt,
+        fields: Vec::new(),
+        oneofs: desc.oneofs().count(),
+    });
+    if well_known {
+        return i;
+    }
+    let mut fields: Vec<FieldPlan> = desc
+        .fields()
+        .map(|f| field_plan(&f, plans, index))
+        .collect();
+    fields.sort_by_key(|f| f.number);
+    if let Some(p) = plans.get_mut(i) {
+        p.fields = fields;
+    }
+    i
+}
+
+fn field_plan(
+    f: &FieldDescriptor,
+    plans: &mut Vec<MessagePlan>,
+    index: &mut HashMap<String, usize>,
+) -> FieldPlan {
+    let key = |name: &str| -> Box<[u8]> {
+        let mut out = Vec::with_capacity(name.len() + 3);
+        write_json(&mut out, name);
+        out.push(b':');
+        out.into_boxed_slice()
+    };
+    let mut ty_of = |k: Kind| -> Ty {
+        match k {
+            Kind::Double => Ty::Double,
+            Kind::Float => Ty::Float,
+            Kind::Int32 => Ty::Int32,
+            Kind::Int64 => Ty::Int64,
+            Kind::Uint32 => Ty::Uint32,
+            Kind::Uint64 => Ty::Uint64,
+            Kind::Sint32 => Ty::Sint32,
+            Kind::Sint64 => Ty::Sint64,
+            Kind::Fixed32 => Ty::Fixed32,
+            Kind::Fixed64 => Ty::Fixed64,
+            Kind::Sfixed32 => Ty::Sfixed32,
+            Kind::Sfixed64 => Ty::Sfixed64,
+            Kind::Bool => Ty::Bool,
+            Kind::String => Ty::String,
+            Kind::Bytes => Ty::Bytes,
+            Kind::Enum(e) => Ty::Enum(e),
+            Kind::Message(m) => Ty::Message(plan_of(&m, plans, index)),
+        }
+    };
+    let shape = match f.kind() {
+        Kind::Message(entry) if f.is_map() => {
+            let k = ty_of(entry.map_entry_key_field().kind());
+            let v = ty_of(entry.map_entry_value_field().kind());
+            Shape::Map(k, v)
+        }
+        kind if f.is_list() => Shape::List(ty_of(kind)),
+        kind => Shape::Single(ty_of(kind)),
+    };
+    FieldPlan {
+        number: f.number(),
+        json_key: key(f.json_name()),
+        proto_key: key(f.name()),
+        shape,
+        presence: f.supports_presence(),
+        oneof: f.containing_oneof().and_then(|o| {
+            f.parent_message()
+                .oneofs()
+                .position(|x| x.name() == o.name())
+        }),
+    }
+}
+
+/// One field occurrence on the wire.
+#[derive(Clone, Copy, Debug)]
+enum Wire {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32(u32),
+    Len(usize, usize),
+}
+
+/// Encodes the message `bytes` (of the plans' root type) as JSON.
+pub fn encode(plans: &Plans, bytes: &[u8], opts: &EncodeOptions) -> Result<Vec<u8>, Unsupported> {
+    let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
+    let mut w = Writer {
+        plans,
+        opts,
+        scratch: Vec::with_capacity(64),
+    };
+    w.message(&mut out, plans.root, bytes, 0)?;
+    Ok(out)
+}
+
+struct Writer<'a> {
+    plans: &'a Plans,
+    opts: &'a EncodeOptions,
+    /// The field occurrences of the messages being written, innermost last (each message
+    /// appends its own and removes them when done).
+    scratch: Vec<(usize, Wire)>,
+}
+
+/// Reads a varint at `*pos`.
+fn varint(bytes: &[u8], pos: &mut usize) -> Result<u64, Unsupported> {
+    let mut value = 0u64;
+    for shift in 0..10 {
+        let b = *bytes.get(*pos).ok_or(Unsupported("truncated varint"))?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << (shift * 7);
+        if b < 0x80 {
+            return Ok(value);
+        }
+    }
+    Err(Unsupported("varint too long"))
+}
+
+fn fixed<const N: usize>(bytes: &[u8], pos: &mut usize) -> Result<[u8; N], Unsupported> {
+    let end = pos.checked_add(N).ok_or(Unsupported("truncated"))?;
+    let raw: [u8; N] = bytes
+        .get(*pos..end)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Unsupported("truncated fixed-width value"))?;
+    *pos = end;
+    Ok(raw)
+}
+
+/// Appends every field occurrence of a message to `found`, in wire order: (field index in
+/// the plan, value).
+fn scan(
+    plan: &MessagePlan,
+    bytes: &[u8],
+    found: &mut Vec<(usize, Wire)>,
+) -> Result<(), Unsupported> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let tag = varint(bytes, &mut pos)?;
+        let number = u32::try_from(tag >> 3).map_err(|_| Unsupported("bad tag"))?;
+        let value = match tag & 7 {
+            0 => Wire::Varint(varint(bytes, &mut pos)?),
+            1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(bytes, &mut pos)?)),
+            2 => {
+                let len = usize::try_from(varint(bytes, &mut pos)?)
+                    .map_err(|_| Unsupported("length too large"))?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|&e| e <= bytes.len())
+                    .ok_or(Unsupported("truncated length-delimited field"))?;
+                let v = Wire::Len(pos, end);
+                pos = end;
+                v
+            }
+            5 => Wire::Fixed32(u32::from_le_bytes(fixed::<4>(bytes, &mut pos)?)),
+            _ => return Err(Unsupported("groups or an invalid wire type")),
+        };
+        if number == 0 {
+            return Err(Unsupported("field number 0"));
+        }
+        match plan.fields.binary_search_by_key(&number, |f| f.number) {
+            Ok(i) => found.push((i, value)),
+            // An extension is written by prost-reflect; an unknown field is left out.
+            Err(_) if plan.desc.get_extension(number).is_some() => {
+                return Err(Unsupported("an extension field"));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A scalar decoded from the wire.
+#[derive(Clone, Copy, Debug)]
+enum Scalar<'b> {
+    F64(f64),
+    F32(f32),
+    I32(i32),
+    I64(i64),
+    U32(u32),
+    U64(u64),
+    Bool(bool),
+    Str(&'b str),
+    Bytes(&'b [u8]),
+    Enum(i32),
+}
+
+impl Scalar<'_> {
+    /// Whether it is its type's default (what proto3 leaves out).
+    fn is_default(&self) -> bool {
+        match *self {
+            Scalar::F64(v) => v == 0.0,
+            Scalar::F32(v) => v == 0.0,
+            Scalar::I32(v) | Scalar::Enum(v) => v == 0,
+            Scalar::I64(v) => v == 0,
+            Scalar::U32(v) => v == 0,
+            Scalar::U64(v) => v == 0,
+            Scalar::Bool(v) => !v,
+            Scalar::Str(v) => v.is_empty(),
+            Scalar::Bytes(v) => v.is_empty(),
+        }
+    }
+}
+
+fn zigzag32(v: u64) -> i32 {
+    let v = v as u32;
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
+}
+
+fn zigzag64(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The scalar of type `ty` in `wire` (`None`: the wire type does not fit the type).
+fn scalar<'b>(ty: &Ty, wire: Wire, bytes: &'b [u8]) -> Result<Scalar<'b>, Unsupported> {
+    let mismatch = Unsupported("a wire type that does not fit the field");
+    Ok(match (ty, wire) {
+        (Ty::Double, Wire::Fixed64(v)) => Scalar::F64(f64::from_bits(v)),
+        (Ty::Float, Wire::Fixed32(v)) => Scalar::F32(f32::from_bits(v)),
+        (Ty::Int32, Wire::Varint(v)) => Scalar::I32(v as i32),
+        (Ty::Int64, Wire::Varint(v)) => Scalar::I64(v as i64),
+        (Ty::Uint32, Wire::Varint(v)) => Scalar::U32(v as u32),
+        (Ty::Uint64, Wire::Varint(v)) => Scalar::U64(v),
+        (Ty::Sint32, Wire::Varint(v)) => Scalar::I32(zigzag32(v)),
+        (Ty::Sint64, Wire::Varint(v)) => Scalar::I64(zigzag64(v)),
+        (Ty::Fixed32, Wire::Fixed32(v)) => Scalar::U32(v),
+        (Ty::Fixed64, Wire::Fixed64(v)) => Scalar::U64(v),
+        (Ty::Sfixed32, Wire::Fixed32(v)) => Scalar::I32(v as i32),
+        (Ty::Sfixed64, Wire::Fixed64(v)) => Scalar::I64(v as i64),
+        (Ty::Bool, Wire::Varint(v)) => Scalar::Bool(v != 0),
+        (Ty::Enum(_), Wire::Varint(v)) => Scalar::Enum(v as i32),
+        (Ty::String, Wire::Len(s, e)) => Scalar::Str(
+            std::str::from_utf8(bytes.get(s..e).ok_or(mismatch)?)
+                .map_err(|_| Unsupported("a string that is not UTF-8"))?,
+        ),
+        (Ty::Bytes, Wire::Len(s, e)) => Scalar::Bytes(bytes.get(s..e).ok_or(mismatch)?),
+        _ => return Err(mismatch),
+    })
+}
+
+/// Whether values of `ty` may come packed in one length-delimited field.
+fn packable(ty: &Ty) -> bool {
+    !matches!(ty, Ty::String | Ty::Bytes | Ty::Message(_))
+}
+
+/// Writes `v` as JSON (serde_json's formatting: the one prost-reflect's output goes through).
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = v.serialize(&mut serde_json::Serializer::new(out));
+}
+
+impl Writer<'_> {
+    fn key<'p>(&self, f: &'p FieldPlan) -> &'p [u8] {
+        if self.opts.use_proto_field_names {
+            &f.proto_key
+        } else {
+            &f.json_key
+        }
+    }
+
+    fn message(
+        &mut self,
+        out: &mut Vec<u8>,
+        plan_index: usize,
+        bytes: &[u8],
+        depth: usize,
+    ) -> Result<(), Unsupported> {
+        if depth > MAX_DEPTH {
+            return Err(Unsupported("nesting too deep"));
+        }
+        let plans = self.plans;
+        let plan = plans.plans.get(plan_index).ok_or(Unsupported("no plan"))?;
+        match &plan.wkt {
+            Wkt::No => {}
+            Wkt::Timestamp | Wkt::Duration => return time(out, &plan.wkt, bytes),
+            Wkt::Wrapper(ty) => return wrapper(out, ty, bytes),
+            Wkt::Other => return well_known(out, plan, bytes, self.opts),
+        }
+        let base = self.scratch.len();
+        scan(plan, bytes, &mut self.scratch)?;
+        let end = self.scratch.len();
+        // The last member of each oneof on the wire (in wire order) is the one set.
+        let mut oneof_last: Vec<Option<usize>> = Vec::new();
+        if plan.oneofs > 0 {
+            oneof_last.resize(plan.oneofs, None);
+            for &(i, _) in self.scratch.get(base..end).unwrap_or_default() {
+                if let Some(o) = plan.fields.get(i).and_then(|f| f.oneof)
+                    && let Some(slot) = oneof_last.get_mut(o)
+                {
+                    *slot = Some(i);
+                }
+            }
+        }
+        // Occurrences grouped by field, in field-number order, wire order kept within a field
+        // (serializers write fields in number order: usually nothing to sort).
+        if let Some(found) = self.scratch.get_mut(base..end)
+            && !found.is_sorted_by_key(|&(i, _)| i)
+        {
+            found.sort_by_key(|&(i, _)| i);
+        }
+        out.push(b'{');
+        let mut first = true;
+        let mut next = base;
+        for (i, f) in plan.fields.iter().enumerate() {
+            let start = next;
+            while next < end && self.scratch.get(next).is_some_and(|&(j, _)| j == i) {
+                next += 1;
+            }
+            if let Some(o) = f.oneof
+                && start < next
+                && oneof_last.get(o).copied().flatten() != Some(i)
+            {
+                continue; // another member of its oneof came later
+            }
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            let written = self.field(out, f, start..next, bytes, depth)?;
+            if written {
+                first = false;
+            } else {
+                out.truncate(mark);
+            }
+        }
+        out.push(b'}');
+        self.scratch.truncate(base);
+        Ok(())
+    }
+
+    /// The wire value of occurrence `k` (of the scratch list).
+    fn wire(&self, k: usize) -> Result<Wire, Unsupported> {
+        self.scratch
+            .get(k)
+            .map(|&(_, w)| w)
+            .ok_or(Unsupported("no such occurrence"))
+    }
+
+    /// Writes one field whose occurrences are `range` of the scratch list (`,` already
+    /// written when needed); returns whether it wrote anything.
+    fn field(
+        &mut self,
+        out: &mut Vec<u8>,
+        f: &FieldPlan,
+        range: std::ops::Range<usize>,
+        bytes: &[u8],
+        depth: usize,
+    ) -> Result<bool, Unsupported> {
+        let emit_defaults = self.opts.emit_unpopulated;
+        let count = range.len();
+        match &f.shape {
+            Shape::Single(Ty::Message(m)) => {
+                if count == 0 {
+                    return Ok(false); // unset messages are left out, always
+                }
+                if count > 1 {
+                    return Err(Unsupported("a message field sent twice (merged on decode)"));
+                }
+                let Wire::Len(s, e) = self.wire(range.start)? else {
+                    return Err(Unsupported("a message field that is not length-delimited"));
+                };
+                out.extend_from_slice(self.key(f));
+                self.message(out, *m, bytes.get(s..e).unwrap_or_default(), depth + 1)?;
+                Ok(true)
+            }
+            Shape::Single(ty) => {
+                let value = match range.end.checked_sub(1).filter(|_| count > 0) {
+                    Some(last) => Some(scalar(ty, self.wire(last)?, bytes)?),
+                    None => None,
+                };
+                match value {
+                    Some(v) if f.presence || emit_defaults || !v.is_default() => {
+                        out.extend_from_slice(self.key(f));
+                        write_scalar(out, ty, v);
+                        Ok(true)
+                    }
+                    None if emit_defaults && !f.presence => {
+                        out.extend_from_slice(self.key(f));
+                        write_default(out, ty);
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+            Shape::List(ty) => {
+                if count == 0 && !emit_defaults {
+                    return Ok(false);
+                }
+                out.extend_from_slice(self.key(f));
+                out.push(b'[');
+                let mut first = true;
+                for k in range {
+                    let wire = self.wire(k)?;
+                    match (ty, wire) {
+                        (Ty::Message(m), Wire::Len(s, e)) => {
+                            if !first {
+                                out.push(b',');
+                            }
+                            first = false;
+                            self.message(out, *m, bytes.get(s..e).unwrap_or_default(), depth + 1)?;
+                        }
+                        (Ty::Message(_), _) => {
+                            return Err(Unsupported("a message that is not length-delimited"));
+                        }
+                        (ty, Wire::Len(s, e)) if packable(ty) => {
+                            let packed = bytes.get(s..e).unwrap_or_default();
+                            let mut pos = 0;
+                            while pos < packed.len() {
+                                let w = match ty {
+                                    Ty::Double | Ty::Fixed64 | Ty::Sfixed64 => Wire::Fixed64(
+                                        u64::from_le_bytes(fixed::<8>(packed, &mut pos)?),
+                                    ),
+                                    Ty::Float | Ty::Fixed32 | Ty::Sfixed32 => Wire::Fixed32(
+                                        u32::from_le_bytes(fixed::<4>(packed, &mut pos)?),
+                                    ),
+                                    _ => Wire::Varint(varint(packed, &mut pos)?),
+                                };
+                                if !first {
+                                    out.push(b',');
+                                }
+                                first = false;
+                                write_scalar(out, ty, scalar(ty, w, packed)?);
+                            }
+                        }
+                        (ty, w) => {
+                            if !first {
+                                out.push(b',');
+                            }
+                            first = false;
+                            write_scalar(out, ty, scalar(ty, w, bytes)?);
+                        }
+                    }
+                }
+                out.push(b']');
+                Ok(true)
+            }
+            Shape::Map(kt, vt) => {
+                if count == 0 && !emit_defaults {
+                    return Ok(false);
+                }
+                out.extend_from_slice(self.key(f));
+                out.push(b'{');
+                let mut seen: Vec<Vec<u8>> = Vec::with_capacity(count);
+                for k in range {
+                    let Wire::Len(s, e) = self.wire(k)? else {
+                        return Err(Unsupported("a map entry that is not length-delimited"));
+                    };
+                    let entry = bytes.get(s..e).unwrap_or_default();
+                    let (key, value) = map_entry(entry)?;
+                    let mut key_json = Vec::new();
+                    match key {
+                        Some(w) => write_map_key(&mut key_json, scalar(kt, w, entry)?),
+                        None => write_map_key(&mut key_json, default_scalar(kt)),
+                    }
+                    if seen.contains(&key_json) {
+                        return Err(Unsupported("a map key sent twice"));
+                    }
+                    if !seen.is_empty() {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&key_json);
+                    out.push(b':');
+                    seen.push(key_json);
+                    match (vt, value) {
+                        (Ty::Message(m), Some(Wire::Len(vs, ve))) => {
+                            self.message(out, *m, entry.get(vs..ve).unwrap_or_default(), depth + 1)?
+                        }
+                        (Ty::Message(m), None) => self.message(out, *m, &[], depth + 1)?,
+                        (Ty::Message(_), Some(_)) => {
+                            return Err(Unsupported("a map value that is not length-delimited"));
+                        }
+                        (ty, Some(w)) => write_scalar(out, ty, scalar(ty, w, entry)?),
+                        (ty, None) => write_default(out, ty),
+                    }
+                }
+                out.push(b'}');
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The key (field 1) and value (field 2) of a map entry: the last of each.
+fn map_entry(entry: &[u8]) -> Result<(Option<Wire>, Option<Wire>), Unsupported> {
+    let (mut key, mut value) = (None, None);
+    let mut pos = 0;
+    while pos < entry.len() {
+        let tag = varint(entry, &mut pos)?;
+        let wire = match tag & 7 {
+            0 => Wire::Varint(varint(entry, &mut pos)?),
+            1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(entry, &mut pos)?)),
+            2 => {
+                let len = usize::try_from(varint(entry, &mut pos)?)
+                    .map_err(|_| Unsupported("length too large"))?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|&e| e <= entry.len())
+                    .ok_or(Unsupported("truncated map entry"))?;
+                let w = Wire::Len(pos, end);
+                pos = end;
+                w
+            }
+            5 => Wire::Fixed32(u32::from_le_bytes(fixed::<4>(entry, &mut pos)?)),
+            _ => return Err(Unsupported("groups or an invalid wire type")),
+        };
+        match tag >> 3 {
+            1 => key = Some(wire),
+            2 => {
+                if matches!(value, Some(Wire::Len(..))) && matches!(wire, Wire::Len(..)) {
+                    // A message value sent twice would be merged: not handled here.
+                    return Err(Unsupported("a map value sent twice"));
+                }
+                value = Some(wire);
+            }
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+fn default_scalar(ty: &Ty) -> Scalar<'static> {
+    match ty {
+        Ty::Double => Scalar::F64(0.0),
+        Ty::Float => Scalar::F32(0.0),
+        Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => Scalar::I32(0),
+        Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => Scalar::I64(0),
+        Ty::Uint32 | Ty::Fixed32 => Scalar::U32(0),
+        Ty::Uint64 | Ty::Fixed64 => Scalar::U64(0),
+        Ty::Bool => Scalar::Bool(false),
+        Ty::String => Scalar::Str(""),
+        Ty::Bytes => Scalar::Bytes(&[]),
+        Ty::Enum(_) | Ty::Message(_) => Scalar::Enum(0),
+    }
+}
+
+fn write_default(out: &mut Vec<u8>, ty: &Ty) {
+    write_scalar(out, ty, default_scalar(ty));
+}
+
+fn write_scalar(out: &mut Vec<u8>, ty: &Ty, v: Scalar<'_>) {
+    match v {
+        Scalar::F64(x) if x.is_finite() => write_json(out, &x),
+        Scalar::F32(x) if x.is_finite() => write_json(out, &x),
+        Scalar::F64(x) => out.extend_from_slice(non_finite(x.is_nan(), x > 0.0)),
+        Scalar::F32(x) => out.extend_from_slice(non_finite(x.is_nan(), x > 0.0)),
+        Scalar::I32(x) => write_json(out, &x),
+        Scalar::U32(x) => write_json(out, &x),
+        Scalar::I64(x) => {
+            out.push(b'"');
+            write_json(out, &x);
+            out.push(b'"');
+        }
+        Scalar::U64(x) => {
+            out.push(b'"');
+            write_json(out, &x);
+            out.push(b'"');
+        }
+        Scalar::Bool(x) => out.extend_from_slice(if x { b"true" } else { b"false" }),
+        Scalar::Str(s) => write_json(out, s),
+        Scalar::Bytes(b) => {
+            use base64::Engine;
+            out.push(b'"');
+            let at = out.len();
+            out.resize(at + base64::encoded_len(b.len(), true).unwrap_or(0), 0);
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(b, out.get_mut(at..).unwrap_or_default())
+                .unwrap_or(0);
+            out.truncate(at + n);
+            out.push(b'"');
+        }
+        Scalar::Enum(n) => match ty {
+            Ty::Enum(e) if e.full_name() == "google.protobuf.NullValue" => {
+                out.extend_from_slice(b"null");
+            }
+            Ty::Enum(e) => match e.get_value(n) {
+                Some(v) => write_json(out, v.name()),
+                None => write_json(out, &n),
+            },
+            _ => write_json(out, &n),
+        },
+    }
+}
+
+fn non_finite(nan: bool, positive: bool) -> &'static [u8] {
+    match (nan, positive) {
+        (true, _) => b"\"NaN\"",
+        (false, true) => b"\"Infinity\"",
+        (false, false) => b"\"-Infinity\"",
+    }
+}
+
+/// A map key: always a JSON string.
+fn write_map_key(out: &mut Vec<u8>, v: Scalar<'_>) {
+    match v {
+        Scalar::Str(s) => write_json(out, s),
+        Scalar::Bool(b) => out.extend_from_slice(if b { b"\"true\"" } else { b"\"false\"" }),
+        other => {
+            out.push(b'"');
+            match other {
+                Scalar::I32(x) | Scalar::Enum(x) => write_json(out, &x),
+                Scalar::I64(x) => write_json(out, &x),
+                Scalar::U32(x) => write_json(out, &x),
+                Scalar::U64(x) => write_json(out, &x),
+                _ => {}
+            }
+            out.push(b'"');
+        }
+    }
+}
+
+/// The last value of each of the first two fields (as varints), the way `Timestamp` and
+/// `Duration` are laid out.
+fn two_varints(bytes: &[u8]) -> Result<(u64, u64), Unsupported> {
+    let (mut a, mut b) = (0, 0);
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let tag = varint(bytes, &mut pos)?;
+        if tag & 7 != 0 {
+            return Err(Unsupported("a time field that is not a varint"));
+        }
+        let v = varint(bytes, &mut pos)?;
+        match tag >> 3 {
+            1 => a = v,
+            2 => b = v,
+            _ => {}
+        }
+    }
+    Ok((a, b))
+}
+
+/// A `Timestamp` or a `Duration`, formatted by prost-types as prost-reflect does (and
+/// refused out of the ranges it accepts).
+fn time(out: &mut Vec<u8>, wkt: &Wkt, bytes: &[u8]) -> Result<(), Unsupported> {
+    let (seconds, nanos) = two_varints(bytes)?;
+    let (seconds, nanos) = (seconds as i64, nanos as i32);
+    use std::io::Write;
+    // The text has nothing to escape: written between quotes as it is.
+    let written = match wkt {
+        Wkt::Timestamp => {
+            // 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z
+            if !(-62_135_596_800..=253_402_300_799).contains(&seconds) {
+                return Err(Unsupported("a timestamp out of range"));
+            }
+            write!(out, "\"{}\"", prost_types::Timestamp { seconds, nanos })
+        }
+        _ => {
+            if seconds.unsigned_abs() > 315_576_000_000 || nanos.unsigned_abs() > 999_999_999 {
+                return Err(Unsupported("a duration out of range"));
+            }
+            write!(out, "\"{}\"", prost_types::Duration { seconds, nanos })
+        }
+    };
+    written.map_err(|_| Unsupported("a time that does not format"))
+}
+
+/// A wrapper: its value (the last field 1), or the type's default.
+fn wrapper(out: &mut Vec<u8>, ty: &Ty, bytes: &[u8]) -> Result<(), Unsupported> {
+    let mut value = None;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let tag = varint(bytes, &mut pos)?;
+        let wire = match tag & 7 {
+            0 => Wire::Varint(varint(bytes, &mut pos)?),
+            1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(bytes, &mut pos)?)),
+            2 => {
+                let len = usize::try_from(varint(bytes, &mut pos)?)
+                    .map_err(|_| Unsupported("length too large"))?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|&e| e <= bytes.len())
+                    .ok_or(Unsupported("truncated wrapper"))?;
+                let w = Wire::Len(pos, end);
+                pos = end;
+                w
+            }
+            5 => Wire::Fixed32(u32::from_le_bytes(fixed::<4>(bytes, &mut pos)?)),
+            _ => return Err(Unsupported("groups or an invalid wire type")),
+        };
+        if tag >> 3 == 1 {
+            value = Some(scalar(ty, wire, bytes)?);
+        }
+    }
+    match value.unwrap_or_else(|| default_scalar(ty)) {
+        // A wrapped float is written as serde writes it (non-finite values as null).
+        Scalar::F64(x) => write_json(out, &x),
+        Scalar::F32(x) => write_json(out, &x),
+        v => write_scalar(out, ty, v),
+    }
+    Ok(())
+}
+
+/// A well-known type: decoded and written by prost-reflect (their JSON forms are special:
+/// RFC 3339 timestamps, `1.5s` durations, unwrapped wrappers, `Struct` as an object...).
+fn well_known(
+    out: &mut Vec<u8>,
+    plan: &MessagePlan,
+    bytes: &[u8],
+    opts: &EncodeOptions,
+) -> Result<(), Unsupported> {
+    let msg = DynamicMessage::decode(plan.desc.clone(), bytes)
+        .map_err(|_| Unsupported("a well-known type that does not decode"))?;
+    let sopts = prost_reflect::SerializeOptions::new()
+        .use_proto_field_name(opts.use_proto_field_names)
+        .skip_default_fields(!opts.emit_unpopulated);
+    msg.serialize_with_options(&mut serde_json::Serializer::new(out), &sopts)
+        .map_err(|_| Unsupported("a well-known type that does not encode"))
+}
