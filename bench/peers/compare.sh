@@ -269,19 +269,32 @@ ticks() {
   s=${s##*) }
   awk '{ print $12 + $13 }' <<<"$s"
 }
+# The machine's busy ticks so far (all cores: user, nice, system, irq, softirq, steal).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# CPU ticks of this script's finished children (wrk, run in a command substitution): the
+# cutime and cstime fields of /proc/$$/stat.
+client_ticks() {
+  local s
+  s=$(<"/proc/$$/stat")
+  s=${s##*) }
+  awk '{ print $14 + $15 }' <<<"$s"
+}
 # run_wrk SECONDS PATH BASE: wrk's output.
 run_wrk() {
   wrk -t"$threads" -c"$connections" -d"${1}s" ${lua[$2]:+-s "${lua[$2]}"} "$3${target_path[$2]}"
 }
 # measure PATH WHO: one round; adds requests, seconds and CPU ticks to the totals of WHO.
+# Also prints the share of the machine's CPU that went to none of wrk, the gateway and the
+# backends (other programs, the idle gateways): more than a few percent disturbs the round.
 declare -A reqs secs cpu bcpu
+other_max=0
 measure() {
-  local base pid out n s t0 t1 b0 b1
+  local base pid out n s t0 t1 b0 b1 c0 c1 m0 m1 other
   if [ "$2" = portico ]; then base=${portico_of[$1]} pid=${portico_pid_of[$1]}
   else base=${peer_of[$1]} pid=${peer_pid_of[$1]}; fi
-  t0=$(ticks "$pid") b0=$(ticks "$backend_pid")
+  t0=$(ticks "$pid") b0=$(ticks "$backend_pid") c0=$(client_ticks) m0=$(machine_ticks)
   out=$(run_wrk "$duration" "$1" "$base")
-  t1=$(ticks "$pid") b1=$(ticks "$backend_pid")
+  t1=$(ticks "$pid") b1=$(ticks "$backend_pid") c1=$(client_ticks) m1=$(machine_ticks)
   if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
     echo "$1 $2: wrk saw failures:" >&2; echo "$out" >&2; exit 1
   fi
@@ -291,8 +304,13 @@ measure() {
   secs[$1.$2]=$(awk -v a="${secs[$1.$2]:-0}" -v b="$s" 'BEGIN { print a + b }')
   cpu[$1.$2]=$(( ${cpu[$1.$2]:-0} + t1 - t0 ))
   bcpu[$1.$2]=$(( ${bcpu[$1.$2]:-0} + b1 - b0 ))
-  awk -v p="$1" -v w="$2" -v n="$n" -v s="$s" -v c=$((t1 - t0)) -v hz="$hz" 'BEGIN {
-    printf "  %s %s: %.0f req/s, %.1f µs CPU/req\n", p, w, n / s, c / hz / n * 1e6 }' >&2
+  other=$(( (m1 - m0) - (t1 - t0) - (b1 - b0) - (c1 - c0) ))
+  other=$(awk -v o="$other" -v s="$s" -v hz="$hz" -v cores="$(nproc)" \
+    'BEGIN { o = o / (s * hz * cores) * 100; printf "%.0f", o < 0 ? 0 : o }')
+  if [ "$other" -gt "$other_max" ]; then other_max=$other; fi
+  awk -v p="$1" -v w="$2" -v n="$n" -v s="$s" -v c=$((t1 - t0)) -v hz="$hz" -v o="$other" 'BEGIN {
+    printf "  %s %s: %.0f req/s, %.1f µs CPU/req (others: %d%% of the machine)\n", p, w, n / s,
+      c / hz / n * 1e6, o }' >&2
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -311,10 +329,12 @@ for p in $paths; do
 done
 
 # --- the table ------------------------------------------------------------------------------
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
-echo "$(nproc) cores, load average before $load_before, $started;" \
+echo "$(nproc) cores, load average before $load_before, after $load_after, $started;" \
   "wrk -t$threads -c$connections, $rounds alternating rounds of ${duration}s per gateway" \
-  "(Portico: $bin bff, ${WORKERS:-default} workers; grpc-gateway and Tailcall: default threads)"
+  "(Portico: $bin bff, ${WORKERS:-default} workers; grpc-gateway and Tailcall: default threads);" \
+  "other processes took at most ${other_max}% of the machine's CPU in a round"
 echo
 echo "| path | peer | Portico req/s | peer req/s | ratio | CPU µs/req Portico | peer | ratio |"
 echo "|---|---|--:|--:|--:|--:|--:|--:|"
