@@ -29,10 +29,13 @@
 # CONNECTIONS (32), THREADS (wrk threads, 2), DURATION (seconds per round, 8), ROUNDS (3),
 # WARMUP (seconds, unmeasured, per gateway and path, 2), WORKERS (Portico's tokio workers;
 # default one per core, as Tailcall's and Go's defaults), PEERS_CACHE (setup.sh's cache,
-# default $HOME/.cache/portico-peers), KEEP_WORK=1 (keep the temporary folder: configs, logs).
+# default $HOME/.cache/portico-peers), TAILCALL_PORT (the first port tried, 18090; Tailcall
+# takes no port 0), ALLOW_MISMATCH=1 (measure even when the answers differ), KEEP_WORK=1 (keep
+# the temporary folder: configs, logs).
 #
 # Everything runs on this machine and competes for its cores: wrk, the gateway and the
-# backends. Read the ratios with the CPU per request, which moves less between runs.
+# backends. Each round also reports the share of the CPU other processes took (a build running
+# beside it shows there). Read the ratios with the CPU per request, which moves less.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
