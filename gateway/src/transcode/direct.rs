@@ -277,6 +277,29 @@ fn fixed<const N: usize>(bytes: &[u8], pos: &mut usize) -> Result<[u8; N], Unsup
     Ok(raw)
 }
 
+/// Reads one field at `*pos`: its number and its wire value.
+fn read_field(bytes: &[u8], pos: &mut usize) -> Result<(u64, Wire), Unsupported> {
+    let tag = varint(bytes, pos)?;
+    let wire = match tag & 7 {
+        0 => Wire::Varint(varint(bytes, pos)?),
+        1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(bytes, pos)?)),
+        2 => {
+            let len = usize::try_from(varint(bytes, pos)?)
+                .map_err(|_| Unsupported("length too large"))?;
+            let end = pos
+                .checked_add(len)
+                .filter(|&e| e <= bytes.len())
+                .ok_or(Unsupported("truncated length-delimited field"))?;
+            let w = Wire::Len(*pos, end);
+            *pos = end;
+            w
+        }
+        5 => Wire::Fixed32(u32::from_le_bytes(fixed::<4>(bytes, pos)?)),
+        _ => return Err(Unsupported("groups or an invalid wire type")),
+    };
+    Ok((tag >> 3, wire))
+}
+
 /// Appends every field occurrence of a message to `found`, in wire order: (field index in
 /// the plan, value).
 fn scan(
@@ -286,25 +309,8 @@ fn scan(
 ) -> Result<(), Unsupported> {
     let mut pos = 0;
     while pos < bytes.len() {
-        let tag = varint(bytes, &mut pos)?;
-        let number = u32::try_from(tag >> 3).map_err(|_| Unsupported("bad tag"))?;
-        let value = match tag & 7 {
-            0 => Wire::Varint(varint(bytes, &mut pos)?),
-            1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(bytes, &mut pos)?)),
-            2 => {
-                let len = usize::try_from(varint(bytes, &mut pos)?)
-                    .map_err(|_| Unsupported("length too large"))?;
-                let end = pos
-                    .checked_add(len)
-                    .filter(|&e| e <= bytes.len())
-                    .ok_or(Unsupported("truncated length-delimited field"))?;
-                let v = Wire::Len(pos, end);
-                pos = end;
-                v
-            }
-            5 => Wire::Fixed32(u32::from_le_bytes(fixed::<4>(bytes, &mut pos)?)),
-            _ => return Err(Unsupported("groups or an invalid wire type")),
-        };
+        let (number, value) = read_field(bytes, &mut pos)?;
+        let number = u32::try_from(number).map_err(|_| Unsupported("bad tag"))?;
         if number == 0 {
             return Err(Unsupported("field number 0"));
         }
@@ -634,25 +640,8 @@ fn map_entry(entry: &[u8]) -> Result<(Option<Wire>, Option<Wire>), Unsupported> 
     let (mut key, mut value) = (None, None);
     let mut pos = 0;
     while pos < entry.len() {
-        let tag = varint(entry, &mut pos)?;
-        let wire = match tag & 7 {
-            0 => Wire::Varint(varint(entry, &mut pos)?),
-            1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(entry, &mut pos)?)),
-            2 => {
-                let len = usize::try_from(varint(entry, &mut pos)?)
-                    .map_err(|_| Unsupported("length too large"))?;
-                let end = pos
-                    .checked_add(len)
-                    .filter(|&e| e <= entry.len())
-                    .ok_or(Unsupported("truncated map entry"))?;
-                let w = Wire::Len(pos, end);
-                pos = end;
-                w
-            }
-            5 => Wire::Fixed32(u32::from_le_bytes(fixed::<4>(entry, &mut pos)?)),
-            _ => return Err(Unsupported("groups or an invalid wire type")),
-        };
-        match tag >> 3 {
+        let (number, wire) = read_field(entry, &mut pos)?;
+        match number {
             1 => key = Some(wire),
             2 => {
                 if matches!(value, Some(Wire::Len(..))) && matches!(wire, Wire::Len(..)) {
@@ -807,25 +796,8 @@ fn wrapper(out: &mut Vec<u8>, ty: &Ty, bytes: &[u8]) -> Result<(), Unsupported> 
     let mut value = None;
     let mut pos = 0;
     while pos < bytes.len() {
-        let tag = varint(bytes, &mut pos)?;
-        let wire = match tag & 7 {
-            0 => Wire::Varint(varint(bytes, &mut pos)?),
-            1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(bytes, &mut pos)?)),
-            2 => {
-                let len = usize::try_from(varint(bytes, &mut pos)?)
-                    .map_err(|_| Unsupported("length too large"))?;
-                let end = pos
-                    .checked_add(len)
-                    .filter(|&e| e <= bytes.len())
-                    .ok_or(Unsupported("truncated wrapper"))?;
-                let w = Wire::Len(pos, end);
-                pos = end;
-                w
-            }
-            5 => Wire::Fixed32(u32::from_le_bytes(fixed::<4>(bytes, &mut pos)?)),
-            _ => return Err(Unsupported("groups or an invalid wire type")),
-        };
-        if tag >> 3 == 1 {
+        let (number, wire) = read_field(bytes, &mut pos)?;
+        if number == 1 {
             value = Some(scalar(ty, wire, bytes)?);
         }
     }
