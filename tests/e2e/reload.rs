@@ -406,7 +406,7 @@ async fn reflection_is_polled_and_a_changed_answer_is_swapped_in() {
     // the backend is redeployed on the same address with other services
     drop(stop);
     task.await.unwrap();
-    let (_, _stop, _task) = reflection_on(addr, corpus_set).await;
+    let (_, stop_b, task_b) = reflection_on(addr, corpus_set).await;
     let t0 = std::time::Instant::now();
     let record = loop {
         let h = admin_get(&env, "/admin/reloads").await.json();
@@ -443,4 +443,35 @@ async fn reflection_is_polled_and_a_changed_answer_is_swapped_in() {
             .all(|r| r["trigger"] == "reflection poll" && r["result"] != "unchanged"),
         "{h}"
     );
+
+    // the backend goes away for good: every poll fails, counted each time, said once
+    drop(stop_b);
+    task_b.await.unwrap();
+    let before = records.iter().filter(|r| r["result"] == "error").count();
+    let errors = || async {
+        portico_e2e::metric(
+            &env.scrape().await,
+            "portico_reloads_total",
+            &[("result", "error")],
+        )
+    };
+    let start_errors = errors().await;
+    let t0 = std::time::Instant::now();
+    while errors().await < start_errors + 3.0 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "the polls stopped failing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let h = admin_get(&env, "/admin/reloads").await.json();
+    let after = h["reloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "error")
+        .count();
+    assert_eq!(after, before + 1, "{h}");
+    // and the services it served last keep being served
+    assert!(!served_services(&env).await.is_empty());
 }

@@ -111,18 +111,17 @@ pub async fn reload(
     gateway: &Gateway,
     source: &ConfigSource,
 ) -> Result<Vec<&'static str>, LoadError> {
-    let (result, _) = reload_recorded(gateway, None, source, &Trigger::Api, false).await;
+    let (result, _) = reload_recorded(gateway, source, &Trigger::Api, false).await;
     result.map(|o| match o {
         Outcome::Swapped(restart) => restart,
         Outcome::Unchanged => Vec::new(),
     })
 }
 
-/// One reload, counted in the metrics and recorded in `history`. With `only_if_changed`, a
-/// new snapshot whose config and descriptors equal the running one's is not swapped in.
+/// One reload, counted in the metrics, with its record. With `only_if_changed`, a new
+/// snapshot whose config and descriptors equal the running one's is not swapped in.
 async fn reload_recorded(
     gateway: &Gateway,
-    history: Option<&History>,
     source: &ConfigSource,
     trigger: &Trigger,
     only_if_changed: bool,
@@ -150,9 +149,6 @@ async fn reload_recorded(
                 result: record.result,
             })
             .inc();
-        if let Some(history) = history {
-            history.push(record.clone());
-        }
     }
     (result, record)
 }
@@ -211,6 +207,9 @@ pub struct Reloader {
     gateway: Arc<Gateway>,
     source: ConfigSource,
     history: History,
+    /// The error of the last reflection poll, while polls keep failing the same way (logged
+    /// and recorded once, not every interval).
+    poll_failing: std::sync::Mutex<Option<String>>,
     tls: Option<Arc<ServerTls>>,
     running: tokio::sync::Mutex<()>,
     /// Bumped after every reload that ran, so the file watcher and the reflection poll pick
@@ -230,6 +229,7 @@ impl Reloader {
             gateway,
             source,
             history: History::default(),
+            poll_failing: std::sync::Mutex::new(None),
             tls,
             running: tokio::sync::Mutex::new(()),
             generation: tokio::sync::watch::Sender::new(0),
@@ -261,14 +261,31 @@ impl Reloader {
             tls.reload_and_log();
         }
         let poll = trigger == Trigger::ReflectionPoll;
-        let (result, record) = reload_recorded(
-            &self.gateway,
-            Some(&self.history),
-            &self.source,
-            &trigger,
-            poll,
-        )
-        .await;
+        let (result, record) = reload_recorded(&self.gateway, &self.source, &trigger, poll).await;
+        // A reflection backend that stays down fails every poll the same way: that is said
+        // once (and again when it changes or heals), not every interval.
+        let repeated = {
+            let mut failing = self
+                .poll_failing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (&result, poll) {
+                (Err(e), true) => {
+                    let message = e.to_string();
+                    let same = failing.as_deref() == Some(message.as_str());
+                    *failing = Some(message);
+                    same
+                }
+                (Ok(_), true) => {
+                    *failing = None;
+                    false
+                }
+                (_, false) => false,
+            }
+        };
+        if record.result != "unchanged" && !repeated {
+            self.history.push(record.clone());
+        }
         let config = self.source.path.display();
         match &result {
             Ok(Outcome::Unchanged) => {
@@ -282,6 +299,11 @@ impl Reloader {
                 %trigger,
                 needs_restart = ?restart,
                 "configuration reloaded; some changed settings take effect at restart"
+            ),
+            Err(e) if repeated => tracing::debug!(
+                %trigger,
+                error = %e,
+                "reflection poll still failing; the previous configuration keeps serving"
             ),
             Err(e) => tracing::error!(
                 %trigger,
