@@ -612,10 +612,10 @@ pub fn logs() -> &'static Logs {
     static LOGS: std::sync::OnceLock<&'static Logs> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs: &'static Logs = Box::leak(Box::new(Logs(std::sync::Mutex::new(Vec::new()))));
+        // The gateway's own JSON lines (`--log-format json`).
         let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+            .fmt_fields(portico::telemetry::json_log::JsonMembers)
+            .event_format(portico::telemetry::json_log::JsonLines)
             .with_max_level(tracing::Level::INFO)
             .with_writer(move || LogWriter(logs))
             .finish();

@@ -167,9 +167,8 @@ pub fn init_tracing(format: LogFormat) {
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+            .fmt_fields(crate::telemetry::json_log::JsonMembers)
+            .event_format(crate::telemetry::json_log::JsonLines)
             .try_init(),
     };
 }

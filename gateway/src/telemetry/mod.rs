@@ -2,9 +2,10 @@
 //! ([`metrics`]), recorded at the front door's stages (the ingress for every request, the
 //! outbound chain for every backend call) and served on the admin listener; the spans of
 //! requests and backend calls are exported over OTLP ([`traces`]); the backends' state is read
-//! at scrape time ([`backends`]).
+//! at scrape time ([`backends`]); JSON log lines are written by [`json_log`].
 
 pub mod backends;
+pub mod json_log;
 pub mod metrics;
 pub mod traces;
 
