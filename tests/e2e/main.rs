@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod bffs;
+mod compiled;
 mod corpus;
 mod errors;
 mod fields;

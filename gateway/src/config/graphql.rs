@@ -29,6 +29,23 @@ pub struct GraphqlConfig {
     /// Fields added to message types, resolved by another call.
     #[serde(default)]
     pub links: Vec<LinkConfig>,
+    /// How queries run: `compiled` (the default: a plan per document, and a document
+    /// validated once per schema; see the README) or `interpreted` (async-graphql validates
+    /// and executes every request, a resolver per field).
+    #[serde(default)]
+    pub execution: Execution,
+}
+
+/// How GraphQL queries are executed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Execution {
+    /// Through a plan compiled once per document; operations a plan cannot express run
+    /// interpreted.
+    #[default]
+    Compiled,
+    /// Every operation through async-graphql's executor.
+    Interpreted,
 }
 
 fn yes() -> bool {
@@ -49,6 +66,7 @@ impl Default for GraphqlConfig {
             limits: Default::default(),
             methods: BTreeMap::new(),
             links: Vec::new(),
+            execution: Execution::default(),
         }
     }
 }

@@ -35,7 +35,9 @@ pub use bff::{
     validate as validate_bff,
 };
 pub use cors::{CorsConfig, OriginPattern, origin_pattern};
-pub use graphql::{BatchConfig, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind};
+pub use graphql::{
+    BatchConfig, Execution, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind,
+};
 pub use load::{ConfigError, load, parse};
 pub use operate::{LogConfig, LogFormat, OtlpConfig, ReloadConfig, TelemetryConfig};
 pub use ratelimit::{

@@ -20,7 +20,8 @@ use crate::upstream::{Call, CallBody, Target};
 /// (reported in the response's `extensions.fallbacks`).
 pub type Fallbacks = Arc<std::sync::Mutex<Vec<String>>>;
 
-/// What every resolver of one operation shares.
+/// What every resolver of one operation shares (a clone shares it all).
+#[derive(Clone)]
 pub struct GraphqlCtx {
     calls: Arc<Calls>,
     /// Batches link calls: one call per batch method per round of resolution, when the

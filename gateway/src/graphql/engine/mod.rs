@@ -5,5 +5,7 @@
 
 pub mod context;
 pub mod limits;
+pub mod plan;
 pub mod schema;
 pub mod sdl_diff;
+pub mod validated;

@@ -9,12 +9,16 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
-use async_graphql::{Request, Response, ServerError};
+use async_graphql::{Request, Response, ServerError, Variables};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
+use super::compiled;
 use crate::fanout::batch::Driven;
 use crate::graphql::engine::context::{Fallbacks, GraphqlCtx};
+use crate::graphql::engine::plan::Known;
+use crate::graphql::engine::schema::GraphqlSchema;
+use crate::graphql::transport::{ExecuteInstead, ValidationMemo};
 use crate::request::RequestCtx;
 use crate::snapshot::{Current, Snapshot};
 
@@ -116,6 +120,18 @@ pub async fn execute(request: Request) -> Response {
     let labels = operation_labels(&mut request, &p.snapshot);
     let name = request.operation_name.clone();
     let started = std::time::Instant::now();
+    if let Some(known) = known_of(&g, &mut request) {
+        if let Some(plan) = known.plan.clone() {
+            // async-graphql still parses and validates the request; the plan runs in place
+            // of its executor (see `transport::signal::ExecuteInstead`).
+            let variables = request.variables.clone();
+            let op = ctx.clone();
+            let run = async move { compiled::run(&plan, &variables, &op).await }.boxed();
+            request = request.data(ExecuteInstead::new(run));
+        }
+        let memo = validation_memo(&known, &g, &request.variables);
+        request = request.data(memo);
+    }
     let mut resp = Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await;
     if let Some((tracer, op_ctx, start)) = span {
         let ids = crate::telemetry::traces::SpanIds {
@@ -151,6 +167,43 @@ pub async fn execute(request: Request) -> Response {
     // Lean payloads of this BFF's profile (redaction already happened in the resolvers).
     p.snapshot.shaping.shape_graphql(&mut resp);
     resp
+}
+
+/// What is known of the operation `request` runs (its document parsed already).
+/// `None` when `graphql.execution` is `interpreted`: async-graphql then validates and
+/// executes every request itself.
+fn known_of(g: &GraphqlSchema, request: &mut Request) -> Option<Arc<Known>> {
+    let model = g.plan_model.as_ref()?;
+    // The document is parsed (by the document cache, or just now for the metric labels);
+    // the query text is set aside while the parsed document is borrowed.
+    request.parsed_query().ok()?;
+    let query = std::mem::take(&mut request.query);
+    let name = request.operation_name.clone();
+    let known = match request.parsed_query() {
+        Ok(doc) => g
+            .plans
+            .get(model, g.schema.registry(), &query, name.as_deref(), doc),
+        Err(_) => None,
+    };
+    request.query = query;
+    known
+}
+
+/// Skips validation of a document validated before when `variables` surely pass the one
+/// rule that reads them; else has async-graphql's verdict recorded.
+fn validation_memo(known: &Known, g: &GraphqlSchema, variables: &Variables) -> ValidationMemo {
+    match known.validated.get() {
+        Some(result)
+            if known
+                .args
+                .as_ref()
+                .is_some_and(|a| a.accept(g.schema.registry(), variables)) =>
+        {
+            ValidationMemo::Skip(*result)
+        }
+        Some(_) => ValidationMemo::Validate,
+        None => ValidationMemo::Record(known.validated.clone()),
+    }
 }
 
 /// The metric labels of the operation `request` runs: its type (`unknown` when the document

@@ -57,7 +57,7 @@ use http::request::Parts;
 use crate::error::{ErrorKind, GatewayError};
 use negotiate::MediaType;
 use signal::Witness;
-pub use signal::{StopBeforeExecution, ValidationSignal};
+pub use signal::{ExecuteInstead, StopBeforeExecution, ValidationMemo, ValidationSignal};
 
 /// Settings of the GraphQL endpoint.
 #[derive(Clone, Debug)]

@@ -12,13 +12,23 @@
 //! extension does both because async-graphql wraps every field's resolution in every
 //! registered extension.
 //!
+//! It skips validation for a request carrying [`ValidationMemo::Skip`] (a document it
+//! validated before, with variables that surely pass the one rule that reads them), and
+//! records its verdict for one carrying [`ValidationMemo::Record`].
+//!
+//! And it runs, for a validated request carrying [`ExecuteInstead`], that future in place of
+//! the schema's executor: how compiled plans take over from async-graphql's executor after
+//! async-graphql has parsed and validated the request.
+//!
 //! Without the extension (an executor whose schema lacks it), the fallback is
 //! [`response::is_request_error`](super::response::is_request_error): `data` null and no
 //! error with a `path`. It is approximate: the dynamic schema's resolver errors carry no
 //! `path`, so a failing non-null root field would be taken for a request error.
 
 use std::any::TypeId;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::extensions::{
@@ -72,6 +82,12 @@ impl Extension for ValidationSignal {
         if ctx.data_opt::<StopBeforeExecution>().is_some() {
             return async_graphql::Response::new(async_graphql::Value::Null);
         }
+        if let Some(run) = ctx
+            .data_opt::<ExecuteInstead>()
+            .and_then(ExecuteInstead::take)
+        {
+            return run.await;
+        }
         next.run(ctx, operation_name).await
     }
 
@@ -80,7 +96,14 @@ impl Extension for ValidationSignal {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await;
+        let memo = ctx.data_opt::<ValidationMemo>();
+        let result = match memo {
+            Some(ValidationMemo::Skip(result)) => Ok(*result),
+            _ => next.run(ctx).await,
+        };
+        if let (Some(ValidationMemo::Record(verdict)), Ok(r)) = (memo, &result) {
+            let _ = verdict.set(*r);
+        }
         if result.is_ok()
             && let Some(witness) = ctx.data_opt::<Witness>()
         {
@@ -94,6 +117,40 @@ impl Extension for ValidationSignal {
 /// response has the validation errors, or none and `data: null`; no resolver runs.
 #[derive(Clone, Copy, Debug)]
 pub struct StopBeforeExecution;
+
+/// Request data that makes [`ValidationSignal`] answer a validated request with this future
+/// instead of the schema's executor (a compiled plan of the operation); a request that does
+/// not pass validation never runs it.
+pub struct ExecuteInstead(Mutex<Option<BoxFuture<'static, async_graphql::Response>>>);
+
+impl ExecuteInstead {
+    /// Runs `run` in place of the executor.
+    pub fn new(run: BoxFuture<'static, async_graphql::Response>) -> Self {
+        Self(Mutex::new(Some(run)))
+    }
+
+    fn take(&self) -> Option<BoxFuture<'static, async_graphql::Response>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl std::fmt::Debug for ExecuteInstead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecuteInstead").finish_non_exhaustive()
+    }
+}
+
+/// Request data telling [`ValidationSignal`] what is known of the request's document against
+/// this schema (see `graphql::engine::validated`).
+#[derive(Debug)]
+pub enum ValidationMemo {
+    /// Validated before, and these variables surely pass: this is the verdict.
+    Skip(ValidationResult),
+    /// Validate in full, and record a passing verdict here.
+    Record(Arc<OnceLock<ValidationResult>>),
+    /// Validate in full.
+    Validate,
+}
 
 /// What the extension saw of one request.
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ pub mod input;
 pub mod links;
 pub mod naming;
 pub mod output;
-mod roots;
+pub(crate) mod roots;
 pub mod shape;
 mod types;
 
@@ -29,7 +29,7 @@ use prost_reflect::{
     DescriptorPool, EnumDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor,
 };
 
-use crate::config::{DeadlinesConfig, GraphqlConfig, OperationKind, RedactAction};
+use crate::config::{DeadlinesConfig, Execution, GraphqlConfig, OperationKind, RedactAction};
 use crate::descriptors::{Idempotency, http_bindings, idempotency};
 use crate::request::policy::CallSite;
 use crate::shaping::Redactions;
@@ -86,6 +86,11 @@ pub struct GraphqlSchema {
     /// The arguments that bound list sizes for the query limits (config
     /// `graphql.limits.size_args`), handed out with every field.
     pub size_args: Vec<String>,
+    /// What query plans are compiled against; `None` when `graphql.execution` is
+    /// `interpreted`.
+    pub plan_model: Option<crate::graphql::engine::plan::PlanModel>,
+    /// Compiled plans of recent operations.
+    pub plans: crate::graphql::engine::plan::PlanCache,
 }
 
 /// How many parsed documents a schema keeps.
@@ -339,6 +344,7 @@ pub fn build_with(
     let mut subscription = Subscription::new("Subscription")
         .description("Server-streaming methods, over WebSocket (graphql-transport-ws) or SSE.");
     let mut root_fields = Vec::new();
+    let mut planned_roots = HashMap::new();
     for (root, name, method) in &roots {
         let req = method.input();
         let owner = names.get(req.full_name()).unwrap_or(req.name()).to_string();
@@ -390,6 +396,16 @@ pub fn build_with(
             Root::Query | Root::Mutation => {
                 let target = target_of(targets, method)?;
                 let site = CallSite::RootField(format!("{}.{name}", root.name()).into());
+                if matches!(root, Root::Query | Root::Mutation) {
+                    planned_roots.insert(
+                        (*root == Root::Mutation, name.clone()),
+                        crate::graphql::engine::plan::RootDef {
+                            target: target.clone(),
+                            site: site.clone(),
+                            shape: roots::response_shape(method),
+                        },
+                    );
+                }
                 let mut f = roots::root_field(name, &target, site, ty).description(description);
                 for a in args {
                     f = f.argument(a);
@@ -424,6 +440,25 @@ pub fn build_with(
         .finish()
         .map_err(|e| err(format!("the generated GraphQL schema is invalid: {e}")))?;
     root_fields.sort_by(|a, b| (a.root, &a.name).cmp(&(b.root, &b.name)));
+    let plan_model =
+        (cfg.execution == Execution::Compiled).then(|| crate::graphql::engine::plan::PlanModel {
+            mutations: planned_roots
+                .iter()
+                .filter(|((m, _), _)| *m)
+                .map(|((_, n), d)| (n.clone(), d.clone()))
+                .collect(),
+            queries: planned_roots
+                .into_iter()
+                .filter(|((m, _), _)| !*m)
+                .map(|((_, n), d)| (n, d))
+                .collect(),
+            links: link_plans
+                .iter()
+                .map(|p| ((p.on.full_name().to_string(), p.field.clone()), p.clone()))
+                .collect(),
+            names: names.clone(),
+            redactions: redactions.clone(),
+        });
     Ok(GraphqlSchema {
         schema,
         links: Arc::new(link_plans.iter().map(|p| (**p).clone()).collect()),
@@ -432,6 +467,8 @@ pub fn build_with(
         redactions,
         documents: documents::DocumentCache::new(DOCUMENT_CACHE_CAPACITY),
         size_args: cfg.limits.size_args.clone(),
+        plan_model,
+        plans: Default::default(),
     })
 }
 

@@ -154,7 +154,7 @@ pub fn map_key(key: &MapKey) -> Gql {
     }
 }
 
-fn scalar(value: &Value, kind: &Kind) -> Result<Gql, Error> {
+pub(crate) fn scalar(value: &Value, kind: &Kind) -> Result<Gql, Error> {
     Ok(match value {
         Value::Bool(b) => Gql::Boolean(*b),
         Value::I32(n) => Gql::from(*n),
@@ -190,7 +190,7 @@ fn float(f: f64) -> Result<Gql, Error> {
 }
 
 /// A well-known type as a GraphQL scalar value, via its canonical JSON form.
-fn wkt(msg: &DynamicMessage, w: Wkt) -> Result<Gql, Error> {
+pub(crate) fn wkt(msg: &DynamicMessage, w: Wkt) -> Result<Gql, Error> {
     if w == Wkt::Empty {
         return Ok(Gql::Boolean(true));
     }
