@@ -22,6 +22,7 @@ use async_graphql::registry::Registry;
 use async_graphql::{Name, Pos, Positioned, ValidationResult, Value as Gql};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
+use super::limits::QueryStats;
 use super::schema::links::LinkPlan;
 use super::schema::naming::TypeNames;
 use super::schema::shape::{Shape, has_presence};
@@ -590,6 +591,8 @@ pub struct Known {
     pub args: Option<VariableArgs>,
     /// async-graphql's verdict, once it has validated the document.
     pub validated: Arc<OnceLock<ValidationResult>>,
+    /// The query limits' figures, once measured, when they do not depend on variables.
+    pub limits: OnceLock<QueryStats>,
 }
 
 /// What is known of recent operations, by query text and operation name, bounded like the
@@ -623,6 +626,7 @@ impl PlanCache {
             plan: model.compile(doc, name).map(Arc::new),
             args: VariableArgs::collect(registry, doc),
             validated: Arc::default(),
+            limits: OnceLock::new(),
         });
         if known.len() >= PLAN_CACHE_CAPACITY && !known.contains_key(query) {
             known.clear();

@@ -18,7 +18,7 @@ use crate::fanout::batch::Driven;
 use crate::graphql::engine::context::{Fallbacks, GraphqlCtx};
 use crate::graphql::engine::plan::Known;
 use crate::graphql::engine::schema::GraphqlSchema;
-use crate::graphql::transport::{ExecuteInstead, ValidationMemo};
+use crate::graphql::transport::{ExecuteInstead, ValidationMemo, mark_validated};
 use crate::request::RequestCtx;
 use crate::snapshot::{Current, Snapshot};
 
@@ -120,19 +120,38 @@ pub async fn execute(request: Request) -> Response {
     let labels = operation_labels(&mut request, &p.snapshot);
     let name = request.operation_name.clone();
     let started = std::time::Instant::now();
-    if let Some(known) = known_of(&g, &mut request) {
-        if let Some(plan) = known.plan.clone() {
-            // async-graphql still parses and validates the request; the plan runs in place
-            // of its executor (see `transport::signal::ExecuteInstead`).
-            let variables = request.variables.clone();
-            let op = ctx.clone();
-            let run = async move { compiled::run(&plan, &variables, &op).await }.boxed();
-            request = request.data(ExecuteInstead::new(run));
+    let known = known_in(&request).or_else(|| known_of(&g, &mut request));
+    let memo = known
+        .as_ref()
+        .map(|k| validation_memo(k, &g, &request.variables));
+    let plan = known.as_ref().and_then(|k| k.plan.clone());
+    let mut resp = match (plan, memo) {
+        // Planned, validated before, and these variables pass: async-graphql has nothing
+        // left to do (parsing, operation choice and the document's limits were checked the
+        // first time), the plan runs on its own.
+        (Some(plan), Some(ValidationMemo::Skip(_))) => {
+            mark_validated(&request);
+            Driven::new(
+                compiled::run(&plan, &request.variables, &ctx).boxed(),
+                links,
+            )
+            .await
         }
-        let memo = validation_memo(&known, &g, &request.variables);
-        request = request.data(memo);
-    }
-    let mut resp = Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await;
+        (plan, memo) => {
+            if let Some(plan) = plan {
+                // async-graphql parses and validates the request; the plan runs in place of
+                // its executor (see `transport::signal::ExecuteInstead`).
+                let variables = request.variables.clone();
+                let op = ctx.clone();
+                let run = async move { compiled::run(&plan, &variables, &op).await }.boxed();
+                request = request.data(ExecuteInstead::new(run));
+            }
+            if let Some(memo) = memo {
+                request = request.data(memo);
+            }
+            Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await
+        }
+    };
     if let Some((tracer, op_ctx, start)) = span {
         let ids = crate::telemetry::traces::SpanIds {
             trace_id: op_ctx.trace.trace_id,
@@ -169,10 +188,19 @@ pub async fn execute(request: Request) -> Response {
     resp
 }
 
+/// What the prepare step learnt of the operation.
+fn known_in(request: &Request) -> Option<Arc<Known>> {
+    request
+        .data
+        .get(&TypeId::of::<Arc<Known>>())
+        .and_then(|d| d.downcast_ref::<Arc<Known>>())
+        .cloned()
+}
+
 /// What is known of the operation `request` runs (its document parsed already).
 /// `None` when `graphql.execution` is `interpreted`: async-graphql then validates and
 /// executes every request itself.
-fn known_of(g: &GraphqlSchema, request: &mut Request) -> Option<Arc<Known>> {
+pub(crate) fn known_of(g: &GraphqlSchema, request: &mut Request) -> Option<Arc<Known>> {
     let model = g.plan_model.as_ref()?;
     // The document is parsed (by the document cache, or just now for the metric labels);
     // the query text is set aside while the parsed document is borrowed.

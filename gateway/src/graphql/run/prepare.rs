@@ -97,12 +97,6 @@ impl GatewayPrepare {
                 ));
             }
         }
-        let variables = req
-            .variables
-            .clone()
-            .into_value()
-            .into_json()
-            .unwrap_or(serde_json::Value::Null);
         let operation = req.operation_name.clone();
         // A document that does not parse is left to the executor, which reports it the
         // standard way; everything else is measured before execution.
@@ -111,6 +105,19 @@ impl GatewayPrepare {
         let mut introspection = false;
         let mut cost = None;
         schema.documents.prime(&mut req);
+        // What is known of the operation (its plan; its figures when they do not depend on
+        // variables), learnt by the first request of the same document.
+        let known = super::executor::known_of(&schema, &mut req);
+        let memo = known.as_ref().and_then(|k| k.limits.get()).copied();
+        let variables = match memo {
+            Some(_) => serde_json::Value::Null,
+            None => req
+                .variables
+                .clone()
+                .into_value()
+                .into_json()
+                .unwrap_or(serde_json::Value::Null),
+        };
         if let Ok(doc) = req.parsed_query() {
             parsed = true;
             named = operation.clone().or_else(|| match &doc.operations {
@@ -119,13 +126,25 @@ impl GatewayPrepare {
                 }
                 _ => None,
             });
-            match limits::check_document(
-                doc,
-                operation.as_deref(),
-                &variables,
-                lim,
-                schema.as_ref(),
-            ) {
+            let measured = match memo {
+                Some(stats) => Ok(stats),
+                None => {
+                    let measured = limits::check_document(
+                        doc,
+                        operation.as_deref(),
+                        &variables,
+                        lim,
+                        schema.as_ref(),
+                    );
+                    if let (Ok(stats), Some(k)) = (&measured, &known)
+                        && !stats.variables_read
+                    {
+                        let _ = k.limits.set(*stats);
+                    }
+                    measured
+                }
+            };
+            match measured {
                 Ok(stats) => {
                     introspection = stats.introspection;
                     cost = Some(stats.cost);
@@ -157,6 +176,9 @@ impl GatewayPrepare {
             && parsed
         {
             snapshot.persisted.register(pending).await;
+        }
+        if let Some(known) = known {
+            req = req.data(known);
         }
         Ok(req.data(Prepared { snapshot, ctx }))
     }

@@ -57,7 +57,9 @@ use http::request::Parts;
 use crate::error::{ErrorKind, GatewayError};
 use negotiate::MediaType;
 use signal::Witness;
-pub use signal::{ExecuteInstead, StopBeforeExecution, ValidationMemo, ValidationSignal};
+pub use signal::{
+    ExecuteInstead, StopBeforeExecution, ValidationMemo, ValidationSignal, mark_validated,
+};
 
 /// Settings of the GraphQL endpoint.
 #[derive(Clone, Debug)]

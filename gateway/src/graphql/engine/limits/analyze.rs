@@ -66,6 +66,7 @@ pub(super) fn analyze(
         schema,
         memo: HashMap::new(),
         in_progress: Vec::new(),
+        variables_read: std::cell::Cell::new(false),
     };
     let root = schema.root_type(kind).map(str::to_owned);
     let summary = walker.selection_set(&operation.selection_set.node, root.as_deref(), false, 0)?;
@@ -77,6 +78,7 @@ pub(super) fn analyze(
         root_fields: clamp(summary.fields),
         cost: clamp(summary.cost),
         introspection: summary.introspects,
+        variables_read: walker.variables_read.get(),
     })
 }
 
@@ -118,6 +120,8 @@ struct Walker<'a> {
     memo: HashMap<&'a str, Summary>,
     /// The named fragments being expanded, outermost first (to detect and name cycles).
     in_progress: Vec<&'a str>,
+    /// Whether a variable was read.
+    variables_read: std::cell::Cell<bool>,
 }
 
 impl<'a> Walker<'a> {
@@ -263,6 +267,7 @@ impl<'a> Walker<'a> {
 
     /// The value of a variable: from the request, else its declared default, else null.
     fn variable(&self, name: &str) -> ConstValue {
+        self.variables_read.set(true);
         if let Some(json) = self.variables.get(name).filter(|j| !j.is_null()) {
             return ConstValue::from_json(json.clone()).unwrap_or(ConstValue::Null);
         }

@@ -233,6 +233,9 @@ pub struct QueryStats {
     pub cost: u32,
     /// Whether it reads the schema (`__schema` or `__type`; `__typename` does not count).
     pub introspection: bool,
+    /// Whether a list size was read from a variable: the figures hold for these variables
+    /// only (else for every request of the same document and operation).
+    pub variables_read: bool,
 }
 
 /// Checks a GraphQL request against `limits`: tokens first, then parsing, then the analysis of

@@ -285,6 +285,15 @@ fn variable_driven_list_sizes() {
         &json!({"s": 3}),
     );
     assert_eq!(s.cost, 1 + 2 + 3);
+    // The figures say whether they depend on the variables (the gateway keeps them per
+    // document only when they do not).
+    assert!(s.variables_read);
+    let s = stats_with(
+        "query($s: Int) { me { posts(page: {size: 3}) { title } } }",
+        &json!({"s": 9}),
+    );
+    assert!(!s.variables_read, "declared but not read for a size");
+    assert!(!stats_with("{ users(pageSize: 4) { id } }", &json!({})).variables_read);
 }
 
 #[test]
