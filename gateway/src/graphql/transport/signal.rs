@@ -26,15 +26,14 @@
 //! `path`, so a failing non-null root field would be taken for a request error.
 
 use std::any::TypeId;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-
-use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextValidation,
 };
 use async_graphql::{ServerError, ServerResult, ValidationResult};
+use futures::future::BoxFuture;
 
 use super::response;
 
