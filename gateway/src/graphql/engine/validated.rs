@@ -83,18 +83,7 @@ impl VariableArgs {
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) => {
-                    for d in &f.node.directives {
-                        let def = registry.directives.get(d.node.name.node.as_str())?;
-                        for (name, value) in &d.node.arguments {
-                            if has_variables(&value.node) {
-                                let arg = def.args.get(name.node.as_str())?;
-                                self.args.push(VariableArg {
-                                    ty: arg.ty.clone(),
-                                    value: value.node.clone(),
-                                });
-                            }
-                        }
-                    }
+                    self.directives(registry, &f.node.directives)?;
                     let name = f.node.name.node.as_str();
                     if name == "__typename" {
                         continue;
