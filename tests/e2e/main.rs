@@ -5,6 +5,7 @@ mod auth;
 mod bffs;
 mod compiled;
 mod corpus;
+mod direct;
 mod errors;
 mod fields;
 mod front_door;

@@ -269,6 +269,23 @@ pub struct RestConfig {
     /// instead of leaving that binding out with a warning and serving the rest.
     #[serde(default)]
     pub strict: bool,
+    /// How replies are written as JSON: straight from the backend's bytes (`direct`), or
+    /// decoded first and written by prost-reflect (`reflect`, the way back).
+    #[serde(default)]
+    pub encoder: RestEncoder,
+}
+
+/// How the REST door writes a reply message as JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestEncoder {
+    /// From the wire bytes with a per-type plan built with the snapshot (no decoded message);
+    /// replies it cannot write (extensions, a field sent twice, redacted types, a
+    /// `response_body` binding) are written the `reflect` way.
+    #[default]
+    Direct,
+    /// Decoded into a `DynamicMessage`, then serialised by prost-reflect.
+    Reflect,
 }
 
 fn yes() -> bool {
@@ -286,6 +303,7 @@ impl Default for RestConfig {
             ignored_query_params: Vec::new(),
             methods: BTreeMap::new(),
             strict: false,
+            encoder: RestEncoder::default(),
         }
     }
 }

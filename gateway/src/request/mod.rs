@@ -215,6 +215,7 @@ impl RequestCtx {
                     parent_id: Some(self.trace.span_id),
                     parent_remote: false,
                 }),
+            reply_form: crate::upstream::ReplyForm::Decoded,
         }
     }
 }

@@ -5,22 +5,23 @@
 //! [`RequestCtx::call_to`](crate::request::RequestCtx::call_to) and hands it to the snapshot's
 //! outbound path (policy chain, then upstream).
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 
 use super::router::Lookup;
-use std::sync::Arc;
-
 use super::routes::{MatchedRoute, RouteTarget, Streaming};
 use super::stream::stream_response;
 use crate::error::GatewayError;
 use crate::ingress::body::{bytes_of, check_json};
 use crate::ingress::{Admitted, respond};
 use crate::snapshot::Snapshot;
+use crate::transcode::direct::{TypePlan, Unsupported};
 use crate::transcode::{self, BodyTarget, FieldPath, HttpRequestParts, TranscodeError};
-use crate::upstream::{CallBody, UpstreamError};
+use crate::upstream::{CallBody, Payload, ReplyForm, UpstreamError};
 
 /// Serves a request the ingress admitted to the REST door.
 pub async fn handle(admitted: Admitted, req: Request) -> Response {
@@ -118,7 +119,15 @@ async fn serve(
         };
         CallBody::Unary(transcode::decode_request(&input, &parts_in, &snap.decode)?)
     };
-    let call = ctx.call_to(&target.call, body);
+    // Replies written straight from their wire bytes, unless this BFF redacts the type.
+    let direct = target
+        .reply_plan
+        .as_ref()
+        .filter(|_| !snap.shaping.redactions.affects(&target.method.output()));
+    let mut call = ctx.call_to(&target.call, body);
+    if direct.is_some() {
+        call.reply_form = ReplyForm::Wire;
+    }
 
     if target.streaming == Streaming::Server {
         let sse = wants_sse(&parts.headers);
@@ -161,15 +170,8 @@ async fn serve(
         return Ok(resp);
     }
 
-    let mut reply = snap.outbound.unary(ctx, &target.site, call).await?;
-    // This BFF's redaction rules, before anything is written.
-    snap.shaping
-        .redact(std::sync::Arc::make_mut(&mut reply.message));
-    let json =
-        transcode::encode_response(&reply.message, target.response_body.as_ref(), &snap.encode)
-            .map_err(|e| {
-                GatewayError::Internal(format!("encoding the reply of {}: {e}", target.full_name))
-            })?;
+    let reply = snap.outbound.unary(ctx, &target.site, call).await?;
+    let json = reply_json(snap, &target, direct, reply.payload)?;
     let mut resp = (
         target.success,
         [(
@@ -186,6 +188,40 @@ async fn serve(
             .insert("x-portico-fallback", HeaderValue::from_static("static"));
     }
     Ok(resp)
+}
+
+/// Writes a reply message as the JSON body: straight from its bytes with the route's plan, or
+/// decoded, redacted and serialised by prost-reflect (a reply the plan cannot write, a
+/// fallback, a `response_body` binding, `rest.encoder: reflect`).
+fn reply_json(
+    snap: &Snapshot,
+    target: &RouteTarget,
+    plan: Option<&TypePlan>,
+    payload: Payload,
+) -> Result<Vec<u8>, GatewayError> {
+    let metrics = snap.metrics();
+    if let (Some(plan), Payload::Wire(bytes)) = (plan, &payload) {
+        match plan.encode(bytes, &snap.encode) {
+            Ok(json) => {
+                if let Some(m) = metrics {
+                    m.rest_direct.inc();
+                }
+                return Ok(json);
+            }
+            Err(Unsupported(why)) => {
+                tracing::debug!(rpc = %target.full_name, reason = why, "reply written by prost-reflect");
+            }
+        }
+    }
+    if let Some(m) = metrics {
+        m.rest_reflect.inc();
+    }
+    let mut message = payload.into_message(&target.method.output(), &target.call.backend)?;
+    // This BFF's redaction rules, before anything is written.
+    snap.shaping.redact(Arc::make_mut(&mut message));
+    transcode::encode_response(&message, target.response_body.as_ref(), &snap.encode).map_err(|e| {
+        GatewayError::Internal(format!("encoding the reply of {}: {e}", target.full_name))
+    })
 }
 
 fn wants_sse(headers: &HeaderMap) -> bool {

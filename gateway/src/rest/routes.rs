@@ -12,9 +12,10 @@ use prost_reflect::{MethodDescriptor, ServiceDescriptor};
 
 use super::router::Router;
 use super::template::PathTemplate;
-use crate::config::Config;
+use crate::config::{Config, RestEncoder};
 use crate::descriptors::http_bindings;
 use crate::request::policy::CallSite;
+use crate::transcode::direct::{Plans, TypePlan};
 use crate::transcode::{BodyTarget, FieldPath};
 use crate::upstream::{Target, Targets};
 
@@ -60,6 +61,9 @@ pub struct RouteTarget {
     pub streaming: Streaming,
     /// Whether a PATCH body fills an unset `update_mask`.
     pub fill_update_mask: bool,
+    /// How to write the reply straight from its wire bytes (`rest.encoder: direct`, the whole
+    /// message as the body, unary or client-streaming methods).
+    pub reply_plan: Option<TypePlan>,
 }
 
 /// A problem found while building routes; names the method and the binding.
@@ -95,6 +99,17 @@ pub fn build_routes(
 ) -> Result<Routes, RouteError> {
     let mut router = Router::new();
     let mut skipped = Vec::new();
+    // One set of reply plans for every unary method's output type (types they share are
+    // planned once).
+    let plans = (cfg.rest.encoder == RestEncoder::Direct).then(|| {
+        Plans::for_types(
+            services
+                .iter()
+                .flat_map(|(s, _)| s.methods())
+                .filter(|m| !m.is_server_streaming())
+                .map(|m| m.output()),
+        )
+    });
     let mut skip = |e: RouteError| {
         if cfg.rest.strict {
             Err(e)
@@ -143,6 +158,7 @@ pub fn build_routes(
                     &method,
                     call,
                     cfg,
+                    plans.as_ref(),
                     streaming,
                     http_method.clone(),
                     &path,
@@ -182,6 +198,7 @@ fn route_target(
     method: &MethodDescriptor,
     call: Arc<Target>,
     cfg: &Config,
+    plans: Option<&Arc<Plans>>,
     streaming: Streaming,
     http_method: Method,
     path: &str,
@@ -238,6 +255,12 @@ fn route_target(
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
     let fill_update_mask = http_method == Method::PATCH && matches!(body, BodyTarget::Field(_));
+    let reply_plan = match (plans, &response_body, streaming) {
+        (Some(plans), None, Streaming::Unary | Streaming::Client) => {
+            plans.type_plan(&method.output())
+        }
+        _ => None,
+    };
     Ok(RouteTarget {
         method: method.clone(),
         full_name: method.full_name().to_string(),
@@ -251,5 +274,6 @@ fn route_target(
         success,
         streaming,
         fill_update_mask,
+        reply_plan,
     })
 }

@@ -16,6 +16,7 @@
 //! | `portico_graphql_operations_total` | counter | `graphql_operation_type`, `graphql_operation_name` (the BFF's named operations; `_OTHER` for any other name), `outcome` (`ok`, `partial`, `error`) |
 //! | `portico_graphql_errors_total` | counter | `code` (`extensions.code`) |
 //! | `portico_persisted_queries_total` | counter | `result` (`hit`, `registered`, `miss`) |
+//! | `portico_rest_replies_total` | counter | `encoder` (`direct`: from the wire bytes; `reflect`: decoded first) |
 //!
 //! The backends' state (breakers, bulkheads, endpoints) is read at scrape time ([`super::backends`]).
 
@@ -127,6 +128,13 @@ pub struct PersistedLabels {
     pub result: &'static str,
 }
 
+/// How a REST reply was written.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EncoderLabels {
+    /// `direct` or `reflect`.
+    pub encoder: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -155,6 +163,10 @@ pub struct Metrics {
     pub graphql_errors: Family<CodeLabels, Counter>,
     /// Persisted-operation lookups by result.
     pub persisted: Family<PersistedLabels, Counter>,
+    /// REST replies written straight from their wire bytes.
+    pub rest_direct: Counter,
+    /// REST replies decoded, then written by prost-reflect.
+    pub rest_reflect: Counter,
     /// The backends whose state is read at scrape time.
     pub backends: std::sync::Arc<super::backends::BackendsCollector>,
 }
@@ -248,6 +260,18 @@ impl Metrics {
             "Persisted-operation lookups by result",
             persisted.clone(),
         );
+        let rest_replies = Family::<EncoderLabels, Counter>::default();
+        registry.register(
+            "portico_rest_replies",
+            "REST replies by how they were written as JSON",
+            rest_replies.clone(),
+        );
+        let rest_direct = rest_replies
+            .get_or_create(&EncoderLabels { encoder: "direct" })
+            .clone();
+        let rest_reflect = rest_replies
+            .get_or_create(&EncoderLabels { encoder: "reflect" })
+            .clone();
         let backends = std::sync::Arc::new(super::backends::BackendsCollector::default());
         registry.register_collector(Box::new(backends.clone()));
         Metrics {
@@ -258,6 +282,8 @@ impl Metrics {
             graphql_operations,
             graphql_errors,
             persisted,
+            rest_direct,
+            rest_reflect,
             backends,
             http_duration,
             http_active,

@@ -28,11 +28,37 @@ pub const MAX_DEPTH: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unsupported(pub &'static str);
 
-/// The plans of a message type and of every message type it contains.
+/// The plans of some message types and of every message type they contain (each type once,
+/// shared by every type that contains it).
 #[derive(Debug)]
 pub struct Plans {
     plans: Vec<MessagePlan>,
+    /// The plan of each type, by full name.
+    index: HashMap<String, usize>,
+    /// The type [`encode`] writes (the first type given).
     root: usize,
+}
+
+/// One message type's plan inside a shared [`Plans`]: what a route keeps to write its replies.
+#[derive(Clone, Debug)]
+pub struct TypePlan {
+    plans: Arc<Plans>,
+    index: usize,
+}
+
+impl TypePlan {
+    /// Encodes the message `bytes` of this type as JSON (see [`encode`]).
+    pub fn encode(&self, bytes: &[u8], opts: &EncodeOptions) -> Result<Vec<u8>, Unsupported> {
+        encode_at(&self.plans, self.index, bytes, opts)
+    }
+
+    /// The full name of the type.
+    pub fn type_name(&self) -> &str {
+        self.plans
+            .plans
+            .get(self.index)
+            .map_or("", |p| p.desc.full_name())
+    }
 }
 
 #[derive(Debug)]
@@ -107,10 +133,34 @@ enum Ty {
 impl Plans {
     /// The plans for `desc` and every message type reachable from it.
     pub fn new(desc: &MessageDescriptor) -> Arc<Plans> {
+        Self::for_types(std::iter::once(desc.clone()))
+    }
+
+    /// The plans for each of `types` and every message type reachable from them; the first
+    /// is the one [`encode`] writes.
+    pub fn for_types(types: impl IntoIterator<Item = MessageDescriptor>) -> Arc<Plans> {
         let mut plans = Vec::new();
         let mut index = HashMap::new();
-        let root = plan_of(desc, &mut plans, &mut index);
-        Arc::new(Plans { plans, root })
+        let mut root = None;
+        for desc in types {
+            let i = plan_of(&desc, &mut plans, &mut index);
+            root.get_or_insert(i);
+        }
+        Arc::new(Plans {
+            plans,
+            index,
+            root: root.unwrap_or(0),
+        })
+    }
+
+    /// The plan of `desc`, when it is one of the types these plans were built for (or one
+    /// they contain).
+    pub fn type_plan(self: &Arc<Self>, desc: &MessageDescriptor) -> Option<TypePlan> {
+        let index = *self.index.get(desc.full_name())?;
+        Some(TypePlan {
+            plans: self.clone(),
+            index,
+        })
     }
 }
 
@@ -233,15 +283,24 @@ enum Wire {
     Len(usize, usize),
 }
 
-/// Encodes the message `bytes` (of the plans' root type) as JSON.
+/// Encodes the message `bytes` (of the plans' first type) as JSON.
 pub fn encode(plans: &Plans, bytes: &[u8], opts: &EncodeOptions) -> Result<Vec<u8>, Unsupported> {
+    encode_at(plans, plans.root, bytes, opts)
+}
+
+fn encode_at(
+    plans: &Plans,
+    root: usize,
+    bytes: &[u8],
+    opts: &EncodeOptions,
+) -> Result<Vec<u8>, Unsupported> {
     let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
     let mut w = Writer {
         plans,
         opts,
         scratch: Vec::with_capacity(64),
     };
-    w.message(&mut out, plans.root, bytes, 0)?;
+    w.message(&mut out, root, bytes, 0)?;
     Ok(out)
 }
 

@@ -25,7 +25,7 @@ use tonic::transport::Channel;
 use super::call::CallGuard;
 use super::encoded::EncodedCodec;
 use super::error::is_connect_error;
-use super::{Call, CallBody, Reply, ReplyStream, StreamReply, UpstreamError};
+use super::{Call, CallBody, Payload, Reply, ReplyStream, StreamReply, UpstreamError};
 use crate::config::{BackendConfig, BreakerConfig};
 use crate::resilience::{
     Breaker, Bulkhead, BulkheadRejection, Endpoint, EndpointSet, Failure, Fallbacks, RetryBudget,
@@ -434,7 +434,7 @@ impl Upstream {
                 Some(msg) => {
                     tracing::warn!(method = %method.full_name(), error = %e, "answering with the static fallback");
                     Ok(Reply {
-                        message: Arc::new(msg.clone()),
+                        payload: Payload::Decoded(Arc::new(msg.clone())),
                         metadata: MetadataMap::new(),
                         fallback: true,
                     })
@@ -447,7 +447,7 @@ impl Upstream {
 
     async fn unary_call(&self, call: Call) -> Result<Reply, UpstreamError> {
         let (backend, path, timeout) = self.prepare(&call)?;
-        let codec = EncodedCodec::new(call.method.output());
+        let codec = EncodedCodec::unary(call.method.output(), call.reply_form);
         let limit = self.max_response_bytes;
         let body = Encoded::new(call.body);
         let mut metadata = Some(call.metadata);
@@ -479,9 +479,9 @@ impl Upstream {
                 attempt,
             )
             .await?;
-        let (metadata, message, _) = resp.into_parts();
+        let (metadata, payload, _) = resp.into_parts();
         Ok(Reply {
-            message: Arc::new(message),
+            payload,
             metadata,
             fallback: false,
         })
@@ -508,7 +508,7 @@ impl Upstream {
 
     async fn server_streaming_call(&self, call: Call) -> Result<StreamReply, UpstreamError> {
         let (backend, path, timeout) = self.prepare(&call)?;
-        let codec = EncodedCodec::new(call.method.output());
+        let codec = EncodedCodec::stream(call.method.output());
         let limit = self.max_response_bytes;
         let input = call.method.input();
         let msg = Encoded::new(call.body).single(|| {

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost_reflect::{DynamicMessage, MethodDescriptor};
+use bytes::Bytes;
+use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
 use tokio::time::Instant;
 use tonic::Streaming;
 use tonic::metadata::MetadataMap;
 
+use super::UpstreamError;
 use crate::resilience::{BulkheadPermit, InFlight};
 
 /// One gRPC call to make: which method, with what, under which deadline.
@@ -27,6 +29,30 @@ pub struct Call {
     /// The call's span, when the request's trace is recorded (its id is the one in the
     /// call's `traceparent`).
     pub span: Option<crate::telemetry::traces::SpanIds>,
+    /// How the reply's message comes back: decoded (the default), or as the backend's bytes
+    /// for a door that writes them without decoding.
+    pub reply_form: ReplyForm,
+}
+
+/// How a unary call's reply message is handed back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplyForm {
+    /// Decoded into a `DynamicMessage` as it arrives; bytes that do not decode fail the call.
+    #[default]
+    Decoded,
+    /// The backend's wire bytes as they arrived, checked by whoever reads them
+    /// ([`Reply::message`] decodes them on demand).
+    Wire,
+}
+
+/// A reply's message, in the [`ReplyForm`] the call asked for.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// Decoded (shared by every field of an operation that asked for the same call; a door
+    /// that changes it gets its own copy with `Arc::make_mut`).
+    Decoded(Arc<DynamicMessage>),
+    /// The backend's bytes, not yet checked.
+    Wire(Bytes),
 }
 
 /// The request side of a call.
@@ -57,14 +83,48 @@ impl Call {
 /// A unary (or client-streaming) reply. Cheap to clone: the message is shared.
 #[derive(Clone, Debug)]
 pub struct Reply {
-    /// The response message (shared by every field of an operation that asked for the same
-    /// call; a door that changes it gets its own copy with `Arc::make_mut`).
-    pub message: Arc<DynamicMessage>,
+    /// The response message.
+    pub payload: Payload,
     /// Response headers and trailers sent by the backend.
     pub metadata: MetadataMap,
     /// The message is the method's configured static fallback, not the backend's answer
     /// (doors mark it: `x-portico-fallback: static` over REST).
     pub fallback: bool,
+}
+
+impl Payload {
+    /// The message, of type `desc`, from `backend`: decoded now when the call asked for wire
+    /// bytes. Bytes that do not decode are the error a decoded call fails with.
+    pub fn into_message(
+        self,
+        desc: &MessageDescriptor,
+        backend: &str,
+    ) -> Result<Arc<DynamicMessage>, UpstreamError> {
+        match self {
+            Payload::Decoded(m) => Ok(m),
+            Payload::Wire(bytes) => {
+                decode_reply(desc, bytes)
+                    .map(Arc::new)
+                    .map_err(|status| UpstreamError::Status {
+                        backend: backend.to_string(),
+                        status,
+                    })
+            }
+        }
+    }
+}
+
+/// Decodes a reply message of type `desc`; the status a call fails with when it does not.
+pub(crate) fn decode_reply(
+    desc: &MessageDescriptor,
+    bytes: Bytes,
+) -> Result<DynamicMessage, tonic::Status> {
+    DynamicMessage::decode(desc.clone(), bytes).map_err(|e| {
+        tonic::Status::internal(format!(
+            "the backend's reply is not a valid {}: {e}",
+            desc.full_name()
+        ))
+    })
 }
 
 /// A server-streaming reply: headers arrived, messages follow.

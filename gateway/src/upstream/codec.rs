@@ -3,6 +3,8 @@
 use bytes::{Buf, BufMut};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
+
+use super::call::decode_reply;
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
@@ -30,7 +32,7 @@ impl Codec for DynamicCodec {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder(self.response.clone())
+        DynamicDecoder::new(self.response.clone())
     }
 }
 
@@ -52,21 +54,21 @@ impl Encoder for DynamicEncoder {
 }
 
 /// Reads a `DynamicMessage` of a known type from the protobuf binary format.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DynamicDecoder(MessageDescriptor);
+
+impl DynamicDecoder {
+    /// A decoder of messages of type `desc`.
+    pub fn new(desc: MessageDescriptor) -> Self {
+        Self(desc)
+    }
+}
 
 impl Decoder for DynamicDecoder {
     type Item = DynamicMessage;
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        let msg = DynamicMessage::decode(self.0.clone(), src.copy_to_bytes(src.remaining()))
-            .map_err(|e| {
-                Status::internal(format!(
-                    "the backend's reply is not a valid {}: {e}",
-                    self.0.full_name()
-                ))
-            })?;
-        Ok(Some(msg))
+        decode_reply(&self.0, src.copy_to_bytes(src.remaining())).map(Some)
     }
 }

@@ -146,6 +146,8 @@ impl Calls {
             .call_via(&self.request, site, call, &terminal)
             .await?
             .into_unary()?;
-        Ok(reply.message)
+        Ok(reply
+            .payload
+            .into_message(&target.method.output(), &target.backend)?)
     }
 }
