@@ -112,7 +112,7 @@ impl CatalogService for CatalogApi {
                 ],
             ));
         };
-        Ok(Response::new(found.clone()))
+        Ok(self.knobs.reply(found.clone()))
     }
 
     async fn batch_get_products(
@@ -134,7 +134,7 @@ impl CatalogService for CatalogApi {
             .iter()
             .filter_map(|id| self.by_id(id).cloned())
             .collect();
-        Ok(Response::new(BatchGetProductsResponse { products }))
+        Ok(self.knobs.reply(BatchGetProductsResponse { products }))
     }
 
     async fn search_products(

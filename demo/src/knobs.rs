@@ -44,6 +44,8 @@ struct State {
     calls: HashMap<String, u64>,
     total_calls: u64,
     last_metadata: HashMap<String, MetadataMap>,
+    /// `cache-control` sent with every reply that supports it, when set.
+    cache_control: Option<String>,
 }
 
 impl Knobs {
@@ -85,6 +87,24 @@ impl Knobs {
     /// `None` turns this off.
     pub fn fail_stream_after(&self, n: Option<u32>) {
         self.lock().fail_stream_after = n;
+    }
+
+    /// Sends `cache-control: VALUE` with the replies of the methods that support it
+    /// (`GetProduct`, `BatchGetProducts`, `GetUser`), or nothing with `None`.
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        self.lock().cache_control = value.map(str::to_owned);
+    }
+
+    /// `message` as a reply, with the metadata the knobs add (see
+    /// [`Knobs::set_cache_control`]).
+    pub(crate) fn reply<T>(&self, message: T) -> tonic::Response<T> {
+        let mut resp = tonic::Response::new(message);
+        if let Some(v) = self.lock().cache_control.as_deref()
+            && let Ok(v) = v.parse()
+        {
+            resp.metadata_mut().insert("cache-control", v);
+        }
+        resp
     }
 
     /// Restores every knob to its default and clears the counters and recorded metadata.

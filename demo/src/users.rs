@@ -178,7 +178,9 @@ impl UserService for UsersApi {
             return Err(rpc::invalid_field("id", "must be a positive user id"));
         }
         let user = self.lock().users.get(&id).cloned();
-        let mut resp = user.map(Response::new).ok_or_else(|| user_not_found(id))?;
+        let mut resp = user
+            .map(|u| self.knobs.reply(u))
+            .ok_or_else(|| user_not_found(id))?;
         // Response metadata, so that gateways can show how they map it to headers.
         resp.metadata_mut().insert(
             "x-demo-served-by",

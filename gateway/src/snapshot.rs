@@ -110,6 +110,8 @@ pub struct Snapshot {
     pub limit_store: Option<Arc<crate::ratelimit::Store>>,
     /// The limit stage, for the startup listing.
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
+    /// The response cache (`cache`), also in the policy chain.
+    pub cache: Option<Arc<crate::cache::ResponseCache>>,
     /// The gateway's metrics, once the snapshot is installed.
     metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
     /// Where spans go, once the snapshot is installed (when spans are exported).
@@ -396,6 +398,15 @@ impl Snapshot {
             limit_store = Some(store);
             limiter = Some(l);
         }
+        let mut cache = None;
+        if let Some(c) = &config.cache {
+            let built = Arc::new(
+                crate::cache::ResponseCache::new(c, registry.pool(), &targets)
+                    .map_err(|(key, message)| invalid(key, message))?,
+            );
+            chain = chain.with(Stage::Cache, built.clone());
+            cache = Some(built);
+        }
         let cors = config.cors.as_ref().map(crate::cors::layer);
         let trusted_proxies = config.trusted_proxies();
         let mut ignored_query_params = config.rest.ignored_query_params.clone();
@@ -443,6 +454,7 @@ impl Snapshot {
             cors,
             limit_store,
             limiter,
+            cache,
             metrics: std::sync::OnceLock::new(),
             tracer: std::sync::OnceLock::new(),
         })
@@ -482,6 +494,9 @@ impl Snapshot {
         }
         if let Some(l) = &self.limiter {
             l.set_metrics(metrics.clone());
+        }
+        if let Some(c) = &self.cache {
+            c.set_metrics(metrics.clone());
         }
     }
 

@@ -7,6 +7,7 @@ mod access;
 mod admin;
 mod auth;
 mod bff;
+mod cache;
 mod cors;
 mod graphql;
 mod load;
@@ -34,6 +35,7 @@ pub use bff::{
     ApqStoreKind, EndpointConfig, EndpointMethod, OperationsConfig, PersistedConfig, PersistedMode,
     validate as validate_bff,
 };
+pub use cache::{CacheConfig, CacheScope, CachedMethodConfig, MemoryTierConfig};
 pub use cors::{CorsConfig, OriginPattern, origin_pattern};
 pub use graphql::{
     BatchConfig, Execution, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind,
@@ -129,6 +131,9 @@ pub struct Config {
     /// Trusted documents and automatic persisted queries.
     #[serde(default)]
     pub persisted: PersistedConfig,
+    /// The response cache of backend calls (off without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
     /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
     #[serde(skip)]
     pub base_dir: PathBuf,

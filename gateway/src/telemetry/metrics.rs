@@ -16,6 +16,7 @@
 //! | `portico_graphql_operations_total` | counter | `graphql_operation_type`, `graphql_operation_name` (the BFF's named operations; `_OTHER` for any other name), `outcome` (`ok`, `partial`, `error`) |
 //! | `portico_graphql_errors_total` | counter | `code` (`extensions.code`) |
 //! | `portico_persisted_queries_total` | counter | `result` (`hit`, `registered`, `miss`) |
+//! | `portico_cache_lookups_total` | counter | `rpc_method`, `result` (`hit`, `miss`, `coalesced`) |
 //! | `portico_rest_replies_total` | counter | `encoder` (`direct`: from the wire bytes; `reflect`: decoded first) |
 //!
 //! The backends' state (breakers, bulkheads, endpoints) is read at scrape time ([`super::backends`]).
@@ -128,6 +129,16 @@ pub struct PersistedLabels {
     pub result: &'static str,
 }
 
+/// A response-cache lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `package.Service.Method`.
+    pub rpc_method: String,
+    /// `hit` (answered from the cache), `miss` (the call was made), `coalesced` (shared a
+    /// call in flight).
+    pub result: &'static str,
+}
+
 /// How a REST reply was written.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EncoderLabels {
@@ -163,6 +174,8 @@ pub struct Metrics {
     pub graphql_errors: Family<CodeLabels, Counter>,
     /// Persisted-operation lookups by result.
     pub persisted: Family<PersistedLabels, Counter>,
+    /// Response-cache lookups by method and result.
+    pub cache_lookups: Family<CacheLabels, Counter>,
     /// REST replies written straight from their wire bytes.
     pub rest_direct: Counter,
     /// REST replies decoded, then written by prost-reflect.
@@ -260,6 +273,12 @@ impl Metrics {
             "Persisted-operation lookups by result",
             persisted.clone(),
         );
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "portico_cache_lookups",
+            "Response-cache lookups by method and result",
+            cache_lookups.clone(),
+        );
         let rest_replies = Family::<EncoderLabels, Counter>::default();
         registry.register(
             "portico_rest_replies",
@@ -282,6 +301,7 @@ impl Metrics {
             graphql_operations,
             graphql_errors,
             persisted,
+            cache_lookups,
             rest_direct,
             rest_reflect,
             backends,
@@ -311,6 +331,16 @@ impl Metrics {
                 portico_door: door,
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one response-cache lookup.
+    pub fn cache_lookup(&self, method: &str, result: &'static str) {
+        self.cache_lookups
+            .get_or_create(&CacheLabels {
+                rpc_method: method.to_string(),
+                result,
+            })
+            .inc();
     }
 
     /// Records one finished backend call.

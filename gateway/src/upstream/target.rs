@@ -66,4 +66,9 @@ impl Targets {
     pub fn get(&self, method: &str) -> Option<&Arc<Target>> {
         self.by_method.get(method)
     }
+
+    /// Every target, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Target>> {
+        self.by_method.values()
+    }
 }

@@ -1,0 +1,82 @@
+//! The `cache` section: which backend calls may be answered from a recent reply, for how
+//! long, for whom, and how much memory the cache may hold.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{ByteSize, HumanDuration};
+
+/// The response cache of upstream calls.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// The in-process tier.
+    #[serde(default)]
+    pub memory: MemoryTierConfig,
+    /// The cached methods, keyed by `package.Service.Method`.
+    #[serde(default)]
+    pub methods: BTreeMap<String, CachedMethodConfig>,
+}
+
+/// Bounds of the in-process tier: entries and bytes (the encoded replies and their keys).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryTierConfig {
+    /// The most replies kept at once.
+    #[serde(default = "d_max_entries")]
+    pub max_entries: u64,
+    /// The most bytes kept at once.
+    #[serde(default = "d_max_bytes")]
+    pub max_bytes: ByteSize,
+}
+
+impl Default for MemoryTierConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: d_max_entries(),
+            max_bytes: d_max_bytes(),
+        }
+    }
+}
+
+fn d_max_entries() -> u64 {
+    100_000
+}
+
+fn d_max_bytes() -> ByteSize {
+    ByteSize(256 << 20)
+}
+
+/// How one method's replies are cached.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CachedMethodConfig {
+    /// How long a reply is fresh (the backend may shorten or lengthen it with
+    /// `cache-control: max-age=N`, or forbid storing it with `no-store`).
+    pub ttl: HumanDuration,
+    /// Whose answer it is: the same for everyone, or one per caller.
+    #[serde(default)]
+    pub scope: CacheScope,
+    /// Request headers the answer also depends on (`accept-language`): each value gets its own
+    /// entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vary: Vec<String>,
+    /// The method is safe to cache though its descriptor does not say `NO_SIDE_EFFECTS`.
+    #[serde(default)]
+    pub cacheable: bool,
+}
+
+/// Whose answer a cached reply is.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    /// The same for every caller (anonymous callers included).
+    #[default]
+    Public,
+    /// One per authenticated caller (JWT subject, API key, client certificate); anonymous
+    /// calls are not cached.
+    Subject,
+    /// One per API key; calls without one are not cached.
+    ApiKey,
+}

@@ -1,0 +1,229 @@
+//! The response cache, counted at the backend: hits and misses across doors, callers kept
+//! apart by scope, TTL and the backend's `cache-control`, failures never stored, concurrent
+//! identical calls made once, and the config checked against the descriptors.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use portico_demo::DemoService;
+use portico_e2e::{TestEnv, build_snapshot, demo_config, metric};
+use serde_json::json;
+
+const PRODUCT_CACHED: &str = "admin: { listen: 127.0.0.1:0 }\ncache:\n  methods:\n    demo.v1.CatalogService.GetProduct: { ttl: 1h }\n";
+
+async fn lookups(env: &TestEnv, result: &str) -> f64 {
+    metric(
+        &env.scrape().await,
+        "portico_cache_lookups_total",
+        &[("result", result)],
+    )
+}
+
+#[tokio::test]
+async fn repeated_calls_are_answered_from_the_cache_whichever_door_asks() {
+    let env = TestEnv::start_with(PRODUCT_CACHED).await;
+    let catalog = env.knobs(DemoService::Catalog);
+    let first = env.get("/v1/products/p-1").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    for _ in 0..2 {
+        let again = env.get("/v1/products/p-1").await;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.text, first.text, "a hit is the same answer");
+    }
+    assert_eq!(catalog.calls("GetProduct"), 1);
+    assert_eq!(env.get("/v1/products/p-2").await.status, 200);
+    assert_eq!(
+        catalog.calls("GetProduct"),
+        2,
+        "another request, another key"
+    );
+
+    // GraphQL's root field makes the same call: the entry REST filled answers it (decoded
+    // from the same bytes).
+    let data = env
+        .graphql(
+            r#"{ product(id: "p-1") { id title price { units } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["data"]["product"]["id"], "p-1", "{data}");
+    assert_eq!(data["data"]["product"]["title"], first.json()["title"]);
+    assert_eq!(catalog.calls("GetProduct"), 2);
+    assert_eq!(lookups(&env, "hit").await, 3.0);
+    assert_eq!(lookups(&env, "miss").await, 2.0);
+
+    // A method not listed is not stored.
+    let users = env.knobs(DemoService::Users);
+    env.get("/v1/users/1").await;
+    env.get("/v1/users/1").await;
+    assert_eq!(users.calls("GetUser"), 2);
+}
+
+#[tokio::test]
+async fn callers_never_share_an_answer_their_scope_keeps_apart() {
+    let keys = format!(
+        "auth:\n  api_keys:\n    keys:\n      - {{ id: alice, sha256: {} }}\n      - {{ id: bob, sha256: {} }}\nauthorization:\n  default: anonymous\ncache:\n  methods:\n    demo.v1.UserService.GetUser: {{ ttl: 1h, scope: subject }}\n",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"key-alice")),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"key-bob")),
+    );
+    let env = TestEnv::start_with(&keys).await;
+    let users = env.knobs(DemoService::Users);
+    let as_key = |key: Option<&'static str>| {
+        let mut r = env.client.get(env.url("/v1/users/1"));
+        if let Some(k) = key {
+            r = r.header("x-api-key", k);
+        }
+        env.send(r)
+    };
+    assert_eq!(as_key(Some("key-alice")).await.status, 200);
+    assert_eq!(as_key(Some("key-alice")).await.status, 200);
+    assert_eq!(users.calls("GetUser"), 1, "alice's second call is a hit");
+    assert_eq!(as_key(Some("key-bob")).await.status, 200);
+    assert_eq!(users.calls("GetUser"), 2, "bob does not get alice's entry");
+    assert_eq!(as_key(Some("key-bob")).await.status, 200);
+    assert_eq!(users.calls("GetUser"), 2);
+    // Anonymous callers have no entry to share: every call reaches the backend.
+    assert_eq!(as_key(None).await.status, 200);
+    assert_eq!(as_key(None).await.status, 200);
+    assert_eq!(users.calls("GetUser"), 4);
+}
+
+#[tokio::test]
+async fn the_backend_cache_control_shortens_forbids_or_keeps_private() {
+    let env = TestEnv::start_with(PRODUCT_CACHED).await;
+    let catalog = env.knobs(DemoService::Catalog);
+    let get = || env.get("/v1/products/p-4");
+
+    // no-store: never kept.
+    catalog.set_cache_control(Some("no-store"));
+    get().await;
+    get().await;
+    assert_eq!(catalog.calls("GetProduct"), 2);
+    // private, for a method whose scope is public: never kept either.
+    catalog.set_cache_control(Some("private, max-age=600"));
+    get().await;
+    get().await;
+    assert_eq!(catalog.calls("GetProduct"), 4);
+
+    // max-age=1 replaces the configured hour: a hit within the second, a miss after it.
+    catalog.set_cache_control(Some("max-age=1"));
+    get().await;
+    get().await;
+    assert_eq!(catalog.calls("GetProduct"), 5);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    get().await;
+    assert_eq!(catalog.calls("GetProduct"), 6, "expired");
+}
+
+#[tokio::test]
+async fn failures_are_never_stored() {
+    let env = TestEnv::start_with(PRODUCT_CACHED).await;
+    let catalog = env.knobs(DemoService::Catalog);
+    catalog.fail_next(1);
+    let r = env.get("/v1/products/p-5").await;
+    assert!(r.status >= 500, "{} {}", r.status, r.text);
+    assert_eq!(env.get("/v1/products/p-5").await.status, 200);
+    assert_eq!(env.get("/v1/products/p-5").await.status, 200);
+    assert_eq!(
+        catalog.calls("GetProduct"),
+        2,
+        "the failure, then one success kept"
+    );
+    // An unknown product (NOT_FOUND) is an answer, but an error: not kept.
+    assert_eq!(env.get("/v1/products/p-nope").await.status, 404);
+    assert_eq!(env.get("/v1/products/p-nope").await.status, 404);
+    assert_eq!(catalog.calls("GetProduct"), 4);
+}
+
+#[tokio::test]
+async fn concurrent_identical_calls_make_one_backend_call() {
+    let env = TestEnv::start_with(PRODUCT_CACHED).await;
+    let catalog = env.knobs(DemoService::Catalog);
+    catalog.set_latency(Duration::from_millis(500));
+    let replies = join_all((0..100).map(|_| env.get("/v1/products/p-3"))).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert!(replies.iter().all(|r| r.text == replies[0].text));
+    // The first call leads; the others wait for it (or, arriving after it, hit its entry).
+    assert_eq!(catalog.calls("GetProduct"), 1);
+    assert!(lookups(&env, "coalesced").await >= 1.0);
+
+    // A method without side effects that is not cached is still coalesced: concurrent
+    // identical calls share one call, later ones make their own.
+    let users = env.knobs(DemoService::Users);
+    users.set_latency(Duration::from_millis(500));
+    let replies = join_all((0..10).map(|_| env.get("/v1/users/2"))).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    let shared = users.calls("GetUser");
+    assert!(shared < 10, "{shared} calls for 10 concurrent requests");
+    env.get("/v1/users/2").await;
+    assert_eq!(users.calls("GetUser"), shared + 1, "not stored");
+}
+
+#[tokio::test]
+async fn the_cache_config_is_checked_against_the_descriptors() {
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .expect("demo backends start");
+    let err = |extra: &str| {
+        let yaml = demo_config(&demo, extra);
+        async move {
+            match build_snapshot(&yaml).await {
+                Ok(_) => panic!("accepted: {yaml}"),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    let e = err("cache:\n  methods:\n    demo.v1.UserService.CreateUser: { ttl: 1m }\n").await;
+    assert!(
+        e.contains("cache.methods.demo.v1.UserService.CreateUser") && e.contains("side effects"),
+        "{e}"
+    );
+    let e = err("cache:\n  methods:\n    demo.v1.UserService.GetUsr: { ttl: 1m }\n").await;
+    assert!(
+        e.contains("cache.methods.demo.v1.UserService.GetUsr"),
+        "{e}"
+    );
+    let e = err("cache:\n  methods:\n    demo.v1.OrderService.WatchOrders: { ttl: 1m }\n").await;
+    assert!(e.contains("streaming"), "{e}");
+    let e = err("cache:\n  methods:\n    demo.v1.UserService.GetUser: { ttl: 0s }\n").await;
+    assert!(
+        e.contains("cache.methods.demo.v1.UserService.GetUser.ttl"),
+        "{e}"
+    );
+    let e =
+        err("cache:\n  methods:\n    demo.v1.UserService.GetUser: { ttl: 1m, scope: everyone }\n")
+            .await;
+    assert!(e.contains("scope"), "{e}");
+    // A method with side effects the team vouches for is accepted.
+    let yaml = demo_config(
+        &demo,
+        "cache:\n  methods:\n    demo.v1.UserService.CreateUser: { ttl: 1m, cacheable: true }\n",
+    );
+    assert!(build_snapshot(&yaml).await.is_ok());
+}
+
+#[tokio::test]
+async fn graphql_link_batches_are_cached_across_requests() {
+    let env = TestEnv::start_with(
+        "cache:\n  methods:\n    demo.v1.CatalogService.BatchGetProducts: { ttl: 1h }\n    demo.v1.OrderService.ListOrdersByUser: { ttl: 1h }\n",
+    )
+    .await;
+    let query = r#"{ user(id: "1") { orders { items { quantity product { title } } } } }"#;
+    let first = env.graphql(query, json!({})).await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let second = env.graphql(query, json!({})).await;
+    assert_eq!(first, second);
+    let catalog = env.knobs(DemoService::Catalog);
+    let orders = env.knobs(DemoService::Orders);
+    assert_eq!(
+        catalog.calls("BatchGetProducts"),
+        1,
+        "the products of every order, once"
+    );
+    assert_eq!(orders.calls("ListOrdersByUser"), 1);
+    assert_eq!(
+        env.knobs(DemoService::Users).calls("GetUser"),
+        2,
+        "not cached"
+    );
+}
