@@ -70,6 +70,10 @@ pub enum Role {
         /// Tokio worker threads (default: one per core).
         #[arg(long)]
         workers: Option<usize>,
+        /// Run on a single-threaded (current-thread) tokio runtime instead: the per-core
+        /// experiment of `bench/percore.sh` (one such BFF per core).
+        #[arg(long, conflicts_with = "workers")]
+        current_thread: bool,
     },
     /// Measures the rate limiter: decisions per second of the in-process and Redis stores,
     /// and the latency a limit adds to a REST request through the BFF.
@@ -105,7 +109,11 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.role {
         Some(Role::Backend { latency }) => roles::backend(latency),
-        Some(Role::Bff { config, workers }) => roles::bff(config, workers),
+        Some(Role::Bff {
+            config,
+            workers,
+            current_thread,
+        }) => roles::bff(config, workers, current_thread),
         Some(Role::JwtFixture { out, certs }) => roles::jwt_fixture(&out, certs.as_deref()),
         Some(Role::Limiter { ref redis_url }) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -31,10 +31,18 @@ pub fn backend(latency: Option<Duration>) -> anyhow::Result<()> {
 }
 
 /// Runs the BFF on `config` (the shared BFF command line, as `bff-web --config FILE`), with
-/// `workers` tokio worker threads (default: one per core, as `#[tokio::main]`). Logs are text,
-/// or JSON with `BFF_LOG_FORMAT=json`.
-pub fn bff(config: PathBuf, workers: Option<usize>) -> anyhow::Result<()> {
-    runtime(workers)?.block_on(async {
+/// `workers` tokio worker threads (default: one per core, as `#[tokio::main]`), or on a
+/// current-thread runtime. Logs are text, or JSON with `BFF_LOG_FORMAT=json`.
+pub fn bff(config: PathBuf, workers: Option<usize>, current_thread: bool) -> anyhow::Result<()> {
+    let rt = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building the tokio runtime")?
+    } else {
+        runtime(workers)?
+    };
+    rt.block_on(async {
         let format = match std::env::var("BFF_LOG_FORMAT").as_deref() {
             Ok("json") => portico::cli::LogFormat::Json,
             _ => portico::cli::LogFormat::Text,

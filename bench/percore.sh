@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The per-core runtime experiment: is the BFF faster as N single-threaded tokio runtimes, one
+# per core, each with its own listener and its own upstream connections (the thread-per-core
+# shape, SO_REUSEPORT spreading the connections), than as one multi-threaded runtime (the
+# default: one worker per core, work stealing, shared connections)?
+#
+#   cargo build --release -p portico-bench
+#   bench/percore.sh                          # PATHS="rest graphql-flat graphql-nested"
+#
+# "multi": one BFF (`portico-load bff`, default workers), wrk -t2 -cC against it.
+# "per-core": one BFF per core, each `portico-load bff --current-thread` (a current-thread
+# runtime, its own snapshot, channels and connections), and one wrk -t1 -c(C/N) per BFF, run
+# together: the kernel's SO_REUSEPORT would spread connections over the N listeners the same
+# way (each gets its share, each connection stays on its runtime). Separate processes rather
+# than threads of one process: the same CPU behaviour, minus the shared snapshot (memory is
+# reported apart).
+#
+# Both over the same demo backends, alternating rounds; prints throughput, the BFFs' CPU time
+# per request (utime + stime from /proc/PID/stat, summed over the per-core processes) and
+# their resident memory after the load. Knobs: BIN, CONNECTIONS (32), DURATION (8), ROUNDS (3),
+# WARMUP (2), PATHS, KEEP_WORK=1.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN:-$root/target/release/portico-load}
+connections=${CONNECTIONS:-32}
+duration=${DURATION:-8}
+rounds=${ROUNDS:-3}
+warmup=${WARMUP:-2}
+paths=${PATHS:-rest graphql-flat graphql-nested}
+cores=$(nproc)
+[ -x "$bin" ] || { echo "no $bin: cargo build --release -p portico-bench" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "needs wrk (bench/peers/setup.sh installs it)" >&2; exit 1; }
+
+work=$(mktemp -d)
+fds=()
+cleanup() {
+  for fd in "${fds[@]}"; do eval "exec $fd>&-"; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+wait_for() {
+  for _ in $(seq 600); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  exit 1
+}
+
+# start NAME ARGS...: runs `$bin ARGS` reading a FIFO held open here (it stops when the
+# script ends); sets pid.
+start() {
+  local name=$1 fd
+  shift
+  mkfifo "$work/$name.in"
+  RUST_LOG=warn "$bin" "$@" <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
+  pid=$!
+  exec {fd}>"$work/$name.in"
+  fds+=("$fd")
+}
+
+start backend backend
+backend_pid=$pid
+wait_for "$work/backend.out" '^ready$'
+url() { awk -v s="$1" '$1 == s { print $2 }' "$work/backend.out"; }
+
+cp "$root/descriptors/demo.binpb" "$work/"
+links=$(sed -n '/GRAPHQL_LINKS_YAML: &str = r#"/,/"#;/p' "$root/demo/src/lib.rs" | sed '1d;$d')
+cat >"$work/bff.yaml" <<YAML
+listen: 127.0.0.1:0
+log: { access: false }
+descriptors:
+  - file: demo.binpb
+backends:
+  users: { endpoints: [$(url users)], services: [demo.v1.UserService] }
+  orders: { endpoints: [$(url orders)], services: [demo.v1.OrderService] }
+  catalog: { endpoints: [$(url catalog)], services: [demo.v1.CatalogService] }
+graphql:
+  links:
+$links
+YAML
+
+addr_of() { wait_for "$work/$1.out" " on http://"; grep -o 'http://[0-9.:]*' "$work/$1.out" | head -1; }
+start multi bff --config "$work/bff.yaml"
+multi_pid=$pid
+multi=$(addr_of multi)
+core_pids=() core_addrs=()
+for i in $(seq "$cores"); do
+  start "core$i" bff --config "$work/bff.yaml" --current-thread
+  core_pids+=("$pid")
+  core_addrs+=("$(addr_of "core$i")")
+done
+
+printf '{"query":"%s"}' '{ user(id: \"1\") { id displayName email role createdAt address { street city countryCode } tags nickname loyaltyPoints verified rating } }' >"$work/flat.json"
+printf '{"query":"%s"}' '{ user(id: \"1\") { displayName orders { id status total { currencyCode units } items { quantity product { title price { units } } } } } }' >"$work/nested.json"
+for q in flat nested; do
+  cat >"$work/$q.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[$(cat "$work/$q.json")]]
+LUA
+done
+declare -A target lua
+target[rest]=/v1/users/1; lua[rest]=
+target[graphql-flat]=/graphql; lua[graphql-flat]=$work/flat.lua
+target[graphql-nested]=/graphql; lua[graphql-nested]=$work/nested.lua
+
+# The same answer from both shapes.
+for p in $paths; do
+  [ -n "${target[$p]:-}" ] || { echo "unknown path $p" >&2; exit 2; }
+  for base in "$multi" "${core_addrs[@]}"; do
+    if [ -n "${lua[$p]}" ]; then
+      curl -sS -H 'content-type: application/json' --data-binary "@${lua[$p]%.lua}.json" "$base${target[$p]}"
+    else
+      curl -sS "$base${target[$p]}"
+    fi | jq -S -c . >"$work/answer.$p.$(echo "$base" | tr -c '0-9\n' _)"
+  done
+  if [ "$(cat "$work"/answer."$p".* | sort -u | wc -l)" != 1 ] || grep -q '"errors"' "$work"/answer."$p".*; then
+    echo "$p: the BFFs answer differently (or with errors)" >&2; head -c 400 "$work"/answer."$p".* >&2; exit 1
+  fi
+done
+
+ticks() {
+  local s
+  s=$(<"/proc/$1/stat")
+  s=${s##*) }
+  awk '{ print $12 + $13 }' <<<"$s"
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+
+# wrk_to SECONDS PATH BASE THREADS CONNECTIONS OUT
+wrk_to() {
+  wrk -t"$4" -c"$5" -d"${1}s" ${lua[$2]:+-s "${lua[$2]}"} "$3${target[$2]}" >"$6"
+}
+# requests and seconds of a wrk output
+wrk_n() { awk '/requests in/ { print $1 }' "$1"; }
+wrk_s() { awk '/requests in/ { sub(/s,$/, "", $4); print $4 }' "$1"; }
+check_wrk() {
+  if grep -q 'Non-2xx\|Socket errors' "$1"; then echo "wrk saw failures:" >&2; cat "$1" >&2; exit 1; fi
+}
+
+declare -A reqs secs cpu
+# measure PATH multi|percore [SECONDS]: one round (added to the totals unless a warm-up).
+measure() {
+  local p=$1 who=$2 d=${3:-$duration} t0=0 t1=0 n=0 s=0 i
+  local pids=("$multi_pid")
+  [ "$who" = percore ] && pids=("${core_pids[@]}")
+  for i in "${pids[@]}"; do t0=$((t0 + $(ticks "$i"))); done
+  if [ "$who" = multi ]; then
+    wrk_to "$d" "$p" "$multi" 2 "$connections" "$work/wrk.0"
+  else
+    local per=$((connections / cores)) jobs=()
+    for i in $(seq 0 $((cores - 1))); do
+      wrk_to "$d" "$p" "${core_addrs[$i]}" 1 "$per" "$work/wrk.$i" &
+      jobs+=($!)
+    done
+    wait "${jobs[@]}"
+  fi
+  for i in "${pids[@]}"; do t1=$((t1 + $(ticks "$i"))); done
+  [ -z "${3:-}" ] || return 0
+  for f in "$work"/wrk.*; do
+    check_wrk "$f"
+    n=$((n + $(wrk_n "$f")))
+    s=$(awk -v a="$s" -v b="$(wrk_s "$f")" 'BEGIN { print (b > a ? b : a) }')
+  done
+  rm -f "$work"/wrk.*
+  reqs[$p.$who]=$(( ${reqs[$p.$who]:-0} + n ))
+  secs[$p.$who]=$(awk -v a="${secs[$p.$who]:-0}" -v b="$s" 'BEGIN { print a + b }')
+  cpu[$p.$who]=$(( ${cpu[$p.$who]:-0} + t1 - t0 ))
+  awk -v p="$p" -v w="$who" -v n="$n" -v s="$s" -v c=$((t1 - t0)) -v hz="$hz" 'BEGIN {
+    printf "  %s %s: %.0f req/s, %.1f µs CPU/req\n", p, w, n / s, c / hz / n * 1e6 }' >&2
+}
+
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for p in $paths; do
+  echo "$p:" >&2
+  measure "$p" multi "$warmup"
+  measure "$p" percore "$warmup"
+  rm -f "$work"/wrk.*
+  for r in $(seq "$rounds"); do
+    if [ $((r % 2)) -eq 1 ]; then measure "$p" multi; measure "$p" percore
+    else measure "$p" percore; measure "$p" multi; fi
+  done
+done
+multi_rss=$(rss_kb "$multi_pid")
+core_rss=0
+for i in "${core_pids[@]}"; do core_rss=$((core_rss + $(rss_kb "$i"))); done
+
+echo
+echo "$cores cores, $started, load average before $load_before; $rounds alternating rounds of" \
+  "${duration}s, $connections connections in all (multi: wrk -t2 -c$connections on one BFF;" \
+  "per-core: $cores x wrk -t1 -c$((connections / cores)), one per BFF)"
+echo
+echo "| path | multi-threaded req/s | per-core req/s | ratio | CPU µs/req multi | per-core | ratio |"
+echo "|---|--:|--:|--:|--:|--:|--:|"
+for p in $paths; do
+  awk -v p="$p" -v hz="$hz" \
+    -v n1="${reqs[$p.multi]}" -v s1="${secs[$p.multi]}" -v c1="${cpu[$p.multi]}" \
+    -v n2="${reqs[$p.percore]}" -v s2="${secs[$p.percore]}" -v c2="${cpu[$p.percore]}" 'BEGIN {
+      r1 = n1 / s1; r2 = n2 / s2; u1 = c1 / hz / n1 * 1e6; u2 = c2 / hz / n2 * 1e6
+      printf "| %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.2fx |\n", p, r1, r2, r2 / r1, u1, u2, u2 / u1 }'
+done
+echo
+echo "Resident memory after the load: multi-threaded $((multi_rss / 1024)) MB; per-core" \
+  "$((core_rss / 1024)) MB over $cores processes (threads of one process would share the" \
+  "snapshot: descriptors, schema, plans)."
