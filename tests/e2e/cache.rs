@@ -227,3 +227,116 @@ async fn graphql_link_batches_are_cached_across_requests() {
         "not cached"
     );
 }
+
+#[tokio::test]
+async fn a_failing_backend_is_answered_by_a_recent_reply_marked_stale() {
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .expect("demo backends start");
+    let services = "    services: [demo.v1.CatalogService]\n";
+    let yaml = demo_config(
+        &demo,
+        "admin: { listen: 127.0.0.1:0 }\ncache:\n  methods:\n    demo.v1.CatalogService.GetProduct: { ttl: 1h, stale_if_error: 10m }\n",
+    )
+    .replace(
+        services,
+        &format!(
+            "{services}    resilience: {{ breaker: {{ consecutive_failures: 2, open_for: 1h }} }}\n"
+        ),
+    );
+    let env = TestEnv::start_config(demo, &yaml).await;
+    let catalog = env.knobs(DemoService::Catalog);
+    // Fresh for one second (the backend's max-age beats the configured hour), then stale.
+    catalog.set_cache_control(Some("max-age=1"));
+    let fresh = env.get("/v1/products/p-1").await;
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    assert_eq!(fresh.header("x-portico-fallback"), "");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    catalog.set_fail_with(Some(tonic::Code::Unavailable));
+    catalog.set_error_rate(1.0);
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.text, fresh.text, "the recent reply");
+    assert_eq!(r.header("x-portico-fallback"), "stale");
+    assert_eq!(r.header("cache-control"), "no-store");
+    assert!(r.header("age").parse::<u64>().unwrap() >= 1);
+    let g = env
+        .graphql(r#"{ product(id: "p-1") { title } }"#, json!({}))
+        .await;
+    assert_eq!(g["data"]["product"]["title"], fresh.json()["title"], "{g}");
+    assert_eq!(
+        g["extensions"]["stale"],
+        json!(["demo.v1.CatalogService.GetProduct"]),
+        "{g}"
+    );
+    // By now the breaker is open: no call reaches the backend, the stale reply still answers.
+    let calls = catalog.calls("GetProduct");
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-portico-fallback"), "stale");
+    assert_eq!(catalog.calls("GetProduct"), calls, "the circuit is open");
+    // Nothing recent to answer with: the failure shows.
+    assert_eq!(env.get("/v1/products/p-2").await.status, 503);
+    assert!(lookups(&env, "stale").await >= 3.0);
+}
+
+#[tokio::test]
+async fn get_answers_say_how_long_they_may_be_kept() {
+    let env = TestEnv::start_with(
+        "cache:\n  methods:\n    demo.v1.CatalogService.GetProduct: { ttl: 60s, vary: [Accept-Language] }\n    demo.v1.UserService.ListUsers: { ttl: 30s }\n",
+    )
+    .await;
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("cache-control"), "public, max-age=60");
+    assert_eq!(r.header("age"), "0");
+    assert_eq!(r.header("vary").to_ascii_lowercase(), "accept-language");
+    // The hit says the same (within the same second).
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.header("cache-control"), "public, max-age=60");
+    // Another language is another entry.
+    let before = env.knobs(DemoService::Catalog).calls("GetProduct");
+    env.send(
+        env.client
+            .get(env.url("/v1/products/p-1"))
+            .header("accept-language", "fr"),
+    )
+    .await;
+    assert_eq!(
+        env.knobs(DemoService::Catalog).calls("GetProduct"),
+        before + 1
+    );
+
+    // A GraphQL GET whose every call is cached: the least fresh decides.
+    let q = r#"{ product(id: "p-1") { title } users(pageSize: 2) { users { id } } }"#;
+    let r = env
+        .send(env.client.get(env.url("/graphql")).query(&[("query", q)]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json().get("errors").is_none(), "{}", r.text);
+    let cc = r.header("cache-control");
+    assert!(cc.starts_with("public, max-age="), "{cc}");
+    let max_age: u64 = cc["public, max-age=".len()..].parse().unwrap();
+    let age: u64 = r.header("age").parse().unwrap();
+    assert!(max_age - age <= 30, "{cc}, age {age}");
+
+    // One call not cached (GetUser is not listed): no caching headers.
+    let r = env.get("/v1/users/1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), "");
+    // Not a GET: none either.
+    let r = env
+        .json(
+            "POST",
+            "/demo.v1.CatalogService/GetProduct",
+            &json!({"id": "p-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), "");
+    // A failure: none.
+    let r = env.get("/v1/products/p-nope").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("cache-control"), "");
+}

@@ -14,11 +14,17 @@
 //! - **Coalescing** ([`inflight`]): concurrent identical calls to any method without side
 //!   effects share one in-flight call, listed in `cache.methods` or not (unlisted ones keyed by
 //!   everything the backend would receive, so only truly identical calls share).
+//! - **Stale if error**: a method with `stale_if_error` keeps its entries that long past their
+//!   freshness; a call that fails because the backend is unwell (or its circuit is open, or
+//!   its bulkhead full) is answered by such an entry, marked `Fallback::Stale`.
+//! - **The edge** ([`notes`]): the calls of a GET request decide its `Cache-Control`, `Age`
+//!   and `Vary`, written by the ingress.
 //! - **The tier** ([`store`]): moka in this process, bounded by entries and bytes.
 
 pub mod control;
 pub mod inflight;
 pub mod key;
+pub mod notes;
 pub mod store;
 
 use std::collections::HashMap;
@@ -27,20 +33,22 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use http::request::Parts;
 use prost::Message;
 use prost_reflect::DescriptorPool;
 
 use self::control::Directives;
 use self::inflight::{InFlight, Turn, follow};
 use self::key::{Key, KeyBuilder};
+pub use self::notes::CacheNotes;
 use self::store::{Entry, MemoryTier};
 use crate::config::{CacheConfig, CacheScope};
 use crate::descriptors::{Idempotency, idempotency};
 use crate::error::GatewayError;
 use crate::request::policy::{CallSite, Next, Outcome, Policy};
-use crate::request::{IdentityKind, RequestCtx};
+use crate::request::{Door, IdentityKind, RequestCtx};
 use crate::telemetry::Metrics;
-use crate::upstream::{Call, CallBody, Payload, ReplyForm, Targets, UpstreamError};
+use crate::upstream::{Call, CallBody, Fallback, Payload, ReplyForm, Targets, UpstreamError};
 
 /// How the calls of one method are treated.
 #[derive(Debug)]
@@ -56,6 +64,7 @@ struct StoreRule {
     ttl: Duration,
     scope: CacheScope,
     vary: Vec<String>,
+    stale_if_error: Duration,
 }
 
 /// The cache stage.
@@ -146,6 +155,7 @@ impl ResponseCache {
                         ttl: mc.ttl.get(),
                         scope: mc.scope,
                         vary,
+                        stale_if_error: mc.stale_if_error.map(|d| d.get()).unwrap_or_default(),
                     }),
                 },
             );
@@ -202,6 +212,9 @@ impl ResponseCache {
         }
     }
 
+    /// Answers `call` from the cache, from a call in flight, or by making it (and keeping the
+    /// reply when it may be stored); a failing backend is answered by a stale entry when the
+    /// method allows one.
     async fn serve<'a>(
         &'a self,
         rule: &'a Rule,
@@ -210,69 +223,125 @@ impl ResponseCache {
         mut call: Call,
         next: Next<'a>,
     ) -> Result<Outcome, GatewayError> {
+        let notes = ctx.cache_notes.as_deref();
         let request = match &call.body {
             CallBody::Unary(m) => m.encode_to_vec(),
-            CallBody::Stream(_) => return next.run(ctx, site, call).await,
+            CallBody::Stream(_) => {
+                if let Some(n) = notes {
+                    n.uncacheable();
+                }
+                return next.run(ctx, site, call).await;
+            }
         };
         let method = call.method.full_name().to_string();
         let desc = call.method.output();
         let form = call.reply_form;
         let (key, storable) = self.key_of(rule, ctx, &call, &request);
-        if storable && let Some(entry) = self.memory.get(&key).await {
-            self.count(&method, "hit");
-            return Ok(Outcome::Unary(entry.reply(form, &desc, &rule.backend)?));
+        let store = rule.store.as_ref().filter(|_| storable);
+        let mut stale = None;
+        if let Some(store) = store
+            && let Some(entry) = self.memory.get(&key).await
+        {
+            if entry.is_fresh() {
+                self.count(&method, "hit");
+                note_fresh(notes, store, &entry);
+                return Ok(Outcome::Unary(entry.reply(form, &desc, &rule.backend)?));
+            }
+            stale = Some(entry);
         }
         // The bytes are what is kept and shared; each caller gets its own form.
         call.reply_form = ReplyForm::Wire;
         let deadline = call.deadline;
         let timeout = call.remaining();
         let mut next = Some(next);
+        let mut call = Some(call);
+        let mut outcome = None;
         // A leader that went away lets a follower lead; after a few, call without sharing.
         for _ in 0..3 {
             match self.inflight.join(&key) {
                 Turn::Lead(leader) => {
-                    let Some(next) = next.take() else { break };
-                    if rule.store.is_some() {
+                    let (Some(next), Some(call)) = (next.take(), call.take()) else {
+                        break;
+                    };
+                    if store.is_some() {
                         self.count(&method, "miss");
                     }
-                    let fetched = self
-                        .fetch(rule, storable, &key, ctx, site, call, next)
-                        .await;
+                    let fetched = self.fetch(store, &key, ctx, site, call, next).await;
                     leader.finish(fetched.clone());
-                    return Ok(Outcome::Unary(fetched?.reply(
-                        form,
-                        &desc,
-                        &rule.backend,
-                    )?));
+                    outcome = Some(fetched);
+                    break;
                 }
                 Turn::Follow(slot) => match tokio::time::timeout_at(deadline, follow(slot)).await {
                     Err(_) => {
-                        return Err(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                            backend: rule.backend.to_string(),
-                            timeout,
-                        }));
+                        outcome = Some(Err(GatewayError::Upstream(
+                            UpstreamError::DeadlineExceeded {
+                                backend: rule.backend.to_string(),
+                                timeout,
+                            },
+                        )));
+                        break;
                     }
                     Ok(Some(shared)) => {
                         self.count(&method, "coalesced");
-                        return Ok(Outcome::Unary(shared?.reply(form, &desc, &rule.backend)?));
+                        outcome = Some(shared);
+                        break;
                     }
                     Ok(None) => continue,
                 },
             }
         }
-        call.reply_form = form;
-        match next {
-            Some(next) => next.run(ctx, site, call).await,
-            None => Err(GatewayError::Internal("the cache lost its call".into())),
+        let Some(outcome) = outcome else {
+            if let Some(n) = notes {
+                n.uncacheable();
+            }
+            return match (next, call) {
+                (Some(next), Some(mut call)) => {
+                    call.reply_form = form;
+                    next.run(ctx, site, call).await
+                }
+                _ => Err(GatewayError::Internal("the cache lost its call".into())),
+            };
+        };
+        // A stale entry beats a failure and a static fallback alike.
+        let failed = match &outcome {
+            Err(GatewayError::Upstream(e)) => e.allows_fallback(),
+            Ok(entry) => entry.fallback == Some(Fallback::Static),
+            Err(_) => false,
+        };
+        if failed && let Some(entry) = stale {
+            self.count(&method, "stale");
+            tracing::warn!(method = %method, age_s = entry.age().as_secs(), "answering with a stale reply");
+            if let Some(n) = notes {
+                n.stale(entry.age());
+            }
+            let mut reply = entry.reply(form, &desc, &rule.backend)?;
+            reply.fallback = Some(Fallback::Stale);
+            return Ok(Outcome::Unary(reply));
         }
+        let entry = match outcome {
+            Ok(entry) => entry,
+            Err(e) => {
+                if let Some(n) = notes {
+                    n.uncacheable();
+                }
+                return Err(e);
+            }
+        };
+        match store {
+            Some(store) if !entry.fresh_for.is_zero() => note_fresh(notes, store, &entry),
+            _ => {
+                if let Some(n) = notes {
+                    n.uncacheable();
+                }
+            }
+        }
+        Ok(Outcome::Unary(entry.reply(form, &desc, &rule.backend)?))
     }
 
     /// Makes the call (as the leader) and keeps its reply when it may be stored.
-    #[allow(clippy::too_many_arguments)]
     async fn fetch<'a>(
         &'a self,
-        rule: &'a Rule,
-        storable: bool,
+        store: Option<&StoreRule>,
         key: &Key,
         ctx: &'a RequestCtx,
         site: &'a CallSite,
@@ -284,8 +353,8 @@ impl ResponseCache {
             Payload::Wire(b) => (b, None),
             Payload::Decoded(m) => (m.encode_to_vec().into(), Some(m)),
         };
-        let fresh_for = match (&rule.store, storable && !reply.fallback) {
-            (Some(store), true) => {
+        let fresh_for = match store {
+            Some(store) if reply.fallback.is_none() => {
                 let d = Directives::of(&reply.metadata);
                 let private = d.private && store.scope == CacheScope::Public;
                 if d.no_store || private {
@@ -297,6 +366,9 @@ impl ResponseCache {
             _ => Duration::ZERO,
         };
         let mut entry = Entry::new(bytes, reply.metadata, fresh_for).fallback(reply.fallback);
+        if let Some(store) = store {
+            entry = entry.stale_for(store.stale_if_error);
+        }
         if let Some(m) = decoded {
             entry = entry.decoded(m);
         }
@@ -305,6 +377,18 @@ impl ResponseCache {
             self.memory.put(key.clone(), entry.clone()).await;
         }
         Ok(entry)
+    }
+}
+
+/// Notes a fresh entry for the edge headers.
+fn note_fresh(notes: Option<&CacheNotes>, store: &StoreRule, entry: &Entry) {
+    if let Some(n) = notes {
+        n.fresh(
+            entry.remaining(),
+            entry.age(),
+            store.scope != CacheScope::Public,
+            &store.vary,
+        );
     }
 }
 
@@ -322,7 +406,25 @@ impl Policy for ResponseCache {
     ) -> BoxFuture<'a, Result<Outcome, GatewayError>> {
         match self.rules.get(call.method.full_name()) {
             Some(rule) => self.serve(rule, ctx, site, call, next).boxed(),
-            None => next.run(ctx, site, call),
+            None => {
+                if let Some(n) = &ctx.cache_notes {
+                    n.uncacheable();
+                }
+                next.run(ctx, site, call)
+            }
         }
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        parts: &'a Parts,
+        ctx: &'a mut RequestCtx,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        // Only answers to GET (and HEAD) are cacheable at the edge.
+        if matches!(parts.method, http::Method::GET | http::Method::HEAD) && ctx.door != Door::Admin
+        {
+            ctx.cache_notes = Some(Arc::new(CacheNotes::default()));
+        }
+        futures::future::ready(Ok(())).boxed()
     }
 }

@@ -13,7 +13,7 @@ use tonic::metadata::MetadataMap;
 
 use super::key::Key;
 use crate::config::MemoryTierConfig;
-use crate::upstream::{Payload, Reply, ReplyForm, UpstreamError};
+use crate::upstream::{Fallback, Payload, Reply, ReplyForm, UpstreamError};
 
 /// One reply, as the backend sent it.
 #[derive(Debug)]
@@ -26,9 +26,11 @@ pub struct Entry {
     pub stored: Instant,
     /// How long it is fresh.
     pub fresh_for: Duration,
-    /// The reply is the method's static fallback (never stored; shared with the calls that
-    /// waited for it).
-    pub fallback: bool,
+    /// How long it is kept: its freshness, then the time it may still answer for a failing
+    /// backend (`stale_if_error`).
+    pub keep_for: Duration,
+    /// The reply was a fallback (never stored; shared with the calls that waited for it).
+    pub fallback: Option<Fallback>,
     decoded: OnceLock<Arc<DynamicMessage>>,
 }
 
@@ -40,15 +42,27 @@ impl Entry {
             metadata,
             stored: Instant::now(),
             fresh_for,
-            fallback: false,
+            keep_for: fresh_for,
+            fallback: None,
             decoded: OnceLock::new(),
         }
     }
 
-    /// This entry marked as a static fallback, or not.
-    pub fn fallback(mut self, fallback: bool) -> Self {
+    /// This entry marked as a fallback, or not.
+    pub fn fallback(mut self, fallback: Option<Fallback>) -> Self {
         self.fallback = fallback;
         self
+    }
+
+    /// This entry kept `stale_for` past its freshness.
+    pub fn stale_for(mut self, stale_for: Duration) -> Self {
+        self.keep_for = self.fresh_for.saturating_add(stale_for);
+        self
+    }
+
+    /// How much longer it is fresh (zero once stale).
+    pub fn remaining(&self) -> Duration {
+        self.fresh_for.saturating_sub(self.age())
     }
 
     /// This entry with its message already decoded.
@@ -118,7 +132,7 @@ impl Expiry<Key, Arc<Entry>> for Freshness {
         value: &Arc<Entry>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.fresh_for)
+        Some(value.keep_for)
     }
 }
 
@@ -153,10 +167,11 @@ impl MemoryTier {
         Self { cache }
     }
 
-    /// The fresh entry under `key`, if any.
+    /// The entry under `key`, if any is still kept (fresh, or stale within its
+    /// `stale_if_error` window: see [`Entry::is_fresh`]).
     pub async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
         let entry = self.cache.get(key).await?;
-        if entry.is_fresh() {
+        if entry.age() < entry.keep_for {
             Some(entry)
         } else {
             self.cache.invalidate(key).await;
@@ -224,6 +239,11 @@ mod tests {
         t.put(key(1), entry(1, Duration::ZERO)).await;
         assert!(t.get(&key(1)).await.is_none());
         t.put(key(2), entry(1, Duration::from_secs(60))).await;
-        assert!(t.get(&key(2)).await.is_some());
+        assert!(t.get(&key(2)).await.is_some_and(|e| e.is_fresh()));
+        // Kept past its freshness for stale-if-error: returned, not fresh.
+        let e = Entry::new(Bytes::new(), MetadataMap::new(), Duration::ZERO)
+            .stale_for(Duration::from_secs(60));
+        t.put(key(3), Arc::new(e)).await;
+        assert!(t.get(&key(3)).await.is_some_and(|e| !e.is_fresh()));
     }
 }

@@ -65,6 +65,10 @@ pub struct CachedMethodConfig {
     /// The method is safe to cache though its descriptor does not say `NO_SIDE_EFFECTS`.
     #[serde(default)]
     pub cacheable: bool,
+    /// How long past its freshness a reply may still answer when the backend fails (sick,
+    /// circuit open, bulkhead full), marked stale. Default: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_if_error: Option<HumanDuration>,
 }
 
 /// Whose answer a cached reply is.

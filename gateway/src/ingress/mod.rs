@@ -218,10 +218,18 @@ async fn admit_on(
                     span.record("caller", id.subject.as_str());
                 }
                 let notes = admitted.ctx.limit_notes.clone();
+                let cache_notes = admitted.ctx.cache_notes.clone();
                 ctx_of = Some(admitted.ctx.clone());
                 parts.extensions.insert(admitted);
                 let mut resp = next.run(Request::from_parts(parts, body)).await;
                 if let Some(notes) = notes {
+                    notes.write(resp.headers_mut());
+                }
+                // A successful answer the handler did not mark itself.
+                if let Some(notes) = cache_notes
+                    && resp.status().is_success()
+                    && !resp.headers().contains_key(http::header::CACHE_CONTROL)
+                {
                     notes.write(resp.headers_mut());
                 }
                 resp
@@ -344,6 +352,7 @@ async fn admit_parts(
         budget: Budget::new(timeout, snapshot.config.deadlines.max.get()),
         identity: None,
         limit_notes: None,
+        cache_notes: None,
         calls: Default::default(),
     };
     snapshot

@@ -133,6 +133,9 @@ pub struct RequestCtx {
     /// The rate limits the request was counted against, for the answer's headers (set by
     /// the limit stage when `rate_limits.headers` is on).
     pub limit_notes: Option<Arc<crate::ratelimit::LimitNotes>>,
+    /// What the calls of a GET request say about caching its answer (set by the cache stage;
+    /// written by the ingress).
+    pub cache_notes: Option<Arc<crate::cache::CacheNotes>>,
     /// How many backend calls the request made (for its access line).
     pub calls: CallCount,
 }
@@ -170,6 +173,7 @@ impl RequestCtx {
             identity: None,
             trace: TraceContext::from_headers(&http::HeaderMap::new()),
             limit_notes: None,
+            cache_notes: None,
             calls: CallCount::default(),
         }
     }

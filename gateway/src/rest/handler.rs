@@ -183,9 +183,11 @@ async fn serve(
         .into_response();
     snap.headers
         .response_headers(&reply.metadata, resp.headers_mut());
-    if reply.fallback {
-        resp.headers_mut()
-            .insert("x-portico-fallback", HeaderValue::from_static("static"));
+    if let Some(kind) = reply.fallback {
+        resp.headers_mut().insert(
+            "x-portico-fallback",
+            HeaderValue::from_static(kind.as_str()),
+        );
     }
     Ok(resp)
 }

@@ -25,7 +25,7 @@ use tonic::transport::Channel;
 use super::call::CallGuard;
 use super::encoded::EncodedCodec;
 use super::error::is_connect_error;
-use super::{Call, CallBody, Payload, Reply, ReplyStream, StreamReply, UpstreamError};
+use super::{Call, CallBody, Fallback, Payload, Reply, ReplyStream, StreamReply, UpstreamError};
 use crate::config::{BackendConfig, BreakerConfig};
 use crate::resilience::{
     Breaker, Bulkhead, BulkheadRejection, Endpoint, EndpointSet, Failure, Fallbacks, RetryBudget,
@@ -436,7 +436,7 @@ impl Upstream {
                     Ok(Reply {
                         payload: Payload::Decoded(Arc::new(msg.clone())),
                         metadata: MetadataMap::new(),
-                        fallback: true,
+                        fallback: Some(Fallback::Static),
                     })
                 }
                 None => Err(e),
@@ -483,7 +483,7 @@ impl Upstream {
         Ok(Reply {
             payload,
             metadata,
-            fallback: false,
+            fallback: None,
         })
     }
 

@@ -87,9 +87,10 @@ pub struct Reply {
     pub payload: Payload,
     /// Response headers and trailers sent by the backend.
     pub metadata: MetadataMap,
-    /// The message is the method's configured static fallback, not the backend's answer
-    /// (doors mark it: `x-portico-fallback: static` over REST).
-    pub fallback: bool,
+    /// The message is not the backend's answer to this call but a fallback (doors mark it:
+    /// `x-portico-fallback: static` or `stale` over REST, `extensions.fallbacks` or
+    /// `extensions.stale` in GraphQL).
+    pub fallback: Option<Fallback>,
 }
 
 impl Payload {
@@ -125,6 +126,25 @@ pub(crate) fn decode_reply(
             desc.full_name()
         ))
     })
+}
+
+/// What answered instead of the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// The method's configured static fallback.
+    Static,
+    /// A recent reply from the response cache (`stale_if_error`).
+    Stale,
+}
+
+impl Fallback {
+    /// `static` or `stale`, as the doors write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fallback::Static => "static",
+            Fallback::Stale => "stale",
+        }
+    }
 }
 
 /// A server-streaming reply: headers arrived, messages follow.

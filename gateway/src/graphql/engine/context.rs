@@ -14,11 +14,11 @@ use crate::fanout::Dedup;
 use crate::fanout::batch::{Batcher, LoadFn};
 use crate::request::RequestCtx;
 use crate::request::policy::{CallSite, Outbound, Outcome};
-use crate::upstream::{Call, CallBody, Target};
+use crate::upstream::{Call, CallBody, Fallback, Target};
 
-/// Methods whose reply in this operation was a configured fallback, not the backend's answer
-/// (reported in the response's `extensions.fallbacks`).
-pub type Fallbacks = Arc<std::sync::Mutex<Vec<String>>>;
+/// Methods whose reply in this operation was a fallback, not the backend's answer (reported in
+/// the response's `extensions.fallbacks` for static ones, `extensions.stale` for cached ones).
+pub type Fallbacks = Arc<std::sync::Mutex<Vec<(String, Fallback)>>>;
 
 /// What every resolver of one operation shares (a clone shares it all).
 #[derive(Clone)]
@@ -122,20 +122,13 @@ impl Calls {
         let call = self.request.call_to(target, CallBody::Unary(request));
         let terminal = |call: Call| -> BoxFuture<'_, Result<Outcome, GatewayError>> {
             let upstream = self.outbound.upstream.clone();
-            let fallbacks = self.fallbacks.clone();
             async move {
                 let reply = self
                     .dedup
-                    .call(call, move |call| async move {
-                        let name = call.method.full_name().to_string();
-                        let reply = upstream.unary(call).await?;
-                        if reply.fallback
-                            && let Ok(mut f) = fallbacks.lock()
-                        {
-                            f.push(name);
-                        }
-                        Ok(reply)
-                    })
+                    .call(
+                        call,
+                        move |call| async move { Ok(upstream.unary(call).await?) },
+                    )
                     .await?;
                 Ok(Outcome::Unary(reply))
             }
@@ -146,6 +139,12 @@ impl Calls {
             .call_via(&self.request, site, call, &terminal)
             .await?
             .into_unary()?;
+        // A static fallback (made by the upstream) or a stale reply (the cache stage).
+        if let Some(kind) = reply.fallback
+            && let Ok(mut f) = self.fallbacks.lock()
+        {
+            f.push((target.method.full_name().to_string(), kind));
+        }
         Ok(reply
             .payload
             .into_message(&target.method.output(), &target.backend)?)

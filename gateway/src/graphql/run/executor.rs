@@ -21,6 +21,7 @@ use crate::graphql::engine::schema::GraphqlSchema;
 use crate::graphql::transport::{ExecuteInstead, ValidationMemo, mark_validated};
 use crate::request::RequestCtx;
 use crate::snapshot::{Current, Snapshot};
+use crate::upstream::Fallback;
 
 /// What the prepare step pinned for one operation.
 #[derive(Clone, Debug)]
@@ -174,14 +175,26 @@ pub async fn execute(request: Request) -> Response {
         let has_data = !matches!(resp.data, async_graphql::Value::Null);
         m.graphql_operation(labels.0, labels.1, has_data, &codes);
     }
-    let served: Vec<String> = fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
-    if !served.is_empty() {
-        resp = resp.extension(
-            "fallbacks",
-            async_graphql::Value::List(
-                served.into_iter().map(async_graphql::Value::from).collect(),
-            ),
-        );
+    let served: Vec<(String, Fallback)> = fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
+    for (key, kind) in [("fallbacks", Fallback::Static), ("stale", Fallback::Stale)] {
+        let mut methods: Vec<&str> = served
+            .iter()
+            .filter(|(_, k)| *k == kind)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        if !methods.is_empty() {
+            resp = resp.extension(
+                key,
+                async_graphql::Value::List(
+                    methods
+                        .into_iter()
+                        .map(async_graphql::Value::from)
+                        .collect(),
+                ),
+            );
+        }
     }
     // Lean payloads of this BFF's profile (redaction already happened in the resolvers).
     p.snapshot.shaping.shape_graphql(&mut resp);

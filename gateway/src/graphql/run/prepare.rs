@@ -237,6 +237,7 @@ impl Prepare for GatewayPrepare {
             .request_metadata(&parts.headers, Some(&ctx.id));
         ctx.identity = None;
         ctx.limit_notes = None;
+        ctx.cache_notes = None;
         snapshot.outbound.chain.on_request(parts, &mut ctx).await?;
         Self::prepare_on(snapshot, Arc::new(ctx), req, Origin::Client).await
     }

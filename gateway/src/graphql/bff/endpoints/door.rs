@@ -84,7 +84,14 @@ async fn serve(
     };
     let request = GatewayPrepare::prepare_on(snap.clone(), ctx, request, Origin::Trusted).await?;
     let result = execute(request).await;
-    let fallback = result.extensions.contains_key("fallbacks");
+    // Stale wins the mark: part of the answer is older than a static fallback would say.
+    let fallback = if result.extensions.contains_key("stale") {
+        Some("stale")
+    } else if result.extensions.contains_key("fallbacks") {
+        Some("static")
+    } else {
+        None
+    };
     let errors: Vec<async_graphql::Value> = result
         .errors
         .iter()
@@ -97,9 +104,9 @@ async fn serve(
         resp.headers_mut()
             .insert(PARTIAL_HEADER, HeaderValue::from_static("true"));
     }
-    if fallback {
+    if let Some(kind) = fallback {
         resp.headers_mut()
-            .insert("x-portico-fallback", HeaderValue::from_static("static"));
+            .insert("x-portico-fallback", HeaderValue::from_static(kind));
     }
     Ok(resp)
 }
