@@ -46,6 +46,8 @@ struct State {
     last_metadata: HashMap<String, MetadataMap>,
     /// `cache-control` sent with every reply that supports it, when set.
     cache_control: Option<String>,
+    /// More metadata sent with those replies.
+    reply_metadata: Vec<(String, String)>,
 }
 
 impl Knobs {
@@ -89,8 +91,16 @@ impl Knobs {
         self.lock().fail_stream_after = n;
     }
 
+    /// Sends `name: value` with the replies of the methods that support it (as
+    /// [`Knobs::set_cache_control`], and `UpdateUser`), after what was added before.
+    pub fn add_reply_metadata(&self, name: &str, value: &str) {
+        self.lock()
+            .reply_metadata
+            .push((name.to_owned(), value.to_owned()));
+    }
+
     /// Sends `cache-control: VALUE` with the replies of the methods that support it
-    /// (`GetProduct`, `BatchGetProducts`, `GetUser`), or nothing with `None`.
+    /// (`GetProduct`, `BatchGetProducts`, `GetUser`, `UpdateUser`), or nothing with `None`.
     pub fn set_cache_control(&self, value: Option<&str>) {
         self.lock().cache_control = value.map(str::to_owned);
     }
@@ -99,10 +109,19 @@ impl Knobs {
     /// [`Knobs::set_cache_control`]).
     pub(crate) fn reply<T>(&self, message: T) -> tonic::Response<T> {
         let mut resp = tonic::Response::new(message);
-        if let Some(v) = self.lock().cache_control.as_deref()
+        let state = self.lock();
+        if let Some(v) = state.cache_control.as_deref()
             && let Ok(v) = v.parse()
         {
             resp.metadata_mut().insert("cache-control", v);
+        }
+        for (name, value) in &state.reply_metadata {
+            if let (Ok(k), Ok(v)) = (
+                tonic::metadata::AsciiMetadataKey::from_bytes(name.as_bytes()),
+                value.parse(),
+            ) {
+                resp.metadata_mut().append(k, v);
+            }
         }
         resp
     }

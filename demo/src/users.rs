@@ -252,7 +252,8 @@ impl UserService for UsersApi {
         let updated = apply_update(current, &update, &paths)?;
         validate_user(&updated, "user.")?;
         store.users.insert(updated.id, updated.clone());
-        Ok(Response::new(updated))
+        drop(store);
+        Ok(self.knobs.reply(updated))
     }
 }
 

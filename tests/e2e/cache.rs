@@ -340,3 +340,67 @@ async fn get_answers_say_how_long_they_may_be_kept() {
     assert_eq!(r.status, 404);
     assert_eq!(r.header("cache-control"), "");
 }
+
+#[tokio::test]
+async fn entries_are_purged_by_the_admin_endpoint_and_by_the_backend() {
+    let env = TestEnv::start_with(
+        "admin: { listen: 127.0.0.1:0 }\ncache:\n  methods:\n    demo.v1.CatalogService.GetProduct: { ttl: 1h }\n    demo.v1.UserService.GetUser: { ttl: 1h }\n",
+    )
+    .await;
+    let catalog = env.knobs(DemoService::Catalog);
+    let purge = |body: serde_json::Value| {
+        let url = format!("{}/admin/cache/purge", env.admin.as_ref().unwrap());
+        env.send(env.client.post(url).json(&body))
+    };
+    env.get("/v1/products/p-1").await;
+    env.get("/v1/products/p-2").await;
+    assert_eq!(catalog.calls("GetProduct"), 2);
+
+    // One request's entries.
+    let r = purge(json!({"method": "demo.v1.CatalogService.GetProduct", "request": {"id": "p-1"}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["purged"], 1);
+    env.get("/v1/products/p-1").await;
+    env.get("/v1/products/p-2").await;
+    assert_eq!(
+        catalog.calls("GetProduct"),
+        3,
+        "p-1 fetched again, p-2 still kept"
+    );
+    // Every entry of the method.
+    let r = purge(json!({"method": "demo.v1.CatalogService.GetProduct"})).await;
+    assert_eq!(r.json()["purged"], 2, "{}", r.text);
+    env.get("/v1/products/p-1").await;
+    env.get("/v1/products/p-2").await;
+    assert_eq!(catalog.calls("GetProduct"), 5);
+
+    // Mistakes are named.
+    let r = purge(json!({"method": "demo.v1.UserService.CreateUser"})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("not a cached method"), "{}", r.text);
+    let r =
+        purge(json!({"method": "demo.v1.CatalogService.GetProduct", "request": {"nope": 1}})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("nope"), "{}", r.text);
+    let r = purge(json!({"methods": "x"})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("unknown field `methods`"), "{}", r.text);
+
+    // A mutation's reply names what it made stale.
+    let users = env.knobs(DemoService::Users);
+    env.get("/v1/users/1").await;
+    env.get("/v1/users/1").await;
+    assert_eq!(users.calls("GetUser"), 1);
+    users.add_reply_metadata(
+        "portico-cache-purge",
+        r#"demo.v1.UserService.GetUser {"id":"1"}"#,
+    );
+    let r = env
+        .json("PATCH", "/v1/users/1", &json!({"displayName": "Renamed"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = env.get("/v1/users/1").await;
+    assert_eq!(r.json()["displayName"], "Renamed", "{}", r.text);
+    assert_eq!(users.calls("GetUser"), 2, "purged by the update's reply");
+}

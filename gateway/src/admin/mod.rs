@@ -31,6 +31,7 @@ use crate::reload::{Reloader, Trigger};
 /// | `GET /admin/backends` | breakers, bulkheads, endpoints and their health |
 /// | `GET /admin/reloads` | the last reloads: time, trigger, result, error |
 /// | `POST /admin/reload` | reload now; answers the reload's record (422 when it failed) |
+/// | `POST /admin/cache/purge` | drops cached replies: `{"method": M}` or `{"method": M, "request": {...}}` |
 ///
 /// `reloader` runs `POST /admin/reload` and keeps the history; without one (a gateway not
 /// started from a config file) there is nothing to reload and no history.
@@ -47,6 +48,7 @@ pub fn router(gateway: Arc<Gateway>, reloader: Option<Arc<Reloader>>) -> Router 
         .route("/admin/backends", get(backends))
         .route("/admin/reloads", get(reloads))
         .route("/admin/reload", post(reload))
+        .route("/admin/cache/purge", post(purge))
         .fallback(|req: Request| async move {
             GatewayError::RouteNotFound {
                 method: req.method().clone(),
@@ -159,6 +161,49 @@ async fn reload(State(Admin { reloader, .. }): State<Admin>) -> Response {
         StatusCode::OK
     };
     (status, axum::Json(record)).into_response()
+}
+
+/// What `POST /admin/cache/purge` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeBody {
+    /// `package.Service.Method`, a method of `cache.methods`.
+    method: String,
+    /// Only this request's entries (its message as JSON), whatever the caller.
+    #[serde(default)]
+    request: Option<serde_json::Value>,
+}
+
+async fn purge(State(Admin { gateway, .. }): State<Admin>, body: axum::body::Bytes) -> Response {
+    let snapshot = gateway.snapshot();
+    let Some(cache) = &snapshot.cache else {
+        return GatewayError::Rejected {
+            kind: ErrorKind::NotFound,
+            message: "no response cache in this config (cache)".into(),
+        }
+        .into_response();
+    };
+    let body: PurgeBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return GatewayError::bad_request(
+                None,
+                format!(
+                    "the body must be {{\"method\": \"package.Service.Method\"}}, with an optional \"request\" object: {e}"
+                ),
+            )
+            .into_response();
+        }
+    };
+    match cache.purge(&body.method, body.request.as_ref()).await {
+        Ok(n) => axum::Json(serde_json::json!({
+            "method": body.method,
+            "request": body.request,
+            "purged": n,
+        }))
+        .into_response(),
+        Err(message) => GatewayError::bad_request(None, message).into_response(),
+    }
 }
 
 /// The admin token check (health endpoints are open: probes must reach them).

@@ -80,6 +80,17 @@ impl KeyBuilder {
         self
     }
 
+    /// The start every key of `method` has (and, with `request`, every key of that request,
+    /// whatever its scope): what a purge matches.
+    pub fn prefix(method: &str, request: Option<&[u8]>) -> Vec<u8> {
+        let mut b = KeyBuilder(Vec::new());
+        b.part(method.as_bytes());
+        if let Some(r) = request {
+            b.part(r);
+        }
+        b.0
+    }
+
     /// The key.
     pub fn build(self) -> Key {
         self.0.into()
@@ -107,6 +118,17 @@ mod tests {
         let a = KeyBuilder::new("m", b"").with("subject", Some(b"")).build();
         let b = KeyBuilder::new("m", b"").with("subject", None).build();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn prefixes_match_the_keys_of_a_method_or_a_request() {
+        let key = KeyBuilder::new("m.S.Get", b"req")
+            .with("subject", Some(b"alice"))
+            .build();
+        assert!(key.starts_with(&KeyBuilder::prefix("m.S.Get", None)));
+        assert!(key.starts_with(&KeyBuilder::prefix("m.S.Get", Some(b"req"))));
+        assert!(!key.starts_with(&KeyBuilder::prefix("m.S.Get", Some(b"re"))));
+        assert!(!key.starts_with(&KeyBuilder::prefix("m.S.Ge", None)));
     }
 
     #[test]

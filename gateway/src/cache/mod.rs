@@ -61,6 +61,8 @@ struct Rule {
 
 #[derive(Debug)]
 struct StoreRule {
+    /// The request type (to read a purge's request JSON).
+    input: prost_reflect::MessageDescriptor,
     ttl: Duration,
     scope: CacheScope,
     vary: Vec<String>,
@@ -71,6 +73,8 @@ struct StoreRule {
 #[derive(Debug)]
 pub struct ResponseCache {
     rules: HashMap<String, Rule>,
+    /// The reply metadata by which backends purge.
+    purge_metadata: String,
     memory: MemoryTier,
     inflight: InFlight,
     metrics: OnceLock<Arc<Metrics>>,
@@ -152,6 +156,7 @@ impl ResponseCache {
                 Rule {
                     backend,
                     store: Some(StoreRule {
+                        input: method.input(),
                         ttl: mc.ttl.get(),
                         scope: mc.scope,
                         vary,
@@ -160,8 +165,15 @@ impl ResponseCache {
                 },
             );
         }
+        if tonic::metadata::AsciiMetadataKey::from_bytes(cfg.purge_metadata.as_bytes()).is_err() {
+            return Err((
+                "cache.purge_metadata".into(),
+                format!("{:?} is not a lowercase metadata name", cfg.purge_metadata),
+            ));
+        }
         Ok(Self {
             rules,
+            purge_metadata: cfg.purge_metadata.clone(),
             memory: MemoryTier::new(&cfg.memory),
             inflight: InFlight::default(),
             metrics: OnceLock::new(),
@@ -176,6 +188,69 @@ impl ResponseCache {
     /// The in-process tier.
     pub fn memory(&self) -> &MemoryTier {
         &self.memory
+    }
+
+    /// Drops the entries of a cached method (`request` JSON: only that request's, whatever
+    /// the caller); returns how many. The error names what is wrong (not a cached method, a
+    /// request that is not one of its messages).
+    pub async fn purge(
+        &self,
+        method: &str,
+        request: Option<&serde_json::Value>,
+    ) -> Result<u64, String> {
+        let store = self
+            .rules
+            .get(method)
+            .and_then(|r| r.store.as_ref())
+            .ok_or_else(|| format!("{method} is not a cached method (cache.methods)"))?;
+        let bytes = match request {
+            None => None,
+            Some(json) => {
+                let text = serde_json::to_vec(json).map_err(|e| e.to_string())?;
+                let msg = crate::transcode::decode_json(
+                    &store.input,
+                    &text,
+                    &crate::transcode::DecodeOptions::default(),
+                )
+                .map_err(|e| format!("request: {e}"))?;
+                Some(msg.encode_to_vec())
+            }
+        };
+        let n = self
+            .memory
+            .purge(&KeyBuilder::prefix(method, bytes.as_deref()))
+            .await;
+        tracing::info!(
+            method,
+            request = request.is_some(),
+            entries = n,
+            "cache purged"
+        );
+        Ok(n)
+    }
+
+    /// Purges what a reply's purge metadata names (values that name nothing cached are
+    /// logged and skipped).
+    async fn purge_from(&self, outcome: &Result<Outcome, GatewayError>) {
+        let Ok(Outcome::Unary(reply)) = outcome else {
+            return;
+        };
+        for value in reply.metadata.get_all(self.purge_metadata.as_str()) {
+            let Ok(text) = value.to_str() else { continue };
+            let (method, request) = match text.trim().split_once(' ') {
+                Some((m, json)) => match serde_json::from_str(json) {
+                    Ok(v) => (m, Some(v)),
+                    Err(e) => {
+                        tracing::warn!(value = text, error = %e, "a purge request that is not JSON");
+                        continue;
+                    }
+                },
+                None => (text.trim(), None),
+            };
+            if let Err(e) = self.purge(method, request.as_ref()).await {
+                tracing::warn!(value = text, error = %e, "a purge the cache cannot do");
+            }
+        }
     }
 
     fn count(&self, method: &str, result: &'static str) {
@@ -404,15 +479,21 @@ impl Policy for ResponseCache {
         call: Call,
         next: Next<'a>,
     ) -> BoxFuture<'a, Result<Outcome, GatewayError>> {
-        match self.rules.get(call.method.full_name()) {
-            Some(rule) => self.serve(rule, ctx, site, call, next).boxed(),
-            None => {
-                if let Some(n) = &ctx.cache_notes {
-                    n.uncacheable();
-                }
-                next.run(ctx, site, call)
-            }
+        let rule = self.rules.get(call.method.full_name());
+        if rule.is_none()
+            && let Some(n) = &ctx.cache_notes
+        {
+            n.uncacheable();
         }
+        async move {
+            let outcome = match rule {
+                Some(rule) => self.serve(rule, ctx, site, call, next).await,
+                None => next.run(ctx, site, call).await,
+            };
+            self.purge_from(&outcome).await;
+            outcome
+        }
+        .boxed()
     }
 
     fn on_request<'a>(

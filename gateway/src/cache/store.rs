@@ -184,6 +184,20 @@ impl MemoryTier {
         self.cache.insert(key, entry).await;
     }
 
+    /// Drops every entry whose key starts with `prefix`; returns how many.
+    pub async fn purge(&self, prefix: &[u8]) -> u64 {
+        let keys: Vec<Key> = self
+            .cache
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| Key::clone(&k))
+            .collect();
+        for k in &keys {
+            self.cache.invalidate(k).await;
+        }
+        keys.len() as u64
+    }
+
     /// How many entries it holds (after pending maintenance).
     pub async fn entries(&self) -> u64 {
         self.cache.run_pending_tasks().await;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::units::{ByteSize, HumanDuration};
 
 /// The response cache of upstream calls.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// The in-process tier.
@@ -17,6 +17,25 @@ pub struct CacheConfig {
     /// The cached methods, keyed by `package.Service.Method`.
     #[serde(default)]
     pub methods: BTreeMap<String, CachedMethodConfig>,
+    /// Reply metadata by which a backend purges entries (a mutation's reply saying which
+    /// reads it made stale): each value `package.Service.Method`, or that and the request as
+    /// JSON after a space.
+    #[serde(default = "d_purge_metadata")]
+    pub purge_metadata: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            memory: MemoryTierConfig::default(),
+            methods: BTreeMap::new(),
+            purge_metadata: d_purge_metadata(),
+        }
+    }
+}
+
+fn d_purge_metadata() -> String {
+    "portico-cache-purge".into()
 }
 
 /// Bounds of the in-process tier: entries and bytes (the encoded replies and their keys).
