@@ -404,3 +404,51 @@ async fn entries_are_purged_by_the_admin_endpoint_and_by_the_backend() {
     assert_eq!(r.json()["displayName"], "Renamed", "{}", r.text);
     assert_eq!(users.calls("GetUser"), 2, "purged by the update's reply");
 }
+
+#[tokio::test]
+async fn two_bffs_share_the_redis_tier_and_a_stopped_redis_fails_nothing() {
+    let mut redis = portico_e2e::RedisServer::start();
+    let cfg = format!(
+        "admin: {{ listen: 127.0.0.1:0 }}\ncache:\n  redis: {{ url: \"{}\", prefix: \"t:cache:\", timeout: 500ms }}\n  methods:\n    demo.v1.CatalogService.GetProduct: {{ ttl: 1h }}\n",
+        redis.url()
+    );
+    let a = TestEnv::start_with(&cfg).await;
+    let b = TestEnv::start_with(&cfg).await;
+    let (ca, cb) = (a.knobs(DemoService::Catalog), b.knobs(DemoService::Catalog));
+
+    // A fetches; B answers from the shared tier without calling its backend.
+    let x = a.get("/v1/products/p-1").await;
+    assert_eq!(x.status, 200, "{}", x.text);
+    let y = b.get("/v1/products/p-1").await;
+    assert_eq!(y.status, 200, "{}", y.text);
+    assert_eq!(y.text, x.text);
+    assert_eq!((ca.calls("GetProduct"), cb.calls("GetProduct")), (1, 0));
+    assert_eq!(lookups(&b, "redis_hit").await, 1.0);
+    // Then from its own memory.
+    b.get("/v1/products/p-1").await;
+    assert_eq!(lookups(&b, "hit").await, 1.0);
+
+    // A purge on A drops the shared entry: B fetches it itself.
+    a.get("/v1/products/p-2").await;
+    let url = format!("{}/admin/cache/purge", a.admin.as_ref().unwrap());
+    let r = a
+        .send(a.client.post(url).json(
+            &json!({"method": "demo.v1.CatalogService.GetProduct", "request": {"id": "p-2"}}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["purged"], 2, "memory and Redis: {}", r.text);
+    b.get("/v1/products/p-2").await;
+    assert_eq!(cb.calls("GetProduct"), 1);
+
+    // Redis gone: no request fails; the memory tier still answers.
+    redis.stop();
+    for env in [&a, &b] {
+        for _ in 0..2 {
+            let r = env.get("/v1/products/p-3").await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        assert_eq!(env.get("/v1/products/p-1").await.status, 200);
+    }
+    assert_eq!(ca.calls("GetProduct"), 3, "p-1, p-2, then p-3 once");
+}

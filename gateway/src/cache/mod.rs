@@ -25,6 +25,7 @@ pub mod control;
 pub mod inflight;
 pub mod key;
 pub mod notes;
+pub mod redis;
 pub mod store;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use self::control::Directives;
 use self::inflight::{InFlight, Turn, follow};
 use self::key::{Key, KeyBuilder};
 pub use self::notes::CacheNotes;
+use self::redis::{RedisKey, RedisTier};
 use self::store::{Entry, MemoryTier};
 use crate::config::{CacheConfig, CacheScope};
 use crate::descriptors::{Idempotency, idempotency};
@@ -76,6 +78,7 @@ pub struct ResponseCache {
     /// The reply metadata by which backends purge.
     purge_metadata: String,
     memory: MemoryTier,
+    redis: Option<Arc<RedisTier>>,
     inflight: InFlight,
     metrics: OnceLock<Arc<Metrics>>,
 }
@@ -171,10 +174,17 @@ impl ResponseCache {
                 format!("{:?} is not a lowercase metadata name", cfg.purge_metadata),
             ));
         }
+        let redis = match &cfg.redis {
+            Some(r) => Some(Arc::new(
+                RedisTier::new(r).map_err(|e| ("cache.redis.url".to_string(), e))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             rules,
             purge_metadata: cfg.purge_metadata.clone(),
             memory: MemoryTier::new(&cfg.memory),
+            redis,
             inflight: InFlight::default(),
             metrics: OnceLock::new(),
         })
@@ -216,10 +226,13 @@ impl ResponseCache {
                 Some(msg.encode_to_vec())
             }
         };
-        let n = self
+        let mut n = self
             .memory
             .purge(&KeyBuilder::prefix(method, bytes.as_deref()))
             .await;
+        if let Some(r) = &self.redis {
+            n += r.purge(method, bytes.as_deref()).await;
+        }
         tracing::info!(
             method,
             request = request.is_some(),
@@ -313,12 +326,29 @@ impl ResponseCache {
         let form = call.reply_form;
         let (key, storable) = self.key_of(rule, ctx, &call, &request);
         let store = rule.store.as_ref().filter(|_| storable);
+        let redis_key = match (&self.redis, store) {
+            (Some(r), Some(_)) => Some(r.key(&method, &request, &key)),
+            _ => None,
+        };
         let mut stale = None;
+        let mut found = match store {
+            Some(_) => self.memory.get(&key).await.map(|e| (e, "hit")),
+            None => None,
+        };
+        if found.is_none()
+            && let (Some(r), Some(rk)) = (&self.redis, &redis_key)
+            && let Some(entry) = r.get(rk).await
+            && entry.age() < entry.keep_for
+        {
+            let entry = Arc::new(entry);
+            self.memory.put(key.clone(), entry.clone()).await;
+            found = Some((entry, "redis_hit"));
+        }
         if let Some(store) = store
-            && let Some(entry) = self.memory.get(&key).await
+            && let Some((entry, tier)) = found
         {
             if entry.is_fresh() {
-                self.count(&method, "hit");
+                self.count(&method, tier);
                 note_fresh(notes, store, &entry);
                 return Ok(Outcome::Unary(entry.reply(form, &desc, &rule.backend)?));
             }
@@ -341,7 +371,9 @@ impl ResponseCache {
                     if store.is_some() {
                         self.count(&method, "miss");
                     }
-                    let fetched = self.fetch(store, &key, ctx, site, call, next).await;
+                    let fetched = self
+                        .fetch(store, &key, redis_key, ctx, site, call, next)
+                        .await;
                     leader.finish(fetched.clone());
                     outcome = Some(fetched);
                     break;
@@ -414,10 +446,12 @@ impl ResponseCache {
     }
 
     /// Makes the call (as the leader) and keeps its reply when it may be stored.
+    #[allow(clippy::too_many_arguments)]
     async fn fetch<'a>(
         &'a self,
         store: Option<&StoreRule>,
         key: &Key,
+        redis_key: Option<RedisKey>,
         ctx: &'a RequestCtx,
         site: &'a CallSite,
         call: Call,
@@ -450,6 +484,9 @@ impl ResponseCache {
         let entry = Arc::new(entry);
         if !fresh_for.is_zero() {
             self.memory.put(key.clone(), entry.clone()).await;
+            if let (Some(r), Some(rk)) = (&self.redis, redis_key) {
+                r.put(rk, &entry).await;
+            }
         }
         Ok(entry)
     }

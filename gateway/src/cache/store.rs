@@ -48,6 +48,21 @@ impl Entry {
         }
     }
 
+    /// An entry that arrived `age` ago (read from the shared tier), fresh for `fresh_for` and
+    /// kept for `keep_for` from its arrival.
+    pub fn aged(
+        bytes: Bytes,
+        metadata: MetadataMap,
+        age: Duration,
+        fresh_for: Duration,
+        keep_for: Duration,
+    ) -> Self {
+        let mut e = Self::new(bytes, metadata, fresh_for);
+        e.stored = Instant::now().checked_sub(age).unwrap_or(e.stored);
+        e.keep_for = keep_for;
+        e
+    }
+
     /// This entry marked as a fallback, or not.
     pub fn fallback(mut self, fallback: Option<Fallback>) -> Self {
         self.fallback = fallback;

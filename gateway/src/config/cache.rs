@@ -14,6 +14,9 @@ pub struct CacheConfig {
     /// The in-process tier.
     #[serde(default)]
     pub memory: MemoryTierConfig,
+    /// A second tier in Redis, shared by replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisTierConfig>,
     /// The cached methods, keyed by `package.Service.Method`.
     #[serde(default)]
     pub methods: BTreeMap<String, CachedMethodConfig>,
@@ -28,6 +31,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             memory: MemoryTierConfig::default(),
+            redis: None,
             methods: BTreeMap::new(),
             purge_metadata: d_purge_metadata(),
         }
@@ -65,6 +69,29 @@ fn d_max_entries() -> u64 {
 
 fn d_max_bytes() -> ByteSize {
     ByteSize(256 << 20)
+}
+
+/// The shared tier: replies every replica can answer from. Redis that is slow or down never
+/// fails a request: the tier is skipped.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTierConfig {
+    /// `redis://host:port[/db]` (or `rediss://` for TLS).
+    pub url: String,
+    /// Prefix of every key the cache writes.
+    #[serde(default = "d_redis_prefix")]
+    pub prefix: String,
+    /// How long a lookup may wait for Redis before it counts as a miss.
+    #[serde(default = "d_redis_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn d_redis_prefix() -> String {
+    "portico:cache:".into()
+}
+
+fn d_redis_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(20))
 }
 
 /// How one method's replies are cached.

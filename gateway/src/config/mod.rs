@@ -35,7 +35,7 @@ pub use bff::{
     ApqStoreKind, EndpointConfig, EndpointMethod, OperationsConfig, PersistedConfig, PersistedMode,
     validate as validate_bff,
 };
-pub use cache::{CacheConfig, CacheScope, CachedMethodConfig, MemoryTierConfig};
+pub use cache::{CacheConfig, CacheScope, CachedMethodConfig, MemoryTierConfig, RedisTierConfig};
 pub use cors::{CorsConfig, OriginPattern, origin_pattern};
 pub use graphql::{
     BatchConfig, Execution, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind,

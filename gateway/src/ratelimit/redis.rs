@@ -203,7 +203,7 @@ impl RedisStore {
 }
 
 /// A Redis URL without its password.
-fn loggable(url: &str) -> String {
+pub(crate) fn loggable(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://***@{host}"),
