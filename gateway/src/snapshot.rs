@@ -401,7 +401,7 @@ impl Snapshot {
         let mut cache = None;
         if let Some(c) = &config.cache {
             let built = Arc::new(
-                crate::cache::ResponseCache::new(c, registry.pool(), &targets)
+                crate::cache::ResponseCache::new(c, registry.pool(), &targets, upstream.clone())
                     .map_err(|(key, message)| invalid(key, message))?,
             );
             chain = chain.with(Stage::Cache, built.clone());

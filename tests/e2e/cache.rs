@@ -452,3 +452,46 @@ async fn two_bffs_share_the_redis_tier_and_a_stopped_redis_fails_nothing() {
     }
     assert_eq!(ca.calls("GetProduct"), 3, "p-1, p-2, then p-3 once");
 }
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_behind() {
+    let env = TestEnv::start_with(
+        "admin: { listen: 127.0.0.1:0 }\ncache:\n  methods:\n    demo.v1.CatalogService.GetProduct: { ttl: 1h, stale_while_revalidate: 1h }\n",
+    )
+    .await;
+    let catalog = env.knobs(DemoService::Catalog);
+    let cache = || env.gateway.snapshot().cache.clone().expect("a cache");
+    catalog.set_cache_control(Some("max-age=1"));
+    let first = env.get("/v1/products/p-1").await;
+    assert_eq!(first.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Stale: answered at once from the entry, even while the backend fails; the refresh
+    // behind it fails too and the entry stays.
+    catalog.set_error_rate(1.0);
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.text, first.text);
+    assert_eq!(
+        r.header("x-portico-fallback"),
+        "",
+        "not a fallback: a cache answer"
+    );
+    cache().idle().await;
+    assert_eq!(catalog.calls("GetProduct"), 2, "one refresh");
+    assert_eq!(lookups(&env, "revalidate").await, 1.0);
+
+    // Backend back: the next answer is still the stale one, and its refresh succeeds.
+    catalog.set_error_rate(0.0);
+    catalog.set_cache_control(Some("max-age=3600"));
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.status, 200);
+    cache().idle().await;
+    assert_eq!(catalog.calls("GetProduct"), 3);
+    // Now fresh: a plain hit, no call.
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), "public, max-age=3600");
+    assert_eq!(catalog.calls("GetProduct"), 3);
+    assert_eq!(lookups(&env, "revalidate").await, 2.0);
+}

@@ -21,19 +21,21 @@ type Slot = watch::Receiver<Option<Shared>>;
 #[derive(Debug, Default)]
 pub struct InFlight {
     calls: Mutex<HashMap<Key, Slot>>,
+    /// Signalled whenever a call ends.
+    ended: tokio::sync::Notify,
 }
 
 /// Whose turn it is.
-pub enum Turn<'a> {
+pub enum Turn {
     /// Make the call, then [`Leader::finish`].
-    Lead(Leader<'a>),
+    Lead(Leader),
     /// Another caller is making it: wait with [`follow`].
     Follow(Slot),
 }
 
-/// The caller making a call others wait for.
-pub struct Leader<'a> {
-    flight: &'a InFlight,
+/// The caller making a call others wait for (it may hand the call to a background task).
+pub struct Leader {
+    flight: Arc<InFlight>,
     key: Key,
     tx: watch::Sender<Option<Shared>>,
 }
@@ -47,7 +49,7 @@ impl InFlight {
     }
 
     /// Joins the call under `key`: leads it when none is in flight.
-    pub fn join(&self, key: &Key) -> Turn<'_> {
+    pub fn join(self: &Arc<Self>, key: &Key) -> Turn {
         let mut calls = self.lock();
         if let Some(rx) = calls.get(key)
             && rx.has_changed().is_ok()
@@ -57,7 +59,7 @@ impl InFlight {
         let (tx, rx) = watch::channel(None);
         calls.insert(key.clone(), rx);
         Turn::Lead(Leader {
-            flight: self,
+            flight: self.clone(),
             key: key.clone(),
             tx,
         })
@@ -72,9 +74,22 @@ impl InFlight {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Waits until no call is in flight (background revalidations included).
+    pub async fn idle(&self) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            ended.await;
+        }
+    }
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Shares the outcome with the followers (and frees the key).
     pub fn finish(self, outcome: Shared) {
         self.tx.send_replace(Some(outcome));
@@ -82,7 +97,7 @@ impl Leader<'_> {
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         let mut calls = self.flight.lock();
         if calls
@@ -91,6 +106,8 @@ impl Drop for Leader<'_> {
         {
             calls.remove(&self.key);
         }
+        drop(calls);
+        self.flight.ended.notify_waiters();
     }
 }
 
@@ -113,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_get_the_leaders_outcome_and_the_key_is_freed() {
-        let f = InFlight::default();
+        let f = Arc::new(InFlight::default());
         let Turn::Lead(leader) = f.join(&key()) else {
             panic!("the first caller leads")
         };
@@ -134,7 +151,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_leader_that_goes_away_lets_a_follower_lead() {
-        let f = InFlight::default();
+        let f = Arc::new(InFlight::default());
         let Turn::Lead(leader) = f.join(&key()) else {
             panic!()
         };

@@ -14,12 +14,15 @@
 //! - **Coalescing** ([`inflight`]): concurrent identical calls to any method without side
 //!   effects share one in-flight call, listed in `cache.methods` or not (unlisted ones keyed by
 //!   everything the backend would receive, so only truly identical calls share).
+//! - **Stale while revalidate**: a method with `stale_while_revalidate` answers from an entry
+//!   that just went stale and refreshes it in the background, one call per key.
 //! - **Stale if error**: a method with `stale_if_error` keeps its entries that long past their
 //!   freshness; a call that fails because the backend is unwell (or its circuit is open, or
 //!   its bulkhead full) is answered by such an entry, marked `Fallback::Stale`.
 //! - **The edge** ([`notes`]): the calls of a GET request decide its `Cache-Control`, `Age`
 //!   and `Vary`, written by the ingress.
-//! - **The tier** ([`store`]): moka in this process, bounded by entries and bytes.
+//! - **The tiers**: moka in this process, bounded by entries and bytes ([`store`]), and
+//!   optionally Redis, shared by replicas ([`redis`]).
 
 pub mod control;
 pub mod inflight;
@@ -50,7 +53,9 @@ use crate::error::GatewayError;
 use crate::request::policy::{CallSite, Next, Outcome, Policy};
 use crate::request::{Door, IdentityKind, RequestCtx};
 use crate::telemetry::Metrics;
-use crate::upstream::{Call, CallBody, Fallback, Payload, ReplyForm, Targets, UpstreamError};
+use crate::upstream::{
+    Call, CallBody, Fallback, Payload, Reply, ReplyForm, Targets, Upstream, UpstreamError,
+};
 
 /// How the calls of one method are treated.
 #[derive(Debug)]
@@ -58,7 +63,7 @@ struct Rule {
     /// The backend serving it (for the errors of a reply that does not decode).
     backend: Arc<str>,
     /// How its replies are stored; none: coalesced only.
-    store: Option<StoreRule>,
+    store: Option<Arc<StoreRule>>,
 }
 
 #[derive(Debug)]
@@ -69,6 +74,59 @@ struct StoreRule {
     scope: CacheScope,
     vary: Vec<String>,
     stale_if_error: Duration,
+    stale_while_revalidate: Duration,
+}
+
+/// Where entries are kept: memory, and Redis when configured. Cheap to clone (a background
+/// revalidation takes its own).
+#[derive(Clone, Debug)]
+struct Tiers {
+    memory: MemoryTier,
+    redis: Option<Arc<RedisTier>>,
+}
+
+impl Tiers {
+    /// Turns a reply into an entry, and keeps it when `store` (the method's rule, when the
+    /// call's reply may be stored) and the backend's `cache-control` allow.
+    async fn keep(
+        &self,
+        store: Option<&StoreRule>,
+        key: &Key,
+        redis_key: Option<RedisKey>,
+        reply: Reply,
+    ) -> Arc<Entry> {
+        let (bytes, decoded) = match reply.payload {
+            Payload::Wire(b) => (b, None),
+            Payload::Decoded(m) => (m.encode_to_vec().into(), Some(m)),
+        };
+        let fresh_for = match store {
+            Some(store) if reply.fallback.is_none() => {
+                let d = Directives::of(&reply.metadata);
+                let private = d.private && store.scope == CacheScope::Public;
+                if d.no_store || private {
+                    Duration::ZERO
+                } else {
+                    d.max_age.unwrap_or(store.ttl)
+                }
+            }
+            _ => Duration::ZERO,
+        };
+        let mut entry = Entry::new(bytes, reply.metadata, fresh_for).fallback(reply.fallback);
+        if let Some(store) = store {
+            entry = entry.stale_for(store.stale_if_error.max(store.stale_while_revalidate));
+        }
+        if let Some(m) = decoded {
+            entry = entry.decoded(m);
+        }
+        let entry = Arc::new(entry);
+        if !fresh_for.is_zero() {
+            self.memory.put(key.clone(), entry.clone()).await;
+            if let (Some(r), Some(rk)) = (&self.redis, redis_key) {
+                r.put(rk, &entry).await;
+            }
+        }
+        entry
+    }
 }
 
 /// The cache stage.
@@ -77,9 +135,10 @@ pub struct ResponseCache {
     rules: HashMap<String, Rule>,
     /// The reply metadata by which backends purge.
     purge_metadata: String,
-    memory: MemoryTier,
-    redis: Option<Arc<RedisTier>>,
-    inflight: InFlight,
+    tiers: Tiers,
+    inflight: Arc<InFlight>,
+    /// For background revalidations, made outside any request's chain.
+    upstream: Arc<Upstream>,
     metrics: OnceLock<Arc<Metrics>>,
 }
 
@@ -93,6 +152,7 @@ impl ResponseCache {
         cfg: &CacheConfig,
         pool: &DescriptorPool,
         targets: &Targets,
+        upstream: Arc<Upstream>,
     ) -> Result<Self, CacheConfigError> {
         let mut rules = HashMap::new();
         // Coalescing: every unary method without side effects.
@@ -158,13 +218,17 @@ impl ResponseCache {
                 name.clone(),
                 Rule {
                     backend,
-                    store: Some(StoreRule {
+                    store: Some(Arc::new(StoreRule {
                         input: method.input(),
                         ttl: mc.ttl.get(),
                         scope: mc.scope,
                         vary,
                         stale_if_error: mc.stale_if_error.map(|d| d.get()).unwrap_or_default(),
-                    }),
+                        stale_while_revalidate: mc
+                            .stale_while_revalidate
+                            .map(|d| d.get())
+                            .unwrap_or_default(),
+                    })),
                 },
             );
         }
@@ -183,9 +247,12 @@ impl ResponseCache {
         Ok(Self {
             rules,
             purge_metadata: cfg.purge_metadata.clone(),
-            memory: MemoryTier::new(&cfg.memory),
-            redis,
-            inflight: InFlight::default(),
+            tiers: Tiers {
+                memory: MemoryTier::new(&cfg.memory),
+                redis,
+            },
+            inflight: Arc::default(),
+            upstream,
             metrics: OnceLock::new(),
         })
     }
@@ -195,9 +262,14 @@ impl ResponseCache {
         let _ = self.metrics.set(metrics);
     }
 
+    /// Waits until no call the cache shares is in flight, background revalidations included.
+    pub async fn idle(&self) {
+        self.inflight.idle().await;
+    }
+
     /// The in-process tier.
     pub fn memory(&self) -> &MemoryTier {
-        &self.memory
+        &self.tiers.memory
     }
 
     /// Drops the entries of a cached method (`request` JSON: only that request's, whatever
@@ -227,10 +299,11 @@ impl ResponseCache {
             }
         };
         let mut n = self
+            .tiers
             .memory
             .purge(&KeyBuilder::prefix(method, bytes.as_deref()))
             .await;
-        if let Some(r) = &self.redis {
+        if let Some(r) = &self.tiers.redis {
             n += r.purge(method, bytes.as_deref()).await;
         }
         tracing::info!(
@@ -326,22 +399,22 @@ impl ResponseCache {
         let form = call.reply_form;
         let (key, storable) = self.key_of(rule, ctx, &call, &request);
         let store = rule.store.as_ref().filter(|_| storable);
-        let redis_key = match (&self.redis, store) {
+        let redis_key = match (&self.tiers.redis, store) {
             (Some(r), Some(_)) => Some(r.key(&method, &request, &key)),
             _ => None,
         };
         let mut stale = None;
         let mut found = match store {
-            Some(_) => self.memory.get(&key).await.map(|e| (e, "hit")),
+            Some(_) => self.tiers.memory.get(&key).await.map(|e| (e, "hit")),
             None => None,
         };
         if found.is_none()
-            && let (Some(r), Some(rk)) = (&self.redis, &redis_key)
+            && let (Some(r), Some(rk)) = (&self.tiers.redis, &redis_key)
             && let Some(entry) = r.get(rk).await
             && entry.age() < entry.keep_for
         {
             let entry = Arc::new(entry);
-            self.memory.put(key.clone(), entry.clone()).await;
+            self.tiers.memory.put(key.clone(), entry.clone()).await;
             found = Some((entry, "redis_hit"));
         }
         if let Some(store) = store
@@ -351,6 +424,21 @@ impl ResponseCache {
                 self.count(&method, tier);
                 note_fresh(notes, store, &entry);
                 return Ok(Outcome::Unary(entry.reply(form, &desc, &rule.backend)?));
+            }
+            // Stale, but within stale-while-revalidate: answer now, refresh behind.
+            if entry.age() < entry.fresh_for.saturating_add(store.stale_while_revalidate) {
+                self.count(&method, "revalidate");
+                if let Some(n) = notes {
+                    n.fresh(
+                        Duration::ZERO,
+                        entry.age(),
+                        store.scope != CacheScope::Public,
+                        &store.vary,
+                    );
+                }
+                let reply = entry.reply(form, &desc, &rule.backend)?;
+                self.revalidate(store.clone(), key, redis_key, call);
+                return Ok(Outcome::Unary(reply));
             }
             stale = Some(entry);
         }
@@ -372,7 +460,7 @@ impl ResponseCache {
                         self.count(&method, "miss");
                     }
                     let fetched = self
-                        .fetch(store, &key, redis_key, ctx, site, call, next)
+                        .fetch(store.map(|s| &**s), &key, redis_key, ctx, site, call, next)
                         .await;
                     leader.finish(fetched.clone());
                     outcome = Some(fetched);
@@ -458,37 +546,34 @@ impl ResponseCache {
         next: Next<'a>,
     ) -> Result<Arc<Entry>, GatewayError> {
         let reply = next.run(ctx, site, call).await?.into_unary()?;
-        let (bytes, decoded) = match reply.payload {
-            Payload::Wire(b) => (b, None),
-            Payload::Decoded(m) => (m.encode_to_vec().into(), Some(m)),
+        Ok(self.tiers.keep(store, key, redis_key, reply).await)
+    }
+
+    /// Refreshes an entry in the background, once at a time per key: the call goes straight
+    /// to the upstream stack (resilience included), with the request's metadata and deadline.
+    fn revalidate(
+        &self,
+        store: Arc<StoreRule>,
+        key: Key,
+        redis_key: Option<RedisKey>,
+        mut call: Call,
+    ) {
+        let Turn::Lead(leader) = self.inflight.join(&key) else {
+            return; // a refresh (or a miss) is already on its way
         };
-        let fresh_for = match store {
-            Some(store) if reply.fallback.is_none() => {
-                let d = Directives::of(&reply.metadata);
-                let private = d.private && store.scope == CacheScope::Public;
-                if d.no_store || private {
-                    Duration::ZERO
-                } else {
-                    d.max_age.unwrap_or(store.ttl)
+        call.reply_form = ReplyForm::Wire;
+        let (tiers, upstream) = (self.tiers.clone(), self.upstream.clone());
+        tokio::spawn(async move {
+            let method = call.method.full_name().to_string();
+            let outcome = match upstream.unary(call).await {
+                Ok(reply) => Ok(tiers.keep(Some(&store), &key, redis_key, reply).await),
+                Err(e) => {
+                    tracing::warn!(method = %method, error = %e, "a background revalidation failed; the stale entry stays");
+                    Err(GatewayError::Upstream(e))
                 }
-            }
-            _ => Duration::ZERO,
-        };
-        let mut entry = Entry::new(bytes, reply.metadata, fresh_for).fallback(reply.fallback);
-        if let Some(store) = store {
-            entry = entry.stale_for(store.stale_if_error);
-        }
-        if let Some(m) = decoded {
-            entry = entry.decoded(m);
-        }
-        let entry = Arc::new(entry);
-        if !fresh_for.is_zero() {
-            self.memory.put(key.clone(), entry.clone()).await;
-            if let (Some(r), Some(rk)) = (&self.redis, redis_key) {
-                r.put(rk, &entry).await;
-            }
-        }
-        Ok(entry)
+            };
+            leader.finish(outcome);
+        });
     }
 }
 

@@ -111,6 +111,10 @@ pub struct CachedMethodConfig {
     /// The method is safe to cache though its descriptor does not say `NO_SIDE_EFFECTS`.
     #[serde(default)]
     pub cacheable: bool,
+    /// How long past its freshness a reply still answers at once while one call refreshes it
+    /// in the background. Default: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_while_revalidate: Option<HumanDuration>,
     /// How long past its freshness a reply may still answer when the backend fails (sick,
     /// circuit open, bulkhead full), marked stale. Default: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]

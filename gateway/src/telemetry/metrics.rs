@@ -16,7 +16,7 @@
 //! | `portico_graphql_operations_total` | counter | `graphql_operation_type`, `graphql_operation_name` (the BFF's named operations; `_OTHER` for any other name), `outcome` (`ok`, `partial`, `error`) |
 //! | `portico_graphql_errors_total` | counter | `code` (`extensions.code`) |
 //! | `portico_persisted_queries_total` | counter | `result` (`hit`, `registered`, `miss`) |
-//! | `portico_cache_lookups_total` | counter | `rpc_method`, `result` (`hit`, `redis_hit`, `miss`, `coalesced`, `stale`) |
+//! | `portico_cache_lookups_total` | counter | `rpc_method`, `result` (`hit`, `redis_hit`, `miss`, `coalesced`, `revalidate`, `stale`) |
 //! | `portico_rest_replies_total` | counter | `encoder` (`direct`: from the wire bytes; `reflect`: decoded first) |
 //!
 //! The backends' state (breakers, bulkheads, endpoints) is read at scrape time ([`super::backends`]).
@@ -135,7 +135,8 @@ pub struct CacheLabels {
     /// `package.Service.Method`.
     pub rpc_method: String,
     /// `hit` (answered from the memory tier), `redis_hit` (from the shared tier), `miss` (the call was made), `coalesced` (shared a
-    /// call in flight), `stale` (a failing backend answered by a stale entry).
+    /// call in flight), `revalidate` (answered stale while one call refreshes the entry), `stale`
+    /// (a failing backend answered by a stale entry).
     pub result: &'static str,
 }
 
