@@ -495,3 +495,29 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_behind() {
     assert_eq!(catalog.calls("GetProduct"), 3);
     assert_eq!(lookups(&env, "revalidate").await, 2.0);
 }
+
+#[tokio::test]
+async fn operation_endpoints_say_it_too_and_etags_still_revalidate() {
+    let env = TestEnv::start_with(
+        "operations: { dir: bff-web/operations }\nendpoints:\n  - { path: \"/api/products/{id}\", operation: Product, unwrap: product }\nshaping:\n  etag: true\ncache:\n  methods:\n    demo.v1.CatalogService.GetProduct: { ttl: 120s }\n",
+    )
+    .await;
+    let r = env.get("/api/products/p-1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("cache-control"), "public, max-age=120");
+    let etag = r.header("etag").to_string();
+    assert!(!etag.is_empty());
+    let again = env
+        .send(
+            env.client
+                .get(env.url("/api/products/p-1"))
+                .header("if-none-match", &etag),
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(env.knobs(DemoService::Catalog).calls("GetProduct"), 1);
+    // The same on the REST route.
+    let r = env.get("/v1/products/p-1").await;
+    assert_eq!(r.header("cache-control"), "public, max-age=120");
+    assert_eq!(env.knobs(DemoService::Catalog).calls("GetProduct"), 1);
+}
