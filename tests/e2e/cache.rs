@@ -441,6 +441,26 @@ async fn two_bffs_share_the_redis_tier_and_a_stopped_redis_fails_nothing() {
     b.get("/v1/products/p-2").await;
     assert_eq!(cb.calls("GetProduct"), 1);
 
+    // A purge reaches the other replica's memory too (published through Redis): B held p-1
+    // in memory, and fetches it again once the purge made on A is heard.
+    let cache_b = b.gateway.snapshot().cache.clone().expect("a cache");
+    tokio::time::timeout(Duration::from_secs(10), cache_b.listening())
+        .await
+        .expect("B listens for purges");
+    let heard = cache_b.purges_heard();
+    let url = format!("{}/admin/cache/purge", a.admin.as_ref().unwrap());
+    let r = a
+        .send(a.client.post(url).json(
+            &json!({"method": "demo.v1.CatalogService.GetProduct", "request": {"id": "p-1"}}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    tokio::time::timeout(Duration::from_secs(10), cache_b.heard_purges(heard + 1))
+        .await
+        .expect("B hears the purge");
+    assert_eq!(b.get("/v1/products/p-1").await.status, 200);
+    assert_eq!(cb.calls("GetProduct"), 2, "B's copy was purged too");
+
     // Redis gone: no request fails; the memory tier still answers.
     redis.stop();
     for env in [&a, &b] {
@@ -450,7 +470,11 @@ async fn two_bffs_share_the_redis_tier_and_a_stopped_redis_fails_nothing() {
         }
         assert_eq!(env.get("/v1/products/p-1").await.status, 200);
     }
-    assert_eq!(ca.calls("GetProduct"), 3, "p-1, p-2, then p-3 once");
+    assert_eq!(
+        ca.calls("GetProduct"),
+        4,
+        "p-1, p-2, p-3 once, p-1 after its purge"
+    );
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ use self::control::Directives;
 use self::inflight::{InFlight, Turn, follow};
 use self::key::{Key, KeyBuilder};
 pub use self::notes::CacheNotes;
-use self::redis::{RedisKey, RedisTier};
+use self::redis::{Heard, RedisKey, RedisTier};
 use self::store::{Entry, MemoryTier};
 use crate::config::{CacheConfig, CacheScope};
 use crate::descriptors::{Idempotency, idempotency};
@@ -139,6 +139,9 @@ pub struct ResponseCache {
     inflight: Arc<InFlight>,
     /// For background revalidations, made outside any request's chain.
     upstream: Arc<Upstream>,
+    /// The purge listener's state, and what stops it (dropped with the cache).
+    heard: tokio::sync::watch::Receiver<Heard>,
+    _listener: Option<tokio::sync::oneshot::Sender<()>>,
     metrics: OnceLock<Arc<Metrics>>,
 }
 
@@ -244,13 +247,17 @@ impl ResponseCache {
             )),
             None => None,
         };
+        let memory = MemoryTier::new(&cfg.memory);
+        let (heard_tx, heard) = tokio::sync::watch::channel(Heard::default());
+        let listener = redis
+            .as_ref()
+            .and_then(|r| r.listen(memory.clone(), heard_tx));
         Ok(Self {
             rules,
             purge_metadata: cfg.purge_metadata.clone(),
-            tiers: Tiers {
-                memory: MemoryTier::new(&cfg.memory),
-                redis,
-            },
+            heard,
+            _listener: listener,
+            tiers: Tiers { memory, redis },
             inflight: Arc::default(),
             upstream,
             metrics: OnceLock::new(),
@@ -260,6 +267,28 @@ impl ResponseCache {
     /// Counts lookups in `metrics` (once).
     pub fn set_metrics(&self, metrics: Arc<Metrics>) {
         let _ = self.metrics.set(metrics);
+    }
+
+    /// Waits until this replica listens for purges published through Redis (at once without
+    /// Redis: there is nothing to listen to).
+    pub async fn listening(&self) {
+        if self.tiers.redis.is_none() {
+            return;
+        }
+        let mut heard = self.heard.clone();
+        let _ = heard.wait_for(|h| h.subscribed).await;
+    }
+
+    /// How many purges published through Redis this replica applied so far.
+    pub fn purges_heard(&self) -> u64 {
+        self.heard.borrow().purges
+    }
+
+    /// Waits until this replica applied at least `n` purges published through Redis (its own
+    /// included).
+    pub async fn heard_purges(&self, n: u64) {
+        let mut heard = self.heard.clone();
+        let _ = heard.wait_for(|h| h.purges >= n).await;
     }
 
     /// Waits until no call the cache shares is in flight, background revalidations included.
@@ -305,6 +334,7 @@ impl ResponseCache {
             .await;
         if let Some(r) = &self.tiers.redis {
             n += r.purge(method, bytes.as_deref()).await;
+            r.publish_purge(method, bytes.as_deref()).await;
         }
         tracing::info!(
             method,

@@ -5,6 +5,9 @@
 //! it arrived, how long it is fresh and kept, its metadata, its bytes) that Redis expires when
 //! it is no longer kept. Every command is bounded by `timeout`; a failure or a timeout is a
 //! miss (never a failed request), and after one the tier is left alone for a second.
+//!
+//! Purges reach every replica's memory tier too: a purge is published on `{prefix}purge`, and
+//! each replica's listener drops the matching entries from its own memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +29,7 @@ const BACKOFF: Duration = Duration::from_secs(1);
 
 /// The Redis tier.
 pub struct RedisTier {
+    client: redis::Client,
     conn: ConnectionManager,
     url: String,
     prefix: String,
@@ -55,9 +59,10 @@ impl RedisTier {
             .set_connection_timeout(Some(cfg.timeout.get().max(Duration::from_millis(200))))
             .set_response_timeout(Some(cfg.timeout.get()))
             .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("{url}: {e}"))?;
         Ok(Self {
+            client,
             conn,
             url,
             prefix: cfg.prefix.clone(),
@@ -185,6 +190,86 @@ impl RedisTier {
             cursor = next;
         }
     }
+}
+
+impl RedisTier {
+    fn channel(&self) -> String {
+        format!("{}purge", self.prefix)
+    }
+
+    /// Tells every replica's listener to drop the entries of `method` (and `request`) from
+    /// its memory.
+    pub async fn publish_purge(&self, method: &str, request: Option<&[u8]>) {
+        let payload = format!("{method}\n{}", request.map(hex::encode).unwrap_or_default());
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.channel()).arg(payload);
+        self.run::<i64>(
+            "publish a purge",
+            &cmd,
+            self.timeout.max(Duration::from_secs(1)),
+        )
+        .await;
+    }
+
+    /// Listens for purges published by any replica and applies them to `memory`, until the
+    /// returned handle is dropped. It reconnects after a failure (a second later); `state`
+    /// tells whether it is subscribed and how many purges it applied.
+    pub fn listen(
+        &self,
+        memory: super::store::MemoryTier,
+        state: tokio::sync::watch::Sender<Heard>,
+    ) -> Option<tokio::sync::oneshot::Sender<()>> {
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let (client, channel, url) = (self.client.clone(), self.channel(), self.url.clone());
+        rt.spawn(async move {
+            loop {
+                let listening = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&channel).await?;
+                    state.send_modify(|h| h.subscribed = true);
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(msg) = futures::StreamExt::next(&mut messages).await {
+                        let payload = String::from_utf8_lossy(msg.get_payload_bytes()).to_string();
+                        if let Some((method, request)) = payload.split_once('\n') {
+                            let request = match request {
+                                "" => None,
+                                hex_bytes => hex::decode(hex_bytes).ok(),
+                            };
+                            memory
+                                .purge(&super::key::KeyBuilder::prefix(method, request.as_deref()))
+                                .await;
+                        }
+                        state.send_modify(|h| h.purges += 1);
+                    }
+                    Ok::<(), redis::RedisError>(())
+                };
+                tokio::select! {
+                    _ = &mut stop => return,
+                    r = listening => {
+                        state.send_modify(|h| h.subscribed = false);
+                        if let Err(e) = r {
+                            tracing::debug!(tier = %url, error = %e, "the cache's purge listener lost Redis; retrying");
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stop => return,
+                    () = tokio::time::sleep(BACKOFF) => {}
+                }
+            }
+        });
+        Some(stop_tx)
+    }
+}
+
+/// What a replica's purge listener has done.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Heard {
+    /// It is subscribed to the purge channel.
+    pub subscribed: bool,
+    /// How many published purges it applied.
+    pub purges: u64,
 }
 
 fn glob_escape(s: &str) -> String {
