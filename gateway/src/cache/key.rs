@@ -2,8 +2,11 @@
 //! else the answer depends on (the caller, named metadata, or all the metadata sent). Every
 //! part is length-prefixed, so two different calls never share a key.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use prost::Message;
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
 use tonic::metadata::{KeyAndValueRef, MetadataMap};
 
 /// A call's key (exact bytes, compared whole: no hash stands for it).
@@ -15,6 +18,80 @@ const PER_CALL: [&str; 3] = [
     "tracestate",
     crate::request::REQUEST_ID_HEADER,
 ];
+
+/// Whether a message of this type can hold a map field, at any depth (its requests then need
+/// [`request_bytes`]'s sorting).
+pub fn reaches_map(desc: &MessageDescriptor) -> bool {
+    fn walk(desc: &MessageDescriptor, seen: &mut HashSet<String>) -> bool {
+        if !seen.insert(desc.full_name().to_string()) {
+            return false;
+        }
+        desc.fields().any(|f| {
+            f.is_map()
+                || match f.kind() {
+                    Kind::Message(m) => walk(&m, seen),
+                    _ => false,
+                }
+        })
+    }
+    walk(desc, &mut HashSet::new())
+}
+
+/// The request message's bytes as a key part: its wire encoding (fields in number order),
+/// with map entries sorted by key when `has_maps` (the wire format leaves their order free,
+/// and prost-reflect writes them in hash order, which differs from one message to the next).
+/// Equal messages give equal bytes; different ones, different bytes.
+pub fn request_bytes(msg: &DynamicMessage, has_maps: bool) -> Vec<u8> {
+    if !has_maps {
+        return msg.encode_to_vec();
+    }
+    let mut out = Vec::new();
+    canonical(msg, &mut out);
+    out
+}
+
+fn canonical(msg: &DynamicMessage, out: &mut Vec<u8>) {
+    let desc = msg.descriptor();
+    // One field at a time: the field alone in a message of the same type encodes as that
+    // field's bytes; maps and messages are written here, sorted and recursively.
+    let alone = |field: &prost_reflect::FieldDescriptor, value: &Value, out: &mut Vec<u8>| {
+        let mut one = DynamicMessage::new(desc.clone());
+        one.set_field(field, value.clone());
+        out.extend_from_slice(&one.encode_to_vec());
+    };
+    for (field, value) in msg.fields() {
+        match (value, field.kind()) {
+            (Value::Map(map), Kind::Message(entry)) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (k, v) in entries {
+                    let mut e = DynamicMessage::new(entry.clone());
+                    e.set_field(&entry.map_entry_key_field(), k.clone().into());
+                    e.set_field(&entry.map_entry_value_field(), v.clone());
+                    nested(field.number(), &e, out);
+                }
+            }
+            (Value::Message(m), _) => nested(field.number(), m, out),
+            (Value::List(items), Kind::Message(_)) => {
+                for item in items {
+                    if let Value::Message(m) = item {
+                        nested(field.number(), m, out);
+                    }
+                }
+            }
+            _ => alone(&field, value, out),
+        }
+    }
+}
+
+/// Writes `msg` as field `number` (length-delimited), canonically.
+fn nested(number: u32, msg: &DynamicMessage, out: &mut Vec<u8>) {
+    let mut inner = Vec::new();
+    canonical(msg, &mut inner);
+    prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, out);
+    prost::encoding::encode_varint(inner.len() as u64, out);
+    out.extend_from_slice(&inner);
+}
 
 /// Builds keys part by part.
 pub struct KeyBuilder(Vec<u8>);
@@ -129,6 +206,50 @@ mod tests {
         assert!(key.starts_with(&KeyBuilder::prefix("m.S.Get", Some(b"req"))));
         assert!(!key.starts_with(&KeyBuilder::prefix("m.S.Get", Some(b"re"))));
         assert!(!key.starts_with(&KeyBuilder::prefix("m.S.Ge", None)));
+    }
+
+    #[test]
+    fn requests_with_maps_give_one_key_whatever_the_entry_order() {
+        let pool = prost_reflect::DescriptorPool::decode(
+            &include_bytes!("../../../descriptors/demo.binpb")[..],
+        )
+        .unwrap();
+        let user = pool.get_message_by_name("demo.v1.User").unwrap();
+        assert!(reaches_map(&user));
+        let get = pool.get_message_by_name("demo.v1.GetUserRequest").unwrap();
+        assert!(!reaches_map(&get));
+        let create = pool
+            .get_message_by_name("demo.v1.CreateUserRequest")
+            .unwrap();
+        assert!(reaches_map(&create), "through User.attributes");
+
+        let json = |pairs: &[(&str, &str)]| {
+            let attrs: serde_json::Map<String, serde_json::Value> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+                .collect();
+            let body = serde_json::json!({"user": {"displayName": "x", "attributes": attrs}});
+            let text = body.to_string();
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            DynamicMessage::deserialize(create.clone(), de).unwrap()
+        };
+        let many: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("k{i}"), format!("v{i}")))
+            .collect();
+        let forward: Vec<(&str, &str)> =
+            many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let backward: Vec<(&str, &str)> = forward.iter().rev().copied().collect();
+        let (a, b) = (json(&forward), json(&backward));
+        assert_eq!(request_bytes(&a, true), request_bytes(&b, true));
+        // Still the message: decodes back to it.
+        let back = DynamicMessage::decode(create.clone(), &request_bytes(&a, true)[..]).unwrap();
+        assert_eq!(back, a);
+        // A different map, different bytes.
+        let c = json(&[("k0", "other")]);
+        assert_ne!(request_bytes(&a, true), request_bytes(&c, true));
+        // Without maps: the plain encoding.
+        let m = DynamicMessage::new(get.clone());
+        assert_eq!(request_bytes(&m, false), m.encode_to_vec());
     }
 
     #[test]

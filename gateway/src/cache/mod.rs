@@ -62,6 +62,8 @@ use crate::upstream::{
 struct Rule {
     /// The backend serving it (for the errors of a reply that does not decode).
     backend: Arc<str>,
+    /// Its request type can hold maps (their entries are sorted for the key).
+    has_maps: bool,
     /// How its replies are stored; none: coalesced only.
     store: Option<Arc<StoreRule>>,
 }
@@ -169,6 +171,7 @@ impl ResponseCache {
                     m.full_name().to_string(),
                     Rule {
                         backend: t.backend.clone(),
+                        has_maps: key::reaches_map(&m.input()),
                         store: None,
                     },
                 );
@@ -221,6 +224,7 @@ impl ResponseCache {
                 name.clone(),
                 Rule {
                     backend,
+                    has_maps: key::reaches_map(&method.input()),
                     store: Some(Arc::new(StoreRule {
                         input: method.input(),
                         ttl: mc.ttl.get(),
@@ -309,10 +313,10 @@ impl ResponseCache {
         method: &str,
         request: Option<&serde_json::Value>,
     ) -> Result<u64, String> {
-        let store = self
+        let (rule, store) = self
             .rules
             .get(method)
-            .and_then(|r| r.store.as_ref())
+            .and_then(|r| Some((r, r.store.as_ref()?)))
             .ok_or_else(|| format!("{method} is not a cached method (cache.methods)"))?;
         let bytes = match request {
             None => None,
@@ -324,7 +328,7 @@ impl ResponseCache {
                     &crate::transcode::DecodeOptions::default(),
                 )
                 .map_err(|e| format!("request: {e}"))?;
-                Some(msg.encode_to_vec())
+                Some(key::request_bytes(&msg, rule.has_maps))
             }
         };
         let mut n = self
@@ -416,7 +420,7 @@ impl ResponseCache {
     ) -> Result<Outcome, GatewayError> {
         let notes = ctx.cache_notes.as_deref();
         let request = match &call.body {
-            CallBody::Unary(m) => m.encode_to_vec(),
+            CallBody::Unary(m) => key::request_bytes(m, rule.has_maps),
             CallBody::Stream(_) => {
                 if let Some(n) = notes {
                     n.uncacheable();
