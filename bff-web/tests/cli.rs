@@ -326,3 +326,17 @@ fn certs_writes_a_ca_a_server_and_a_client_certificate_that_load() {
     assert!(stderr.contains("do not go together"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn openapi_prints_the_document_of_the_rest_routes() {
+    let out = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["title"], "Portico web BFF");
+    assert!(doc["paths"]["/v1/users/{id}"]["get"].is_object(), "{doc}");
+}

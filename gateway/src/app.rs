@@ -105,8 +105,9 @@ async fn doors(State(doors): State<Doors>, req: Request) -> Response {
 }
 
 /// The admin door on the client port: `GET /healthz` (`ok`) and `GET /readyz` (200 `ready`
-/// while taking traffic, 503 `draining` once shutdown started), for load balancers. Metrics
-/// and views are only on the admin listener ([`crate::admin::router`]).
+/// while taking traffic, 503 `draining` once shutdown started), for load balancers, and
+/// `GET /openapi.json` (the REST routes' OpenAPI document, unless `rest.openapi: false`).
+/// Metrics and views are only on the admin listener ([`crate::admin::router`]).
 fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return GatewayError::MethodNotAllowed {
@@ -120,6 +121,11 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
         "/healthz" => (StatusCode::OK, "ok\n").into_response(),
         "/readyz" if gateway.readiness.is_ready() => (StatusCode::OK, "ready\n").into_response(),
         "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response(),
+        "/openapi.json" if admitted.snapshot.config.rest.openapi => (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            admitted.snapshot.openapi_json(),
+        )
+            .into_response(),
         other => GatewayError::RouteNotFound {
             method: req.method().clone(),
             path: other.to_string(),

@@ -24,6 +24,7 @@ pub mod error;
 pub mod fanout;
 pub mod graphql;
 pub mod ingress;
+pub mod openapi;
 pub mod ratelimit;
 pub mod reload;
 pub mod request;

@@ -116,6 +116,8 @@ pub struct Snapshot {
     metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
     /// Where spans go, once the snapshot is installed (when spans are exported).
     tracer: std::sync::OnceLock<Arc<crate::telemetry::Tracer>>,
+    /// The OpenAPI document of its routes, made on first request.
+    openapi: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl Snapshot {
@@ -457,12 +459,27 @@ impl Snapshot {
             cache,
             metrics: std::sync::OnceLock::new(),
             tracer: std::sync::OnceLock::new(),
+            openapi: std::sync::OnceLock::new(),
         })
     }
 
     /// Where spans go, when they are exported and this snapshot was installed.
     pub fn tracer(&self) -> Option<&Arc<crate::telemetry::Tracer>> {
         self.tracer.get()
+    }
+
+    /// The OpenAPI document of this snapshot's REST routes, as JSON (made once).
+    pub fn openapi_json(&self) -> bytes::Bytes {
+        self.openapi
+            .get_or_init(|| {
+                let title = std::path::Path::new(&self.config.source_name)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("config");
+                let doc = crate::openapi::document(self, title);
+                serde_json::to_vec_pretty(&doc).unwrap_or_default().into()
+            })
+            .clone()
     }
 
     /// The gateway's metrics, once this snapshot was installed (none before: nothing is

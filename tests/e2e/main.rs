@@ -14,6 +14,7 @@ mod graphql;
 mod graphql_http;
 mod headers;
 mod limits;
+mod openapi;
 mod operations;
 mod persisted;
 mod ratelimit;

@@ -803,3 +803,76 @@ impl OtlpCollector {
             .len()
     }
 }
+
+/// Validates an OpenAPI document as OpenAPI 3.1 (openapi-spec-validator) and checks
+/// `samples` (a list of `{"method", "path", "status", "body"}`) against the answer schemas it
+/// gives (`tests/openapi/validate.py`). The validator is installed the first time into a
+/// virtualenv under `target/openapi-validator` (needs `python3` with `venv` and PyPI).
+/// Returns whether everything passed, and the validator's report.
+pub async fn validate_openapi(doc: &Value, samples: &Value) -> (bool, String) {
+    static INSTALL: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    let root = repo_root();
+    let python = INSTALL
+        .get_or_init(|| async {
+            let venv = root.join("target/openapi-validator");
+            let python = venv.join("bin/python");
+            let ready = venv.join(".installed");
+            if !ready.exists() {
+                let run = |cmd: &mut tokio::process::Command| {
+                    let fut = cmd.output();
+                    async move {
+                        let out = fut.await.expect("python3 runs (the OpenAPI tests need it)");
+                        assert!(
+                            out.status.success(),
+                            "installing the OpenAPI validator failed:\n{}\n{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                    }
+                };
+                run(tokio::process::Command::new("python3")
+                    .args(["-m", "venv", "--clear"])
+                    .arg(&venv))
+                .await;
+                run(tokio::process::Command::new(&python)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "-q",
+                        "--disable-pip-version-check",
+                        "-r",
+                    ])
+                    .arg(root.join("tests/openapi/requirements.txt")))
+                .await;
+                std::fs::write(&ready, b"").expect("mark the validator installed");
+            }
+            python
+        })
+        .await;
+    let dir = std::env::temp_dir().join(format!(
+        "portico-openapi-{}-{}",
+        std::process::id(),
+        NEXT_FILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let (doc_file, samples_file) = (dir.join("openapi.json"), dir.join("samples.json"));
+    std::fs::write(&doc_file, serde_json::to_vec(doc).unwrap()).unwrap();
+    std::fs::write(&samples_file, serde_json::to_vec(samples).unwrap()).unwrap();
+    let out = tokio::process::Command::new(python)
+        .arg(repo_root().join("tests/openapi/validate.py"))
+        .arg(&doc_file)
+        .arg(&samples_file)
+        .output()
+        .await
+        .expect("the validator runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+static NEXT_FILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

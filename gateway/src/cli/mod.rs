@@ -75,6 +75,9 @@ pub enum Command {
     /// `{ "<sha256>": "<document>", ... }` (the ids clients send as
     /// `extensions.persistedQuery.sha256Hash` or `documentId`).
     Manifest,
+    /// Print the OpenAPI 3.1 document of the BFF's REST routes (what `/openapi.json` serves)
+    /// to stdout.
+    Openapi,
     /// Write a development CA, a server certificate and a client certificate (PEM) for TLS
     /// and mTLS, made without openssl: `ca.pem`, `server.pem`/`server.key`,
     /// `client.pem`/`client.key`. Not for production.
@@ -217,6 +220,14 @@ pub async fn run(
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", ops.manifest_json()).and_then(|()| out.flush());
+            return Ok(());
+        }
+        Some(Command::Openapi) => {
+            use std::io::Write;
+            let doc = crate::openapi::document(&snapshot, profile.name);
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}").and_then(|()| out.flush());
             return Ok(());
         }
         Some(Command::Certs { .. }) | None => {}

@@ -274,6 +274,9 @@ pub struct RestConfig {
     /// instead of leaving that binding out with a warning and serving the rest.
     #[serde(default)]
     pub strict: bool,
+    /// Serve the OpenAPI document of the REST routes at `/openapi.json` on the client port.
+    #[serde(default = "yes")]
+    pub openapi: bool,
     /// How replies are written as JSON: straight from the backend's bytes (`direct`), or
     /// decoded first and written by prost-reflect (`reflect`, the way back).
     #[serde(default)]
@@ -308,6 +311,7 @@ impl Default for RestConfig {
             ignored_query_params: Vec::new(),
             methods: BTreeMap::new(),
             strict: false,
+            openapi: true,
             encoder: RestEncoder::default(),
         }
     }

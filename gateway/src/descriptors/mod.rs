@@ -14,6 +14,7 @@
 //! (the first one seen) is kept over the built-in one.
 
 mod builtin;
+mod docs;
 mod editions;
 mod error;
 mod http_rule;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 
 pub use builtin::EmbeddedFileResolver;
+pub use docs::Docs;
 pub use error::{ReflectionFailure, RegistryError, SymbolConflict};
 pub use http_rule::{HttpBinding, Idempotency, http_bindings, idempotency};
 pub use protos::compile_protos;

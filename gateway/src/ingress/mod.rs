@@ -74,10 +74,10 @@ pub struct Ingress {
     graphql_path: Option<String>,
 }
 
-/// The gateway's own paths (the admin door).
-/// The gateway's own paths on the client port (the admin door): health only. Metrics and
-/// views are on the admin listener ([`crate::app::admin_router`]).
-const ADMIN_PATHS: &[&str] = &["/healthz", "/readyz"];
+/// The gateway's own paths on the client port (the admin door): health, and the OpenAPI
+/// document of the REST routes. Metrics and views are on the admin listener
+/// ([`crate::app::admin_router`]).
+const ADMIN_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json"];
 
 impl Ingress {
     /// An ingress admitting requests onto the snapshots of `current`; `graphql_path` is the

@@ -7,7 +7,6 @@
 //! messages are object types (output) and `...Input` types (input); see [`naming`] for names
 //! and [`shape`] for how each field kind is typed.
 
-pub mod docs;
 pub mod documents;
 pub mod input;
 pub mod links;
@@ -30,12 +29,12 @@ use prost_reflect::{
 };
 
 use crate::config::{DeadlinesConfig, Execution, GraphqlConfig, OperationKind, RedactAction};
+use crate::descriptors::Docs;
 use crate::descriptors::{Idempotency, http_bindings, idempotency};
 use crate::request::policy::CallSite;
 use crate::shaping::Redactions;
 use crate::transcode::FieldPath;
 use crate::upstream::{Target, Targets};
-use docs::Docs;
 use links::{BatchPlan, LinkPlan, compatible, item_message};
 use naming::{NamedType, TypeNames, qualified_root_field_name, root_field_name};
 use shape::{Shape, Wkt, output_named};

@@ -10,10 +10,10 @@ use prost_reflect::{
     DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value,
 };
 
-use super::docs::Docs;
 use super::naming::{TypeNames, lower_camel, pascal};
 use super::output::{MapEntry, field_of, map_key, parent_message, to_field_value};
 use crate::config::RedactAction;
+use crate::descriptors::Docs;
 use crate::shaping::Redactions;
 use crate::shaping::redact::redact_str;
 

@@ -1,4 +1,5 @@
-//! Proto comments as GraphQL descriptions, read from the descriptors' source code info.
+//! Proto comments, read from the descriptors' source code info: the descriptions of the
+//! GraphQL schema and of the OpenAPI document.
 
 use std::collections::HashMap;
 

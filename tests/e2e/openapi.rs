@@ -1,0 +1,148 @@
+//! The OpenAPI 3.1 document of the REST routes: served at `/openapi.json`, valid for a real
+//! OpenAPI 3.1 validator, listing every route the router serves with its parameters as the
+//! router binds them, and the answers the gateway gives match the schemas it documents.
+
+use portico_e2e::{TestEnv, validate_openapi};
+use serde_json::{Value, json};
+
+async fn document(env: &TestEnv) -> Value {
+    let r = env.get("/openapi.json").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("content-type"), "application/json");
+    r.json()
+}
+
+fn params<'a>(op: &'a Value, place: &str) -> Vec<&'a str> {
+    op["parameters"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p["in"] == place)
+                .filter_map(|p| p["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_document_is_valid_openapi_and_lists_every_route() {
+    let env = TestEnv::start().await;
+    let doc = document(&env).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    // Every route of the router, under its method.
+    let snapshot = env.gateway.snapshot();
+    let mut count = 0;
+    for (method, template, _) in snapshot.routes.routes() {
+        let (path, _) = portico::openapi::paths::openapi_path(template);
+        let op = &doc["paths"][&path][method.as_str().to_ascii_lowercase()];
+        assert!(
+            op.is_object(),
+            "{method} {template:?} ({path}) is not documented"
+        );
+        count += 1;
+    }
+    assert!(count >= 20, "{count} routes");
+
+    // Parameters as the router binds them.
+    let get_user = &doc["paths"]["/v1/users/{id}"]["get"];
+    assert_eq!(params(get_user, "path"), ["id"]);
+    assert_eq!(get_user["x-grpc-method"], "demo.v1.UserService.GetUser");
+    let list = &doc["paths"]["/v1/users"]["get"];
+    assert!(params(list, "query").contains(&"pageSize"), "{list}");
+    let by_name = &doc["paths"]["/v1/{name}"]["get"];
+    assert_eq!(
+        by_name["parameters"][0]["schema"]["pattern"],
+        "^categories/[^/]+/products/[^/]+$"
+    );
+    let images = &doc["paths"]["/v1/products/{product_id}/images/{path}"]["get"];
+    assert!(images.is_object(), "a ** variable is one parameter");
+    assert!(doc["paths"]["/v1/products:batchGet"]["get"].is_object());
+    let create = &doc["paths"]["/v1/users"]["post"];
+    assert!(create["requestBody"]["content"]["application/json"].is_object());
+    let watch = &doc["paths"]["/v1/users/{user_id}/orders:watch"]["get"];
+    assert!(watch["responses"]["200"]["content"]["application/x-ndjson"].is_object());
+    let import = &doc["paths"]["/v1/orders:import"]["post"];
+    assert!(import["requestBody"]["content"]["application/x-ndjson"].is_object());
+    // The proto3 JSON mapping of field kinds.
+    let user = &doc["components"]["schemas"]["demo.v1.User"]["properties"];
+    assert_eq!(user["id"]["type"], "string", "int64 as a string");
+    assert_eq!(user["createdAt"]["format"], "date-time");
+    assert_eq!(user["avatar"]["contentEncoding"], "base64");
+    assert_eq!(user["attributes"]["type"], "object");
+    assert!(doc["components"]["schemas"]["demo.v1.UserRole"]["enum"].is_array());
+    assert!(doc["components"]["schemas"]["google.rpc.Status"].is_object());
+
+    // The answers match the schemas documented for them (and the document is valid 3.1).
+    let mut samples = Vec::new();
+    let created = env
+        .json(
+            "POST",
+            "/v1/users",
+            &json!({"user": {"displayName": "Doc", "email": "doc@example.com", "attributes": {"a": "b"}, "preferences": {"x": [1, "y"]}, "avatar": "AAE="}}),
+        )
+        .await;
+    samples.push(json!({"method": "post", "path": "/v1/users", "status": created.status, "body": created.json()}));
+    for (path, doc_path) in [
+        ("/v1/users/1", "/v1/users/{id}"),
+        ("/v1/people/2", "/v1/people/{id}"),
+        ("/v1/users?pageSize=3", "/v1/users"),
+        ("/v1/users/1/orders", "/v1/users/{user_id}/orders"),
+        ("/v1/orders/o-1001", "/v1/orders/{id}"),
+        ("/v1/products/p-1", "/v1/products/{id}"),
+        ("/v1/categories/books/products/p-2", "/v1/{name}"),
+        (
+            "/v1/products:batchGet?ids=p-1&ids=p-2",
+            "/v1/products:batchGet",
+        ),
+        ("/v1/users/999999", "/v1/users/{id}"),
+        ("/v1/users/abc", "/v1/users/{id}"),
+    ] {
+        let r = env.get(path).await;
+        samples
+            .push(json!({"method": "get", "path": doc_path, "status": r.status, "body": r.json()}));
+    }
+    let r = env
+        .json("POST", "/v1/products:search", &json!({"query": "a"}))
+        .await;
+    samples.push(json!({"method": "post", "path": "/v1/products:search", "status": r.status, "body": r.json()}));
+    let r = env
+        .json(
+            "POST",
+            "/demo.v1.CatalogService/GetProduct",
+            &json!({"id": "p-3"}),
+        )
+        .await;
+    samples.push(json!({"method": "post", "path": "/demo.v1.CatalogService/GetProduct", "status": r.status, "body": r.json()}));
+    let n = samples.len();
+    let (ok, report) = validate_openapi(&doc, &Value::Array(samples)).await;
+    assert!(ok, "{report}");
+    assert_eq!(
+        report.matches("\nok ").count() + usize::from(report.starts_with("ok ")),
+        n,
+        "{report}"
+    );
+    assert!(
+        report.contains("ok get /v1/users/{id} 404"),
+        "an error answer checked: {report}"
+    );
+
+    // And a body that does not match is caught.
+    let wrong =
+        json!([{"method": "get", "path": "/v1/users/{id}", "status": 200, "body": {"id": 5}}]);
+    let (ok, report) = validate_openapi(&doc, &wrong).await;
+    assert!(
+        !ok && report.contains("FAIL get /v1/users/{id} 200"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn it_follows_the_config_and_can_be_turned_off() {
+    let env = TestEnv::start_with("rest:\n  use_proto_field_names: true\n").await;
+    let doc = document(&env).await;
+    let user = &doc["components"]["schemas"]["demo.v1.User"]["properties"];
+    assert!(user["display_name"].is_object(), "{user}");
+    let off = TestEnv::start_with("rest:\n  openapi: false\n").await;
+    assert_eq!(off.get("/openapi.json").await.status, 404);
+}
