@@ -6,6 +6,7 @@ mod bffs;
 mod cache;
 mod compiled;
 mod corpus;
+mod deploy;
 mod direct;
 mod errors;
 mod fields;
