@@ -146,3 +146,47 @@ async fn it_follows_the_config_and_can_be_turned_off() {
     let off = TestEnv::start_with("rest:\n  openapi: false\n").await;
     assert_eq!(off.get("/openapi.json").await.status, 404);
 }
+
+#[tokio::test]
+async fn operation_endpoints_are_documented_from_their_operations() {
+    let env = TestEnv::start_with(
+        "operations: { dir: bff-web/operations }\nendpoints:\n  - { path: \"/api/home/{userId}\", operation: Home, unwrap: user }\n  - { path: \"/api/products/{id}\", operation: Product, unwrap: product }\n  - { path: \"/api/users/{userId}/orders\", operation: Orders, unwrap: ordersByUser }\n  - { path: \"/api/orders\", operation: Orders }\n  - { path: \"/api/profile/{id}\", operation: UpdateProfile, method: POST, unwrap: updateUser }\n",
+    )
+    .await;
+    let doc = document(&env).await;
+    let product = &doc["paths"]["/api/products/{id}"]["get"];
+    assert_eq!(params(product, "path"), ["id"]);
+    assert_eq!(product["x-graphql-operation"], "Product");
+    let orders = &doc["paths"]["/api/orders"]["get"];
+    assert!(params(orders, "query").contains(&"userId"), "{orders}");
+    let profile = &doc["paths"]["/api/profile/{id}"]["post"];
+    assert!(
+        profile["requestBody"]["content"]["application/json"]["schema"]["properties"].is_object()
+    );
+
+    let mut samples = Vec::new();
+    for (path, doc_path) in [
+        ("/api/products/p-1", "/api/products/{id}"),
+        ("/api/home/1", "/api/home/{userId}"),
+        ("/api/users/1/orders", "/api/users/{userId}/orders"),
+        ("/api/orders?userId=2", "/api/orders"),
+        ("/api/products/p-999", "/api/products/{id}"),
+    ] {
+        let r = env.get(path).await;
+        samples
+            .push(json!({"method": "get", "path": doc_path, "status": r.status, "body": r.json()}));
+    }
+    let r = env
+        .json(
+            "POST",
+            "/api/profile/1",
+            &json!({"displayName": "Documented"}),
+        )
+        .await;
+    samples.push(json!({"method": "post", "path": "/api/profile/{id}", "status": r.status, "body": r.json()}));
+    let n = samples.len();
+    let (ok, report) = validate_openapi(&doc, &Value::Array(samples)).await;
+    assert!(ok, "{report}");
+    assert_eq!(report.matches("ok ").count(), n, "{report}");
+    assert!(report.contains("ok get /api/products/{id} 404"), "{report}");
+}

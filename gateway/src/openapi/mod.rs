@@ -4,8 +4,10 @@
 //! (`rest.openapi`), printed by `bff-web openapi`.
 //!
 //! [`paths`] turns each route into an operation (parameters as the router binds them, body,
-//! answers); [`schema`] turns message types into JSON Schema by the proto3 JSON mapping.
+//! answers); [`schema`] turns message types into JSON Schema by the proto3 JSON mapping;
+//! [`endpoints`] documents the BFF's operation endpoints (tag `operations`).
 
+pub mod endpoints;
 pub mod paths;
 pub mod schema;
 
@@ -46,6 +48,27 @@ pub fn document(snapshot: &Snapshot, title: &str) -> Value {
                 }
             } else {
                 o.insert(key, op);
+            }
+        }
+    }
+    // The operation endpoints, typed by the GraphQL schema.
+    if let Some(graphql) = &snapshot.graphql {
+        let registry = graphql.schema.registry();
+        for (method, template, ep) in snapshot.endpoints.routes() {
+            let (path, _) = openapi_path(template);
+            let id = format!("operation_{}", ep.operation.name);
+            let n = ids.entry(id.clone()).or_insert(0);
+            *n += 1;
+            let id = if *n == 1 { id } else { format!("{id}_{n}") };
+            if let Some(op) = endpoints::operation(ep, registry, id) {
+                tags.insert("operations".to_string());
+                if let Some(o) = paths
+                    .entry(path)
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                {
+                    o.entry(method.as_str().to_ascii_lowercase()).or_insert(op);
+                }
             }
         }
     }
