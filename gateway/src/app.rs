@@ -126,6 +126,31 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
             admitted.snapshot.openapi_json(),
         )
             .into_response(),
+        // One service's routes: /openapi/demo.v1.UserService.json.
+        other
+            if admitted.snapshot.config.rest.openapi
+                && other.starts_with("/openapi/")
+                && other.ends_with(".json") =>
+        {
+            let snap = &admitted.snapshot;
+            let service = &other["/openapi/".len()..other.len() - ".json".len()];
+            let known = crate::openapi::services(snap);
+            if !known.contains(service) {
+                return GatewayError::Rejected {
+                    kind: crate::error::ErrorKind::NotFound,
+                    message: format!(
+                        "no REST routes of a service {service:?}; documented: {}",
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                }
+                .into_response();
+            }
+            let title = std::path::Path::new(&snap.config.source_name)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("config");
+            axum::Json(crate::openapi::document_for(snap, title, Some(service))).into_response()
+        }
         other => GatewayError::RouteNotFound {
             method: req.method().clone(),
             path: other.to_string(),

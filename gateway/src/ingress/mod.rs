@@ -94,7 +94,8 @@ impl Ingress {
         if self.graphql_path.as_deref() == Some(path) {
             return (Door::Graphql, None);
         }
-        if ADMIN_PATHS.contains(&path) {
+        if ADMIN_PATHS.contains(&path) || (path.starts_with("/openapi/") && path.ends_with(".json"))
+        {
             return (Door::Admin, None);
         }
         match snap.endpoints.lookup(method, path) {

@@ -19,11 +19,28 @@ use crate::snapshot::Snapshot;
 
 /// The document, for a BFF named `title`.
 pub fn document(snapshot: &Snapshot, title: &str) -> Value {
+    document_for(snapshot, title, None)
+}
+
+/// The services with REST routes, by full name.
+pub fn services(snapshot: &Snapshot) -> std::collections::BTreeSet<String> {
+    snapshot
+        .routes
+        .routes()
+        .map(|(_, _, t)| t.method.parent_service().full_name().to_string())
+        .collect()
+}
+
+/// The document of one service's routes (`Some(package.Service)`), or of everything.
+pub fn document_for(snapshot: &Snapshot, title: &str, service: Option<&str>) -> Value {
     let mut schemas = Schemas::new(snapshot.config.rest.use_proto_field_names);
     let mut paths: Map<String, Value> = Map::new();
     let mut ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut tags = std::collections::BTreeSet::new();
     for (method, template, target) in snapshot.routes.routes() {
+        if service.is_some_and(|s| s != target.method.parent_service().full_name()) {
+            continue;
+        }
         let (path, _) = openapi_path(template);
         // One id per method; its other bindings numbered after it.
         let base = target.full_name.replace('.', "_");
@@ -52,7 +69,7 @@ pub fn document(snapshot: &Snapshot, title: &str) -> Value {
         }
     }
     // The operation endpoints, typed by the GraphQL schema.
-    if let Some(graphql) = &snapshot.graphql {
+    if let (Some(graphql), None) = (&snapshot.graphql, service) {
         let registry = graphql.schema.registry();
         for (method, template, ep) in snapshot.endpoints.routes() {
             let (path, _) = openapi_path(template);
@@ -78,7 +95,10 @@ pub fn document(snapshot: &Snapshot, title: &str) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
-            "title": format!("Portico {title} BFF"),
+            "title": match service {
+                Some(s) => format!("Portico {title} BFF: {s}"),
+                None => format!("Portico {title} BFF"),
+            },
             "version": env!("CARGO_PKG_VERSION"),
             "description": "REST routes transcoded to gRPC methods, generated from the registered descriptors (google.api.http rules and the default POST /package.Service/Method routes). JSON follows the proto3 JSON mapping: 64-bit integers as strings, enums by name, bytes as base64.",
         },
