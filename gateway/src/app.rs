@@ -134,22 +134,22 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
         {
             let snap = &admitted.snapshot;
             let service = &other["/openapi/".len()..other.len() - ".json".len()];
-            let known = crate::openapi::services(snap);
-            if !known.contains(service) {
-                return GatewayError::Rejected {
+            match snap.openapi_service_json(service) {
+                Some(doc) => {
+                    ([(http::header::CONTENT_TYPE, "application/json")], doc).into_response()
+                }
+                None => GatewayError::Rejected {
                     kind: crate::error::ErrorKind::NotFound,
                     message: format!(
                         "no REST routes of a service {service:?}; documented: {}",
-                        known.into_iter().collect::<Vec<_>>().join(", ")
+                        crate::openapi::services(snap)
+                            .into_iter()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }
-                .into_response();
+                .into_response(),
             }
-            let title = std::path::Path::new(&snap.config.source_name)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("config");
-            axum::Json(crate::openapi::document_for(snap, title, Some(service))).into_response()
         }
         other => GatewayError::RouteNotFound {
             method: req.method().clone(),

@@ -116,8 +116,9 @@ pub struct Snapshot {
     metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
     /// Where spans go, once the snapshot is installed (when spans are exported).
     tracer: std::sync::OnceLock<Arc<crate::telemetry::Tracer>>,
-    /// The OpenAPI document of its routes, made on first request.
+    /// The OpenAPI document of its routes, made on first request, and each service's.
     openapi: std::sync::OnceLock<bytes::Bytes>,
+    openapi_services: std::sync::OnceLock<HashMap<String, bytes::Bytes>>,
 }
 
 impl Snapshot {
@@ -460,6 +461,7 @@ impl Snapshot {
             metrics: std::sync::OnceLock::new(),
             tracer: std::sync::OnceLock::new(),
             openapi: std::sync::OnceLock::new(),
+            openapi_services: std::sync::OnceLock::new(),
         })
     }
 
@@ -468,18 +470,42 @@ impl Snapshot {
         self.tracer.get()
     }
 
+    fn openapi_title(&self) -> &str {
+        std::path::Path::new(&self.config.source_name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("config")
+    }
+
     /// The OpenAPI document of this snapshot's REST routes, as JSON (made once).
     pub fn openapi_json(&self) -> bytes::Bytes {
         self.openapi
             .get_or_init(|| {
-                let title = std::path::Path::new(&self.config.source_name)
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("config");
-                let doc = crate::openapi::document(self, title);
+                let doc = crate::openapi::document(self, self.openapi_title());
                 serde_json::to_vec_pretty(&doc).unwrap_or_default().into()
             })
             .clone()
+    }
+
+    /// The OpenAPI document of one service's REST routes (made once, with every other
+    /// service's); `None` for a service without routes.
+    pub fn openapi_service_json(&self, service: &str) -> Option<bytes::Bytes> {
+        self.openapi_services
+            .get_or_init(|| {
+                crate::openapi::services(self)
+                    .into_iter()
+                    .map(|s| {
+                        let doc =
+                            crate::openapi::document_for(self, self.openapi_title(), Some(&s));
+                        (
+                            s,
+                            serde_json::to_vec_pretty(&doc).unwrap_or_default().into(),
+                        )
+                    })
+                    .collect()
+            })
+            .get(service)
+            .cloned()
     }
 
     /// The gateway's metrics, once this snapshot was installed (none before: nothing is
