@@ -126,6 +126,29 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
             admitted.snapshot.openapi_json(),
         )
             .into_response(),
+        other
+            if admitted.snapshot.config.portal.enabled
+                && (other == "/portal" || other.starts_with("/portal/")) =>
+        {
+            use crate::portal::Page;
+            match crate::portal::page(&admitted.snapshot, other) {
+                Page::Html(html) => (
+                    [(http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    html,
+                )
+                    .into_response(),
+                Page::Text(text) => (
+                    [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    text,
+                )
+                    .into_response(),
+                Page::NotFound(message) => GatewayError::Rejected {
+                    kind: crate::error::ErrorKind::NotFound,
+                    message,
+                }
+                .into_response(),
+            }
+        }
         // One service's routes: /openapi/demo.v1.UserService.json.
         other
             if admitted.snapshot.config.rest.openapi

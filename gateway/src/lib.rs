@@ -25,6 +25,7 @@ pub mod fanout;
 pub mod graphql;
 pub mod ingress;
 pub mod openapi;
+pub mod portal;
 pub mod ratelimit;
 pub mod reload;
 pub mod request;

@@ -18,6 +18,7 @@ mod limits;
 mod openapi;
 mod operations;
 mod persisted;
+mod portal;
 mod ratelimit;
 mod registry;
 mod reload;

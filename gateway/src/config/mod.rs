@@ -131,6 +131,9 @@ pub struct Config {
     /// Trusted documents and automatic persisted queries.
     #[serde(default)]
     pub persisted: PersistedConfig,
+    /// The developer portal at `/portal` on the client port.
+    #[serde(default)]
+    pub portal: PortalConfig,
     /// The response cache of backend calls (off without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,
@@ -242,6 +245,21 @@ pub struct BackendTlsConfig {
 
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(2))
+}
+
+/// The developer portal.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Serve `/portal` (services, routes, types with examples, operations, the SDL).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// How REST/JSON is mapped onto gRPC.

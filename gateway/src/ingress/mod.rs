@@ -94,7 +94,10 @@ impl Ingress {
         if self.graphql_path.as_deref() == Some(path) {
             return (Door::Graphql, None);
         }
-        if ADMIN_PATHS.contains(&path) || (path.starts_with("/openapi/") && path.ends_with(".json"))
+        if ADMIN_PATHS.contains(&path)
+            || (path.starts_with("/openapi/") && path.ends_with(".json"))
+            || path == "/portal"
+            || path.starts_with("/portal/")
         {
             return (Door::Admin, None);
         }
