@@ -149,6 +149,25 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
                 .into_response(),
             }
         }
+        // The files of the GraphiQL page, embedded (it works without internet access).
+        other if other.starts_with("/graphiql/") && admitted.snapshot.config.graphql.graphiql => {
+            match crate::graphql::transport::graphiql::asset(&other["/graphiql/".len()..]) {
+                Some((bytes, content_type)) => (
+                    [
+                        (http::header::CONTENT_TYPE, content_type),
+                        // Versioned with the binary: a day is safe, and lets browsers keep them.
+                        (http::header::CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    bytes,
+                )
+                    .into_response(),
+                None => GatewayError::RouteNotFound {
+                    method: req.method().clone(),
+                    path: other.to_string(),
+                }
+                .into_response(),
+            }
+        }
         // One service's routes: /openapi/demo.v1.UserService.json.
         other
             if admitted.snapshot.config.rest.openapi

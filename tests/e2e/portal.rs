@@ -133,3 +133,200 @@ async fn chromium_renders_the_portal_with_nothing_from_elsewhere() {
         );
     }
 }
+
+/// A headless Chromium driven over the DevTools protocol: started on a page, it evaluates
+/// JavaScript in it. Every host name but 127.0.0.1 is unresolvable.
+struct Browser {
+    child: std::process::Child,
+    _profile: std::path::PathBuf,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+}
+
+impl Browser {
+    async fn open() -> Browser {
+        let profile = std::env::temp_dir().join(format!(
+            "portico-chromium-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&profile).unwrap();
+        let child = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromium runs (Debian: apt install chromium; .ci/run installs it)");
+        // Chromium writes its DevTools port into the profile once it listens.
+        let port_file = profile.join("DevToolsActivePort");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file)
+                && let Some(port) = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u16>().ok())
+            {
+                break port;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chromium never listened"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let targets: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("a page target");
+        let (ws, _) =
+            tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap())
+                .await
+                .unwrap();
+        Browser {
+            child,
+            _profile: profile,
+            ws,
+            next_id: 1,
+        }
+    }
+
+    /// Sends a DevTools command and returns its answer.
+    async fn command(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let id = self.next_id;
+        self.next_id += 1;
+        let cmd = serde_json::json!({ "id": id, "method": method, "params": params });
+        self.ws.send(Message::text(cmd.to_string())).await.unwrap();
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(30), self.ws.next())
+                .await
+                .expect("chromium answers")
+                .expect("the DevTools socket is open")
+                .unwrap();
+            if let Message::Text(t) = msg {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == id {
+                    return v;
+                }
+            }
+        }
+    }
+
+    /// Loads `url` and waits until the page is complete.
+    async fn navigate(&mut self, url: &str) {
+        let v = self
+            .command("Page.navigate", serde_json::json!({ "url": url }))
+            .await;
+        assert!(v["error"].is_null(), "{v}");
+        for _ in 0..400 {
+            // The old page's context goes away during the navigation: ask again.
+            let v = self
+                .command(
+                    "Runtime.evaluate",
+                    serde_json::json!({ "expression": "document.readyState + ' ' + location.href", "returnByValue": true }),
+                )
+                .await;
+            if v["result"]["result"]["value"] == format!("complete {url}") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("{url} never finished loading");
+    }
+
+    /// Evaluates `expression` (awaiting a promise) and returns its value.
+    async fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let v = self
+            .command(
+                "Runtime.evaluate",
+                serde_json::json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
+            )
+            .await;
+        assert!(
+            v["error"].is_null() && v["result"]["exceptionDetails"].is_null(),
+            "{v}"
+        );
+        v["result"]["result"]["value"].clone()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._profile);
+    }
+}
+
+#[tokio::test]
+async fn graphiql_works_without_internet_access() {
+    let env = TestEnv::start().await;
+    // Only the gateway's own files: the page refers to nothing off the machine.
+    let page = env
+        .send(
+            env.client
+                .get(env.url("/graphql"))
+                .header("accept", "text/html"),
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(!page.text.contains("https://"), "{}", page.text);
+    let js = env.get("/graphiql/graphiql.min.js").await;
+    assert_eq!(js.status, 200);
+    assert!(js.header("content-type").starts_with("text/javascript"));
+    assert_eq!(env.get("/graphiql/nope.js").await.status, 404);
+
+    // Chromium, with nothing but 127.0.0.1 reachable: GraphiQL mounts, and runs a query.
+    let mut browser = Browser::open().await;
+    browser.navigate(&env.url("/graphql")).await;
+    let answer = browser
+        .eval(
+            r#"(async () => {
+  const until = async (f) => { for (let i = 0; i < 200; i++) { const v = f(); if (v) return v; await new Promise(r => setTimeout(r, 50)); } throw new Error("timed out"); };
+  const editor = await until(() => document.querySelector(".graphiql-query-editor .CodeMirror"));
+  editor.CodeMirror.setValue('{ user(id: "1") { displayName } }');
+  document.querySelector(".graphiql-execute-button").click();
+  return await until(() => {
+    const out = document.querySelector(".graphiql-response .CodeMirror");
+    const text = out && out.CodeMirror.getValue();
+    return text && text.includes("displayName") ? text : null;
+  });
+})()"#,
+        )
+        .await;
+    let text = answer
+        .as_str()
+        .unwrap_or_else(|| panic!("not text: {answer}"));
+    let answer: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert!(
+        answer["data"]["user"]["displayName"].is_string(),
+        "{answer}"
+    );
+}

@@ -98,6 +98,7 @@ impl Ingress {
             || (path.starts_with("/openapi/") && path.ends_with(".json"))
             || path == "/portal"
             || path.starts_with("/portal/")
+            || path.starts_with("/graphiql/")
         {
             return (Door::Admin, None);
         }

@@ -1,20 +1,60 @@
-//! The GraphiQL page served to browsers at the endpoint, loading GraphiQL from a CDN.
+//! The GraphiQL page served to browsers at the endpoint, and the files it loads, embedded in
+//! the binary (`gateway/assets/graphiql/`, from the npm packages, with their licenses) and
+//! served at `/graphiql/<file>`: it works without internet access.
 //!
 //! Queries and mutations go over HTTP POST to the same path; subscriptions over a WebSocket
 //! to the same path with the `graphql-transport-ws` protocol (the `graphql-ws` client
-//! library). Nothing is fetched at build or test time: the browser loads the scripts.
+//! library).
 
 use axum::body::Body;
 use axum::response::Response;
 use http::HeaderValue;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 
-/// Pinned CDN versions (GraphiQL 3 is the last line with a UMD build using React 18).
-const REACT: &str = "https://unpkg.com/react@18.3.1/umd/react.production.min.js";
-const REACT_DOM: &str = "https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js";
-const GRAPHIQL_JS: &str = "https://unpkg.com/graphiql@3.9.0/graphiql.min.js";
-const GRAPHIQL_CSS: &str = "https://unpkg.com/graphiql@3.9.0/graphiql.min.css";
-const GRAPHQL_WS: &str = "https://unpkg.com/graphql-ws@5.16.0/umd/graphql-ws.min.js";
+/// Where the page loads its files from (GraphiQL 3.9.0, React 18.3.1, graphql-ws 5.16.0:
+/// GraphiQL 3 is the last line with a UMD build using React 18).
+const REACT: &str = "/graphiql/react.production.min.js";
+const REACT_DOM: &str = "/graphiql/react-dom.production.min.js";
+const GRAPHIQL_JS: &str = "/graphiql/graphiql.min.js";
+const GRAPHIQL_CSS: &str = "/graphiql/graphiql.min.css";
+const GRAPHQL_WS: &str = "/graphiql/graphql-ws.min.js";
+
+/// The embedded files, by name.
+const ASSETS: [(&str, &[u8], &str); 5] = [
+    (
+        "graphiql.min.js",
+        include_bytes!("../../../assets/graphiql/graphiql.min.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "graphiql.min.css",
+        include_bytes!("../../../assets/graphiql/graphiql.min.css"),
+        "text/css; charset=utf-8",
+    ),
+    (
+        "react.production.min.js",
+        include_bytes!("../../../assets/graphiql/react.production.min.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "react-dom.production.min.js",
+        include_bytes!("../../../assets/graphiql/react-dom.production.min.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "graphql-ws.min.js",
+        include_bytes!("../../../assets/graphiql/graphql-ws.min.js"),
+        "text/javascript; charset=utf-8",
+    ),
+];
+
+/// One of the page's files (`/graphiql/<name>`): its bytes and content type.
+pub fn asset(name: &str) -> Option<(&'static [u8], &'static str)> {
+    ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, bytes, ty)| (*bytes, *ty))
+}
 
 /// The HTML of the page for an endpoint at `path`.
 pub(crate) fn page(path: &str) -> String {
@@ -32,10 +72,10 @@ pub(crate) fn page(path: &str) -> String {
     <title>Portico GraphiQL</title>
     <style>body {{ margin: 0; height: 100vh; }} #graphiql {{ height: 100vh; }}</style>
     <link rel="stylesheet" href="{GRAPHIQL_CSS}">
-    <script crossorigin src="{REACT}"></script>
-    <script crossorigin src="{REACT_DOM}"></script>
-    <script crossorigin src="{GRAPHQL_WS}"></script>
-    <script crossorigin src="{GRAPHIQL_JS}"></script>
+    <script src="{REACT}"></script>
+    <script src="{REACT_DOM}"></script>
+    <script src="{GRAPHQL_WS}"></script>
+    <script src="{GRAPHIQL_JS}"></script>
   </head>
   <body>
     <div id="graphiql">Loading GraphiQL...</div>
@@ -69,6 +109,7 @@ pub(crate) fn respond(path: &str) -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -78,7 +119,25 @@ mod tests {
         assert!(html.contains(r#"new URL("/graphql", window.location.href)"#));
         assert!(html.contains("graphqlWs.createClient"));
         assert!(html.contains("wsClient"));
-        assert!(html.contains("graphiql@3.9.0/graphiql.min.js"));
+        assert!(html.contains(r#"src="/graphiql/graphiql.min.js""#));
+        assert!(!html.contains("https://"), "nothing from elsewhere");
+    }
+
+    #[test]
+    fn every_file_the_page_loads_is_embedded() {
+        let html = page("/graphql");
+        for name in [
+            "graphiql.min.js",
+            "graphiql.min.css",
+            "react.production.min.js",
+            "react-dom.production.min.js",
+            "graphql-ws.min.js",
+        ] {
+            assert!(html.contains(&format!("/graphiql/{name}")), "{name}");
+            let (bytes, _) = asset(name).unwrap_or_else(|| panic!("{name} is not embedded"));
+            assert!(bytes.len() > 1000, "{name}");
+        }
+        assert!(asset("../secret").is_none());
     }
 
     #[test]

@@ -32,7 +32,7 @@
 //! `GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`, or those of the rejections of
 //! [`Prepare`]; the statuses are the taxonomy's.
 
-mod graphiql;
+pub mod graphiql;
 mod negotiate;
 mod request;
 mod response;
