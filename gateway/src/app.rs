@@ -99,7 +99,7 @@ async fn doors(State(doors): State<Doors>, req: Request) -> Response {
     match (admitted.ctx.door, &doors.graphql) {
         (Door::Graphql, Some(graphql)) => graphql.serve(req).await,
         (Door::Endpoint, _) => crate::graphql::bff::endpoints::handle(admitted, req).await,
-        (Door::Admin, _) => admin(&doors.gateway, &admitted, req),
+        (Door::Admin, _) => admin(&doors.gateway, &admitted, req).await,
         (Door::Rest | Door::Graphql, _) => crate::rest::handler::handle(admitted, req).await,
     }
 }
@@ -108,7 +108,7 @@ async fn doors(State(doors): State<Doors>, req: Request) -> Response {
 /// while taking traffic, 503 `draining` once shutdown started), for load balancers, and
 /// `GET /openapi.json` (the REST routes' OpenAPI document, unless `rest.openapi: false`).
 /// Metrics and views are only on the admin listener ([`crate::admin::router`]).
-fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
+async fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return GatewayError::MethodNotAllowed {
             method: req.method().clone(),
@@ -131,6 +131,11 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
                 && (other == "/portal" || other.starts_with("/portal/")) =>
         {
             use crate::portal::Page;
+            if admitted.snapshot.config.portal.access == crate::config::PortalAccess::Identified
+                && let Err(e) = identified(admitted, req).await
+            {
+                return e.into_response();
+            }
             match crate::portal::page(&admitted.snapshot, other) {
                 Page::Html(html) => (
                     [(http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -198,6 +203,28 @@ fn admin(gateway: &Gateway, admitted: &Admitted, req: Request) -> Response {
             path: other.to_string(),
         }
         .into_response(),
+    }
+}
+
+/// Identifies the caller of a portal page (`portal.access: identified`) with the snapshot's
+/// policies, as for a REST request: an invalid credential is refused as it would be there, a
+/// missing one with 401.
+async fn identified(admitted: &Admitted, req: Request) -> Result<(), GatewayError> {
+    let (parts, _) = req.into_parts();
+    let mut ctx = (*admitted.ctx).clone();
+    ctx.door = Door::Rest;
+    admitted
+        .snapshot
+        .outbound
+        .chain
+        .on_request(&parts, &mut ctx)
+        .await?;
+    match ctx.identity {
+        Some(_) => Ok(()),
+        None => Err(GatewayError::Unauthenticated {
+            message: "the developer portal is for identified callers (portal.access: identified): send your token or API key".into(),
+            challenge: "Bearer realm=\"portico\"".into(),
+        }),
     }
 }
 

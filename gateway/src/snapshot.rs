@@ -379,6 +379,13 @@ impl Snapshot {
                 }
             }
         }
+        if config.portal.access == crate::config::PortalAccess::Identified && config.auth.is_none()
+        {
+            return Err(invalid(
+                "portal.access".into(),
+                "identified needs an auth section (JWT, API keys or client certificates) to identify callers with".into(),
+            ));
+        }
         let (policies, jwt) = crate::auth::policies(&config, previous.and_then(|p| p.jwt.clone()))
             .await
             .map_err(|(key, message)| invalid(key, message))?;

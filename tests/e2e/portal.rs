@@ -330,3 +330,47 @@ async fn graphiql_works_without_internet_access() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn the_portal_can_be_for_identified_callers_only() {
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"key-portal"));
+    let env = TestEnv::start_with(&format!(
+        "auth:\n  api_keys:\n    keys:\n      - {{ id: frontend, sha256: {sha} }}\nportal: {{ access: identified }}\n"
+    ))
+    .await;
+    let r = env.get("/portal").await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.contains("identified callers"), "{}", r.text);
+    assert!(!r.header("www-authenticate").is_empty());
+    let r = env
+        .send(
+            env.client
+                .get(env.url("/portal"))
+                .header("x-api-key", "wrong"),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = env
+        .send(
+            env.client
+                .get(env.url("/portal"))
+                .header("x-api-key", "key-portal"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("demo.v1.UserService"));
+
+    // Without an auth section nobody could be identified: the config says so.
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let yaml = portico_e2e::demo_config(&demo, "portal: { access: identified }\n");
+    let e = match portico_e2e::build_snapshot(&yaml).await {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("portal.access") && e.contains("auth section"),
+        "{e}"
+    );
+}

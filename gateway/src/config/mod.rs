@@ -254,12 +254,30 @@ pub struct PortalConfig {
     /// Serve `/portal` (services, routes, types with examples, operations, the SDL).
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Who may read it: `anyone`, or `identified` callers (by the `auth` section: a valid
+    /// token, API key or client certificate).
+    #[serde(default)]
+    pub access: PortalAccess,
 }
 
 impl Default for PortalConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            access: PortalAccess::default(),
+        }
     }
+}
+
+/// Who may read the developer portal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortalAccess {
+    /// Anyone who reaches the client port.
+    #[default]
+    Anyone,
+    /// Callers the `auth` section identifies.
+    Identified,
 }
 
 /// How REST/JSON is mapped onto gRPC.
