@@ -1,7 +1,9 @@
 //! The developer portal: server-rendered pages listing what the descriptors made available
 //! (services, methods, REST routes, GraphQL fields, types with examples, operations and their
-//! endpoints), read in a real headless Chromium (Debian's `chromium`), with nothing on the
-//! pages that would load from elsewhere.
+//! endpoints), read in a real headless Chromium (Debian's `chromium`, driven over the DevTools
+//! protocol, every host name but 127.0.0.1 unresolvable): nothing on the pages refers to
+//! elsewhere and every request the browser makes (the DevTools network events) stays on this
+//! machine; GraphiQL, served from the binary, mounts and runs a query the same way.
 
 use portico_e2e::TestEnv;
 
@@ -54,33 +56,6 @@ async fn the_portal_lists_services_routes_types_and_operations() {
     assert_eq!(off.get("/portal").await.status, 404);
 }
 
-/// Chromium's rendering of `url` (the DOM after load), headless, with every name but
-/// 127.0.0.1 unresolvable.
-fn chromium_dom(url: &str) -> String {
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            url,
-        ])
-        .output()
-        .expect("chromium runs (Debian: apt install chromium; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Every `src`/`href` of the page and every CSS `url(...)`: none may point off the machine.
 fn external_references(dom: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -104,6 +79,7 @@ fn external_references(dom: &str) -> Vec<String> {
 #[tokio::test]
 async fn chromium_renders_the_portal_with_nothing_from_elsewhere() {
     let env = TestEnv::start_with(OPERATIONS).await;
+    let mut browser = Browser::open().await;
     for (path, want) in [
         (
             "/portal",
@@ -114,10 +90,9 @@ async fn chromium_renders_the_portal_with_nothing_from_elsewhere() {
             vec!["demo.v1.Order", "Example"],
         ),
     ] {
-        let url = env.url(path);
-        let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
-            .await
-            .unwrap();
+        browser.navigate(&env.url(path)).await;
+        let dom = browser.eval("document.documentElement.outerHTML").await;
+        let dom = dom.as_str().unwrap_or_default().to_string();
         for w in want {
             assert!(dom.contains(w), "{path}: {w} not rendered:\n{dom}");
         }
@@ -132,6 +107,13 @@ async fn chromium_renders_the_portal_with_nothing_from_elsewhere() {
             "{path}: the portal needs no JavaScript"
         );
     }
+    // What the browser fetched: the two pages, nothing from elsewhere.
+    assert!(browser.requests.len() >= 2, "{:?}", browser.requests);
+    assert!(
+        browser.off_machine().is_empty(),
+        "{:?}",
+        browser.off_machine()
+    );
 }
 
 /// A headless Chromium driven over the DevTools protocol: started on a page, it evaluates
@@ -143,6 +125,8 @@ struct Browser {
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     next_id: u64,
+    /// Every URL the page asked for (the Network domain's `requestWillBeSent`).
+    requests: Vec<String>,
 }
 
 impl Browser {
@@ -208,12 +192,18 @@ impl Browser {
             tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap())
                 .await
                 .unwrap();
-        Browser {
+        let mut browser = Browser {
             child,
             _profile: profile,
             ws,
             next_id: 1,
-        }
+            requests: Vec::new(),
+        };
+        let v = browser
+            .command("Network.enable", serde_json::json!({}))
+            .await;
+        assert!(v["error"].is_null(), "{v}");
+        browser
     }
 
     /// Sends a DevTools command and returns its answer.
@@ -235,8 +225,25 @@ impl Browser {
                 if v["id"] == id {
                     return v;
                 }
+                if v["method"] == "Network.requestWillBeSent"
+                    && let Some(url) = v["params"]["request"]["url"].as_str()
+                {
+                    self.requests.push(url.to_string());
+                }
             }
         }
+    }
+
+    /// The URLs the page asked for that are not on this machine.
+    fn off_machine(&self) -> Vec<&String> {
+        self.requests
+            .iter()
+            .filter(|u| {
+                !["http://127.0.0.1", "ws://127.0.0.1", "data:", "about:"]
+                    .iter()
+                    .any(|p| u.starts_with(p))
+            })
+            .collect()
     }
 
     /// Loads `url` and waits until the page is complete.
@@ -328,6 +335,13 @@ async fn graphiql_works_without_internet_access() {
     assert!(
         answer["data"]["user"]["displayName"].is_string(),
         "{answer}"
+    );
+    // Every request of the page and its query stayed on this machine.
+    assert!(browser.requests.len() >= 6, "{:?}", browser.requests);
+    assert!(
+        browser.off_machine().is_empty(),
+        "{:?}",
+        browser.off_machine()
     );
 }
 
