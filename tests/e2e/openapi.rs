@@ -72,6 +72,11 @@ async fn the_document_is_valid_openapi_and_lists_every_route() {
     assert_eq!(user["attributes"]["type"], "object");
     assert!(doc["components"]["schemas"]["demo.v1.UserRole"]["enum"].is_array());
     assert!(doc["components"]["schemas"]["google.rpc.Status"].is_object());
+    assert!(
+        doc["components"]["schemas"]["google.rpc.BadRequest"]["properties"]["fieldViolations"]
+            .is_object(),
+        "the detail types errors carry are documented"
+    );
 
     // The answers match the schemas documented for them (and the document is valid 3.1).
     let mut samples = Vec::new();

@@ -27,6 +27,8 @@ async fn the_portal_lists_services_routes_types_and_operations() {
         "<code>Product</code>",
         "<code>/api/products/{id}</code>",
         "<code>$id: String!</code>",
+        "GraphQL types",
+        "<code>orders: [Order!]!</code>",
     ] {
         assert!(
             r.text.contains(want),

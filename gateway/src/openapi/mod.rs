@@ -89,8 +89,29 @@ pub fn document_for(snapshot: &Snapshot, title: &str, service: Option<&str>) -> 
             }
         }
     }
+    // The detail types errors carry (google/rpc/error_details.proto, in every pool).
+    let pool = snapshot.registry.pool();
+    let mut details = Vec::new();
+    for name in [
+        "BadRequest",
+        "ErrorInfo",
+        "RetryInfo",
+        "DebugInfo",
+        "QuotaFailure",
+        "PreconditionFailure",
+        "RequestInfo",
+        "ResourceInfo",
+        "Help",
+        "LocalizedMessage",
+    ] {
+        let full = format!("google.rpc.{name}");
+        if let Some(desc) = pool.get_message_by_name(&full) {
+            schemas.message(&desc);
+            details.push(full);
+        }
+    }
     let mut components = schemas.finish();
-    components.insert("google.rpc.Status".into(), schema::status());
+    components.insert("google.rpc.Status".into(), schema::status(&details));
     let tags: Vec<Value> = tags.into_iter().map(|t| json!({ "name": t })).collect();
     json!({
         "openapi": "3.1.0",

@@ -225,23 +225,32 @@ fn well_known(desc: &MessageDescriptor) -> Option<Value> {
     })
 }
 
-/// `google.rpc.Status`, the body of every error.
-pub fn status() -> Value {
+/// `google.rpc.Status`, the body of every error; `details` names the detail types (full
+/// names, with schemas in the components) its `details` may hold, each with its `@type`.
+pub fn status(details: &[String]) -> Value {
+    let mut known: Vec<Value> = details
+        .iter()
+        .map(|d| {
+            json!({ "allOf": [
+                reference(d),
+                { "properties": { "@type": { "const": format!("type.googleapis.com/{d}") } }, "required": ["@type"] }
+            ] })
+        })
+        .collect();
+    // And any other detail message, with its @type.
+    known.push(json!({
+        "type": "object",
+        "properties": { "@type": { "type": "string" } },
+        "required": ["@type"],
+        "additionalProperties": true
+    }));
     json!({
         "type": "object",
         "description": "An error: the gRPC status code, a message, and typed details (google.rpc.BadRequest, ResourceInfo, ...), each with its @type.",
         "properties": {
             "code": { "type": "integer", "format": "int32", "description": "The gRPC status code." },
             "message": { "type": "string" },
-            "details": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": { "@type": { "type": "string" } },
-                    "required": ["@type"],
-                    "additionalProperties": true
-                }
-            }
+            "details": { "type": "array", "items": { "anyOf": known } }
         },
         "required": ["code", "message"]
     })

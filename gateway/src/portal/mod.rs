@@ -3,8 +3,8 @@
 //! CSS inline: no JavaScript needed to read it, nothing loaded from elsewhere.
 //!
 //! - `/portal`: every service and method with its REST routes and GraphQL root field, the
-//!   BFF's named operations with their REST endpoints, links to `/openapi.json`, the SDL and
-//!   GraphiQL;
+//!   GraphQL object types with their fields, the BFF's named operations with their REST
+//!   endpoints, links to `/openapi.json`, the SDL and GraphiQL;
 //! - `/portal/types/{package.Message}`: a message's fields (JSON name, type, description) and
 //!   an example JSON body;
 //! - `/portal/schema.graphql`: the GraphQL SDL.
@@ -180,6 +180,40 @@ fn index(snapshot: &Snapshot) -> String {
                 gql.join("<br>"),
                 type_link(&m.input()),
                 type_link(&m.output())
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    if let Some(g) = &snapshot.graphql {
+        let _ = writeln!(
+            body,
+            "<h2>GraphQL types</h2>\n<p>Object types of the schema and their fields (the whole schema: <a href=\"/portal/schema.graphql\">SDL</a>).</p>\n<table>\n<tr><th>Type</th><th>Fields</th></tr>"
+        );
+        let registry = g.schema.registry();
+        let mut names: Vec<&String> = registry
+            .types
+            .iter()
+            .filter(|(n, t)| {
+                !n.starts_with("__")
+                    && matches!(t, async_graphql::registry::MetaType::Object { .. })
+            })
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        for name in names {
+            let Some(fields) = registry.types.get(name).and_then(|t| t.fields()) else {
+                continue;
+            };
+            let list: Vec<String> = fields
+                .values()
+                .filter(|f| !f.name.starts_with("__"))
+                .map(|f| format!("<code>{}: {}</code>", esc(&f.name), esc(&f.ty)))
+                .collect();
+            let _ = writeln!(
+                body,
+                "<tr><td id=\"gql-{0}\"><code>{0}</code></td><td>{1}</td></tr>",
+                esc(name),
+                list.join(", ")
             );
         }
         body.push_str("</table>\n");
