@@ -21,65 +21,23 @@ warmup=${WARMUP:-2}
 command -v wrk >/dev/null || { echo "needs wrk (bench/peers/setup.sh installs it)" >&2; exit 1; }
 
 work=$(mktemp -d)
-fds=()
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 cleanup() {
-  for fd in "${fds[@]}"; do eval "exec $fd>&-"; done
-  wait 2>/dev/null || true
+  stop_all
   if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-wait_for() {
-  for _ in $(seq 600); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2
-  exit 1
-}
-
-start() {
-  local name=$1 fd
-  shift
-  mkfifo "$work/$name.in"
-  RUST_LOG=warn "$bin" "$@" <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
-  pid=$!
-  exec {fd}>"$work/$name.in"
-  fds+=("$fd")
-}
-
-start backend backend ${BACKEND_LATENCY:+--latency "$BACKEND_LATENCY"}
-wait_for "$work/backend.out" '^ready$'
-url() { awk -v s="$1" '$1 == s { print $2 }' "$work/backend.out"; }
-
-cp "$root/descriptors/demo.binpb" "$work/"
-links=$(sed -n '/GRAPHQL_LINKS_YAML: &str = r#"/,/"#;/p' "$root/demo/src/lib.rs" | sed '1d;$d')
-write_config() {
-  cat >"$1" <<YAML
-listen: 127.0.0.1:0
-log: { access: false }
-descriptors:
-  - file: demo.binpb
-backends:
-  users: { endpoints: [$(url users)], services: [demo.v1.UserService] }
-  orders: { endpoints: [$(url orders)], services: [demo.v1.OrderService] }
-  catalog: { endpoints: [$(url catalog)], services: [demo.v1.CatalogService] }
-graphql:
-  links:
-$links
-$2
-YAML
-}
-write_config "$work/miss.yaml" ""
-write_config "$work/hit.yaml" "cache:
+start_backends ${BACKEND_LATENCY:+--latency "$BACKEND_LATENCY"}
+write_bff_config "$work/miss.yaml"
+write_bff_config "$work/hit.yaml" "cache:
   methods:
     demo.v1.CatalogService.GetProduct: { ttl: 1h }
     demo.v1.CatalogService.BatchGetProducts: { ttl: 1h }
     demo.v1.UserService.GetUser: { ttl: 1h }
     demo.v1.OrderService.ListOrdersByUser: { ttl: 1h }"
 
-addr_of() { wait_for "$work/$1.out" " on http://"; grep -o 'http://[0-9.:]*' "$work/$1.out" | head -1; }
 declare -A addr pid_of
 for who in miss hit; do
   start "$who" bff --config "$work/$who.yaml"
@@ -87,12 +45,7 @@ for who in miss hit; do
   addr[$who]=$(addr_of "$who")
 done
 
-printf '{"query":"%s"}' '{ user(id: \"1\") { displayName orders { id status total { currencyCode units } items { quantity product { title price { units } } } } } }' >"$work/nested.json"
-cat >"$work/nested.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [[$(cat "$work/nested.json")]]
-LUA
+write_queries
 declare -A target lua
 target[rest]=/v1/products/p-1; lua[rest]=
 target[graphql-nested]=/graphql; lua[graphql-nested]=$work/nested.lua
@@ -111,12 +64,6 @@ for p in $paths; do
   fi
 done
 
-ticks() {
-  local s
-  s=$(<"/proc/$1/stat")
-  s=${s##*) }
-  awk '{ print $12 + $13 }' <<<"$s"
-}
 hz=$(getconf CLK_TCK)
 # wrk's latency line value in microseconds ("1.23ms", "456.78us", "1.02s").
 to_us() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else { sub(/s$/, "", v); print v * 1000000 } }' <<<"$1"; }

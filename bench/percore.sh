@@ -33,58 +33,16 @@ cores=$(nproc)
 command -v wrk >/dev/null || { echo "needs wrk (bench/peers/setup.sh installs it)" >&2; exit 1; }
 
 work=$(mktemp -d)
-fds=()
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 cleanup() {
-  for fd in "${fds[@]}"; do eval "exec $fd>&-"; done
-  wait 2>/dev/null || true
+  stop_all
   if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-wait_for() {
-  for _ in $(seq 600); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2
-  exit 1
-}
-
-# start NAME ARGS...: runs `$bin ARGS` reading a FIFO held open here (it stops when the
-# script ends); sets pid.
-start() {
-  local name=$1 fd
-  shift
-  mkfifo "$work/$name.in"
-  RUST_LOG=warn "$bin" "$@" <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
-  pid=$!
-  exec {fd}>"$work/$name.in"
-  fds+=("$fd")
-}
-
-start backend backend
-backend_pid=$pid
-wait_for "$work/backend.out" '^ready$'
-url() { awk -v s="$1" '$1 == s { print $2 }' "$work/backend.out"; }
-
-cp "$root/descriptors/demo.binpb" "$work/"
-links=$(sed -n '/GRAPHQL_LINKS_YAML: &str = r#"/,/"#;/p' "$root/demo/src/lib.rs" | sed '1d;$d')
-cat >"$work/bff.yaml" <<YAML
-listen: 127.0.0.1:0
-log: { access: false }
-descriptors:
-  - file: demo.binpb
-backends:
-  users: { endpoints: [$(url users)], services: [demo.v1.UserService] }
-  orders: { endpoints: [$(url orders)], services: [demo.v1.OrderService] }
-  catalog: { endpoints: [$(url catalog)], services: [demo.v1.CatalogService] }
-graphql:
-  links:
-$links
-YAML
-
-addr_of() { wait_for "$work/$1.out" " on http://"; grep -o 'http://[0-9.:]*' "$work/$1.out" | head -1; }
+start_backends
+write_bff_config "$work/bff.yaml"
 start multi bff --config "$work/bff.yaml"
 multi_pid=$pid
 multi=$(addr_of multi)
@@ -94,16 +52,7 @@ for i in $(seq "$cores"); do
   core_pids+=("$pid")
   core_addrs+=("$(addr_of "core$i")")
 done
-
-printf '{"query":"%s"}' '{ user(id: \"1\") { id displayName email role createdAt address { street city countryCode } tags nickname loyaltyPoints verified rating } }' >"$work/flat.json"
-printf '{"query":"%s"}' '{ user(id: \"1\") { displayName orders { id status total { currencyCode units } items { quantity product { title price { units } } } } } }' >"$work/nested.json"
-for q in flat nested; do
-  cat >"$work/$q.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [[$(cat "$work/$q.json")]]
-LUA
-done
+write_queries
 declare -A target lua
 target[rest]=/v1/users/1; lua[rest]=
 target[graphql-flat]=/graphql; lua[graphql-flat]=$work/flat.lua
@@ -124,12 +73,6 @@ for p in $paths; do
   fi
 done
 
-ticks() {
-  local s
-  s=$(<"/proc/$1/stat")
-  s=${s##*) }
-  awk '{ print $12 + $13 }' <<<"$s"
-}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
