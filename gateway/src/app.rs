@@ -45,9 +45,11 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Arc<Self> {
+        let current = Arc::new(Current::new(snapshot));
+        let (full, per_address) = current.metrics().connection_refusals();
         Arc::new(Self {
-            current: Arc::new(Current::new(snapshot)),
-            readiness: Readiness::new(),
+            current,
+            readiness: Readiness::counting_refusals(full, per_address),
         })
     }
 

@@ -13,6 +13,7 @@ mod fields;
 mod front_door;
 mod graphql;
 mod graphql_http;
+mod hardening;
 mod headers;
 mod limits;
 mod openapi;

@@ -406,6 +406,15 @@ pub struct LimitsConfig {
     /// HTTP/2: streams the server may reset for protocol errors before closing the connection.
     #[serde(default = "d_local_resets")]
     pub http2_max_local_error_reset_streams: usize,
+    /// Most client connections open at once; past it a new connection is closed at once while
+    /// the open ones are served. Read at startup.
+    #[serde(default = "d_connections")]
+    pub max_connections: usize,
+    /// Most client connections open at once from one address (IPv4, or an IPv6 /64); `null`:
+    /// no per-address limit (behind a load balancer, whose address every connection has).
+    /// Read at startup.
+    #[serde(default = "d_connections_per_ip")]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 fn d_body() -> ByteSize {
@@ -441,6 +450,12 @@ fn d_resets() -> usize {
 fn d_local_resets() -> usize {
     1024
 }
+fn d_connections() -> usize {
+    10_000
+}
+fn d_connections_per_ip() -> Option<usize> {
+    Some(1_000)
+}
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -456,6 +471,8 @@ impl Default for LimitsConfig {
             http2_max_concurrent_streams: d_streams(),
             http2_max_pending_accept_reset_streams: d_resets(),
             http2_max_local_error_reset_streams: d_local_resets(),
+            max_connections: d_connections(),
+            max_connections_per_ip: d_connections_per_ip(),
         }
     }
 }

@@ -3,11 +3,12 @@
 //! [`admit`] runs first, for every request (inside the snapshot's CORS layer, when there is
 //! one, which answers preflights): it assigns the request id, opens the request's span and
 //! writes its log line, pins the snapshot the request will run on, enforces the header limits
-//! (431 with a JSON body; see [`crate::server`] for the hard cap behind them), normalises the
-//! path ([`path`]) and routes by it to a [`Door`], turns `grpc-timeout` into the request's
-//! [`Budget`], computes the metadata every call forwards, resolves the client's address
-//! ([`client_ip`]), runs the policies' per-request hooks, hands the door an [`Admitted`]
-//! request, and writes the rate-limit headers the limit stage noted on the answer. The body stage runs later,
+//! (431 with a JSON body; see [`crate::server`] for the hard cap behind them), refuses a
+//! request the server found framed two ways (400), normalises the path ([`path`]) and routes
+//! by it to a [`Door`], turns `grpc-timeout` into the request's [`Budget`], computes the
+//! metadata every call forwards, resolves the client's address ([`client_ip`]), runs the
+//! policies' per-request hooks, hands the door an [`Admitted`] request, and writes the
+//! rate-limit headers the limit stage noted on the answer. The body stage runs later,
 //! around the request decompression layer ([`CheckEncodingLayer`] outside it,
 //! [`ReadBodyLayer`] inside): the body is read once, under the size, idle and total bounds
 //! ([`body`]), and doors get bytes.
@@ -385,9 +386,20 @@ fn with_path(uri: &Uri, path: &str) -> Result<Uri, String> {
     Uri::from_parts(parts).map_err(|e| format!("invalid path: {e}"))
 }
 
-/// The header limits, as the gateway answers them (431 with a body). The HTTP server's own
-/// parser refuses headers past twice these limits before any of this runs.
+/// The header limits, as the gateway answers them (431 with a body), and the framing the
+/// server's watch found ambiguous (400). The HTTP server's own parser refuses headers past
+/// twice these limits before any of this runs.
 fn check_headers(parts: &Parts, limits: &LimitsConfig) -> Result<(), GatewayError> {
+    if parts
+        .extensions
+        .get::<crate::request::AmbiguousFraming>()
+        .is_some()
+    {
+        return Err(GatewayError::bad_request(
+            None,
+            "the request has both Content-Length and Transfer-Encoding headers: its body could be read two ways, so it is refused (send one of them); the connection is closed",
+        ));
+    }
     let count = parts.headers.len();
     if count > limits.max_headers {
         return Err(GatewayError::HeadersTooLarge(format!(

@@ -38,6 +38,11 @@ impl RequestId {
 #[derive(Clone, Debug)]
 pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
 
+/// Marks a request that came with both `Content-Length` and `Transfer-Encoding` (found by the
+/// server's framing watch): the ingress refuses it with 400, and the connection closes after.
+#[derive(Clone, Copy, Debug)]
+pub struct AmbiguousFraming;
+
 /// Who is calling, as the identify stage established it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Identity {

@@ -12,6 +12,12 @@
 //! ingress, which can answer them with a JSON body; hyper's own 431 (past the hard cap) has
 //! none, and its header-read timeout closes the connection without an answer. Every request
 //! carries its TCP peer's address (`ConnectInfo<SocketAddr>`) for the ingress.
+//!
+//! Two guards sit between the listener and hyper: connection admission ([`connections`]: at
+//! most `limits.max_connections` open, and `limits.max_connections_per_ip` per client address;
+//! past them a new connection is closed at once while the open ones are served), and the
+//! HTTP/1 framing watch ([`framing`]: a request with both `Content-Length` and
+//! `Transfer-Encoding` is refused with 400 and the connection closed, as Envoy does).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,29 +31,58 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::config::LimitsConfig;
+use crate::request::{AmbiguousFraming, PeerCertificates};
+use connections::{Admission, Refusal};
+use framing::{Framing, Watched};
 pub use tls::{ServerTls, TlsError};
 
-use crate::request::PeerCertificates;
-
+mod connections;
+mod framing;
 mod tls;
 
 /// How long in-flight requests get to finish after shutdown is requested, by default.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// What the server tells the rest of the gateway: whether it takes new traffic (ready until
-/// shutdown starts) and how many client connections are open. Cheap to clone; all clones
-/// share the state.
+/// shutdown starts), how many client connections are open and how many it refused. Cheap to
+/// clone; all clones share the state.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     draining: Arc<AtomicBool>,
     open: Arc<std::sync::atomic::AtomicI64>,
+    refused_full: Counter,
+    refused_per_address: Counter,
 }
 
 impl Readiness {
     /// A ready flag.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A ready flag counting refused connections in these counters (past `max_connections`,
+    /// past `max_connections_per_ip`): the metrics' counters, shared.
+    pub fn counting_refusals(full: Counter, per_address: Counter) -> Self {
+        Self {
+            refused_full: full,
+            refused_per_address: per_address,
+            ..Self::default()
+        }
+    }
+
+    /// Connections refused so far: past `max_connections`, past `max_connections_per_ip`.
+    pub fn refusals(&self) -> (u64, u64) {
+        (self.refused_full.get(), self.refused_per_address.get())
+    }
+
+    fn refused(&self, why: Refusal) {
+        match why {
+            Refusal::Full => self.refused_full.inc(),
+            Refusal::PerAddress => self.refused_per_address.inc(),
+        };
     }
 
     /// True until [`Readiness::set_draining`].
@@ -157,6 +192,10 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let builder = builder(limits);
     let handshake_timeout = limits.header_read_timeout.get();
+    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
+    // The framing watch follows heads up to the size hyper's parser accepts.
+    let max_head = limits.max_header_bytes.as_usize().saturating_mul(2).max(8192);
+    let max_headers = limits.max_headers.saturating_mul(2);
     let graceful = GracefulShutdown::new();
     let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {
         let (stream, peer) = match accepted {
@@ -167,13 +206,22 @@ pub async fn serve_tls(
                 return false;
             }
         };
+        let open = match admission.admit(&drain.readiness, peer.ip()) {
+            Ok(open) => open,
+            Err(why) => {
+                // Closed at once; the open connections go on being served.
+                tracing::debug!(%peer, reason = ?why, "connection refused");
+                drop(stream);
+                return true;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let open = drain.readiness.connection();
         match &tls {
             None => {
-                let svc = TowerToHyperService::new(Stamped::new(&app, peer, None));
+                let (io, framing) = Watched::new(stream, max_head, max_headers);
+                let svc = TowerToHyperService::new(Stamped::new(&app, peer, None, framing));
                 let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .serve_connection_with_upgrades(TokioIo::new(io), svc)
                     .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -195,7 +243,8 @@ pub async fn serve_tls(
                             return;
                         }
                     };
-                    let svc = TowerToHyperService::new(Stamped::new(&app, peer, certs));
+                    let (io, framing) = Watched::new(io, max_head, max_headers);
+                    let svc = TowerToHyperService::new(Stamped::new(&app, peer, certs, framing));
                     let conn = builder
                         .serve_connection_with_upgrades(TokioIo::new(io), svc)
                         .into_owned();
@@ -241,20 +290,28 @@ pub async fn serve_tls(
 }
 
 /// The app, stamping every request of one connection with what the connection knows: the
-/// peer's address (`ConnectInfo<SocketAddr>`) and, over TLS, the client's verified certificates.
+/// peer's address (`ConnectInfo<SocketAddr>`), over TLS the client's verified certificates,
+/// and [`AmbiguousFraming`] on the request the framing watch found ambiguous.
 #[derive(Clone)]
 struct Stamped {
     app: axum::Router,
     peer: SocketAddr,
     certs: Option<PeerCertificates>,
+    framing: Arc<Framing>,
 }
 
 impl Stamped {
-    fn new(app: &axum::Router, peer: SocketAddr, certs: Option<PeerCertificates>) -> Self {
+    fn new(
+        app: &axum::Router,
+        peer: SocketAddr,
+        certs: Option<PeerCertificates>,
+        framing: Arc<Framing>,
+    ) -> Self {
         Self {
             app: app.clone(),
             peer,
             certs,
+            framing,
         }
     }
 }
@@ -276,6 +333,9 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for Stamped {
             .insert(axum::extract::ConnectInfo(self.peer));
         if let Some(certs) = &self.certs {
             req.extensions_mut().insert(certs.clone());
+        }
+        if self.framing.next_is_ambiguous() {
+            req.extensions_mut().insert(AmbiguousFraming);
         }
         self.app.call(req)
     }

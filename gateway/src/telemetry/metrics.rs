@@ -12,6 +12,7 @@
 //! | `portico_rate_limit_store_errors_total` | counter | `outcome` (`allowed`, `denied`, `fallback`) |
 //! | `portico_spans_dropped_total` | counter | |
 //! | `portico_connections_open` | gauge | |
+//! | `portico_connections_refused_total` | counter | `reason` (`max_connections`, `max_connections_per_ip`) |
 //! | `portico_upstream_retries_total` | counter | `portico_backend`, `rpc_service`, `rpc_method` |
 //! | `portico_graphql_operations_total` | counter | `graphql_operation_type`, `graphql_operation_name` (the BFF's named operations; `_OTHER` for any other name), `outcome` (`ok`, `partial`, `error`) |
 //! | `portico_graphql_errors_total` | counter | `code` (`extensions.code`) |
@@ -147,6 +148,13 @@ pub struct EncoderLabels {
     pub encoder: &'static str,
 }
 
+/// Why a connection was closed on arrival.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `max_connections` or `max_connections_per_ip`.
+    pub reason: &'static str,
+}
+
 /// The gateway's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -167,6 +175,9 @@ pub struct Metrics {
     pub spans_dropped: Counter,
     /// Client connections open (set at scrape time from the server's count).
     pub connections_open: Gauge,
+    /// Client connections closed on arrival, by the limit they were over (counted by the
+    /// server: see [`Metrics::connection_refusals`]).
+    pub connections_refused: Family<RefusedLabels, Counter>,
     /// Backend calls retried.
     pub retries: Family<RetryLabels, Counter>,
     /// GraphQL operations run, by type, name and outcome.
@@ -250,6 +261,12 @@ impl Metrics {
             "Client connections open on the client port",
             connections_open.clone(),
         );
+        let connections_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "portico_connections_refused",
+            "Client connections closed on arrival, by the limit they were over",
+            connections_refused.clone(),
+        );
         let retries = Family::<RetryLabels, Counter>::default();
         registry.register(
             "portico_upstream_retries",
@@ -298,6 +315,7 @@ impl Metrics {
             registry,
             spans_dropped,
             connections_open,
+            connections_refused,
             retries,
             graphql_operations,
             graphql_errors,
@@ -332,6 +350,17 @@ impl Metrics {
                 portico_door: door,
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// The counters of refused connections (past `max_connections`, past
+    /// `max_connections_per_ip`), for the server to count in.
+    pub fn connection_refusals(&self) -> (Counter, Counter) {
+        let of = |reason| {
+            self.connections_refused
+                .get_or_create(&RefusedLabels { reason })
+                .clone()
+        };
+        (of("max_connections"), of("max_connections_per_ip"))
     }
 
     /// Counts one response-cache lookup.
