@@ -22,6 +22,9 @@ pub mod cors;
 pub mod descriptors;
 pub mod error;
 pub mod fanout;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod graphql;
 pub mod ingress;
 pub mod openapi;

@@ -10,7 +10,9 @@
 //!   a policy and another to whoever reads the raw request line.
 //! - Nothing else changes: empty segments (`//`, a trailing `/`) stay, and match no route.
 //!
-//! A malformed escape is left as it is; routing refuses such a path with its own message.
+//! - A malformed escape (a `%` not followed by two hex digits) is refused: left as it was, it
+//!   could combine with decoded characters into a new escape (`%%32%46` would become `%2F`),
+//!   and the normal form would not be normal any more (normalising it again would change it).
 
 use std::borrow::Cow;
 
@@ -20,6 +22,11 @@ pub enum PathError {
     /// A `.` or `..` segment.
     #[error("the path has a {0:?} segment: send the path with dot segments resolved")]
     DotSegment(&'static str),
+    /// A `%` not followed by two hex digits.
+    #[error(
+        "the path has a malformed percent-escape at byte {0}: a % must be followed by two hex digits (write % itself as %25)"
+    )]
+    MalformedEscape(usize),
 }
 
 fn unreserved(b: u8) -> bool {
@@ -39,7 +46,7 @@ fn hex(b: u8) -> Option<u8> {
 /// case and costs one scan).
 pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     let out = if path.contains('%') {
-        Cow::Owned(decode_unreserved(path))
+        Cow::Owned(decode_unreserved(path)?)
     } else {
         Cow::Borrowed(path)
     };
@@ -53,7 +60,7 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(out)
 }
 
-fn decode_unreserved(path: &str) -> String {
+fn decode_unreserved(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
@@ -73,11 +80,14 @@ fn decode_unreserved(path: &str) -> String {
             i += 3;
             continue;
         }
+        if bytes[i] == b'%' {
+            return Err(PathError::MalformedEscape(i));
+        }
         // The path of a parsed URI is ASCII; copy it byte by byte as characters.
         out.push(char::from(bytes[i]));
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -97,8 +107,19 @@ mod tests {
         assert_eq!(n("/v1/products%3abatchGet"), "/v1/products%3AbatchGet");
         assert_eq!(n("/v1/a%20b%2a"), "/v1/a%20b%2A");
         assert_eq!(n("/v1/a+b"), "/v1/a+b");
-        // Malformed escapes are left for routing to refuse.
-        assert_eq!(n("/v1/%zz/%4"), "/v1/%zz/%4");
+    }
+
+    #[test]
+    fn malformed_escapes_are_refused() {
+        for (path, at) in [("/v1/%zz", 4), ("/v1/a/%4", 6), ("/%", 1), ("/%%610", 1)] {
+            assert_eq!(
+                normalize(path),
+                Err(PathError::MalformedEscape(at)),
+                "{path}"
+            );
+        }
+        // Found by the fuzz tests: once decoded, `%%32%46` would have been `%2F`.
+        assert!(normalize("/v1/files/%%32%46etc").is_err());
     }
 
     #[test]

@@ -152,6 +152,55 @@ impl fmt::Display for PathTemplate {
     }
 }
 
+/// A request path the template matches, written from it (literals escaped, `*` and `**`
+/// filled with made-up segments, the verb appended), and the values its variables bind (dotted
+/// field path, value) as the router decodes them. For the fuzz and property tests.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn example_path(template: &PathTemplate) -> (String, Vec<(String, String)>) {
+    let mut raw: Vec<String> = Vec::new();
+    let mut decoded: Vec<Vec<String>> = Vec::new();
+    for (i, segment) in template.segments().iter().enumerate() {
+        match segment {
+            Segment::Literal(text) => {
+                raw.push(utf8_percent_encode(text, KEY_ESCAPES).to_string());
+                decoded.push(vec![text.clone()]);
+            }
+            Segment::Single => {
+                raw.push(format!("s{i}"));
+                decoded.push(vec![format!("s{i}")]);
+            }
+            Segment::Multi => {
+                raw.push(format!("m{i}a/m{i}b"));
+                decoded.push(vec![format!("m{i}a"), format!("m{i}b")]);
+            }
+        }
+    }
+    let mut path = format!("/{}", raw.join("/"));
+    if let Some(verb) = template.verb() {
+        path.push(':');
+        path.extend(utf8_percent_encode(verb, KEY_ESCAPES));
+    }
+    let bindings = template
+        .variables()
+        .iter()
+        .map(|v| {
+            let parts: Vec<&String> = v.segments.clone().flat_map(|i| &decoded[i]).collect();
+            let value = if parts.len() == 1 {
+                parts[0].clone()
+            } else {
+                // Several segments: joined with `/`, a `/` inside one kept escaped.
+                parts
+                    .iter()
+                    .map(|p| p.replace('/', "%2F"))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            (v.dotted(), value)
+        })
+        .collect();
+    (path, bindings)
+}
+
 /// Characters escaped in [`PathTemplate::shape_key`]: everything but `[A-Za-z0-9-._~]`.
 const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

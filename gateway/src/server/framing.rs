@@ -434,6 +434,31 @@ impl BodyFraming {
     }
 }
 
+/// See [`super::fuzz_framing`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn fuzz(data: &[u8]) {
+    let Some((&step, bytes)) = data.split_first() else {
+        return;
+    };
+    let verdict = |sizes: &mut dyn Iterator<Item = usize>| {
+        let mut s = Scanner::new(64 << 10, 200);
+        let (mut at, mut found) = (0, None);
+        while at < bytes.len() {
+            let to = (at + sizes.next().unwrap_or(1).max(1)).min(bytes.len());
+            if let Some(n) = s.feed(&bytes[at..to]) {
+                found.get_or_insert(n);
+            }
+            at = to;
+        }
+        (found, s.requests, s.is_off())
+    };
+    let whole = verdict(&mut std::iter::once(bytes.len()));
+    let split = verdict(&mut std::iter::repeat(usize::from(step)));
+    let bytewise = verdict(&mut std::iter::repeat(1));
+    assert_eq!(whole, split, "reads of {step} bytes");
+    assert_eq!(whole, bytewise, "reads of 1 byte");
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -538,7 +563,8 @@ mod tests {
         let (_, s) = scan(b"POST / HTTP/1.1\r\ncontent-length: 1, 2\r\n\r\n");
         assert!(s.is_off());
         // A chunk size past 64 bits.
-        let (_, s) = scan(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n11111111111111111\r\n");
+        let (_, s) =
+            scan(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n11111111111111111\r\n");
         assert!(s.is_off());
         // A head larger than the bound, never completed.
         let mut s = Scanner::new(100, 20);

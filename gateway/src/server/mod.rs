@@ -43,6 +43,13 @@ mod connections;
 mod framing;
 mod tls;
 
+/// The fuzz entry point of the framing watch: the verdict on `data` is the same in one read as
+/// in reads split where the first byte says, and as byte by byte.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn fuzz_framing(data: &[u8]) {
+    framing::fuzz(data);
+}
+
 /// How long in-flight requests get to finish after shutdown is requested, by default.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
@@ -194,7 +201,11 @@ pub async fn serve_tls(
     let handshake_timeout = limits.header_read_timeout.get();
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     // The framing watch follows heads up to the size hyper's parser accepts.
-    let max_head = limits.max_header_bytes.as_usize().saturating_mul(2).max(8192);
+    let max_head = limits
+        .max_header_bytes
+        .as_usize()
+        .saturating_mul(2)
+        .max(8192);
     let max_headers = limits.max_headers.saturating_mul(2);
     let graceful = GracefulShutdown::new();
     let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {

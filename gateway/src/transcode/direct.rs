@@ -339,6 +339,13 @@ fn fixed<const N: usize>(bytes: &[u8], pos: &mut usize) -> Result<[u8; N], Unsup
 /// Reads one field at `*pos`: its number and its wire value.
 fn read_field(bytes: &[u8], pos: &mut usize) -> Result<(u64, Wire), Unsupported> {
     let tag = varint(bytes, pos)?;
+    // As prost decodes a key: at most 32 bits, field number at least 1.
+    if tag > u64::from(u32::MAX) {
+        return Err(Unsupported("bad tag"));
+    }
+    if tag >> 3 == 0 {
+        return Err(Unsupported("field number 0"));
+    }
     let wire = match tag & 7 {
         0 => Wire::Varint(varint(bytes, pos)?),
         1 => Wire::Fixed64(u64::from_le_bytes(fixed::<8>(bytes, pos)?)),
@@ -524,7 +531,18 @@ impl Writer<'_> {
                 && start < next
                 && oneof_last.get(o).copied().flatten() != Some(i)
             {
-                continue; // another member of its oneof came later
+                // Another member of its oneof came later. Decoding still reads this one: it
+                // must be valid (a message is left to the decoding path).
+                match &f.shape {
+                    Shape::Single(Ty::Message(_)) => {
+                        return Err(Unsupported(
+                            "a oneof message member replaced by a later one",
+                        ));
+                    }
+                    Shape::Single(ty) => self.check_scalars(ty, start..next, bytes)?,
+                    _ => {}
+                }
+                continue;
             }
             let mark = out.len();
             if !first {
@@ -539,6 +557,20 @@ impl Writer<'_> {
         }
         out.push(b'}');
         self.scratch.truncate(base);
+        Ok(())
+    }
+
+    /// Checks that the occurrences `range` (of the scratch list) are valid values of `ty`
+    /// (the right wire type; UTF-8 for a string), as decoding would, though none is written.
+    fn check_scalars(
+        &self,
+        ty: &Ty,
+        range: std::ops::Range<usize>,
+        bytes: &[u8],
+    ) -> Result<(), Unsupported> {
+        for k in range {
+            scalar(ty, self.wire(k)?, bytes)?;
+        }
         Ok(())
     }
 
@@ -578,6 +610,10 @@ impl Writer<'_> {
                 Ok(true)
             }
             Shape::Single(ty) => {
+                // The last occurrence wins; the earlier ones must still be valid values.
+                if count > 1 {
+                    self.check_scalars(ty, range.start..range.end - 1, bytes)?;
+                }
                 let value = match range.end.checked_sub(1).filter(|_| count > 0) {
                     Some(last) => Some(scalar(ty, self.wire(last)?, bytes)?),
                     None => None,
@@ -644,6 +680,10 @@ impl Writer<'_> {
                             write_scalar(out, ty, scalar(ty, w, bytes)?);
                         }
                     }
+                }
+                if first && !emit_defaults {
+                    // Only empty packed runs: no element, so the field is not set.
+                    return Ok(false);
                 }
                 out.push(b']');
                 Ok(true)

@@ -1,0 +1,4 @@
+//! cargo-fuzz target: `portico::fuzz::config_yaml` (see gateway/src/fuzz/mod.rs for its invariants).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico::fuzz::config_yaml(data));
