@@ -8,6 +8,7 @@ mod load;
 mod procs;
 mod report;
 mod roles;
+mod soak;
 mod stack;
 mod stats;
 
@@ -60,6 +61,13 @@ pub enum Role {
         /// Delay every call by this long.
         #[arg(long, value_parser = humantime::parse_duration)]
         latency: Option<Duration>,
+        /// Serve only these services (`users`, `orders`, `catalog`; default all three).
+        #[arg(long, value_delimiter = ',')]
+        services: Vec<String>,
+        /// On these ports, one per service in order (default: free ports). A restarted
+        /// backend comes back where it was.
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<u16>,
     },
     /// The BFF on a config file (as `bff-web --config FILE`).
     #[command(hide = true)]
@@ -82,6 +90,9 @@ pub enum Role {
         #[arg(long)]
         redis_url: Option<String>,
     },
+    /// A long run at a fixed rate (mixed load, reloads, a backend restarted now and then),
+    /// sampling the BFF's memory, file descriptors, tasks and latency: `bench/soak.sh`.
+    Soak(soak::SoakArgs),
     /// Writes an ES256 JWKS to `out` and prints a token it verifies (issuer `bench`,
     /// audience `portico`, valid for a day), and TLS certificates with `--certs`: the fixture
     /// of `callgrind.sh rest-jwt` and `rest-tls-jwt`.
@@ -108,12 +119,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.role {
-        Some(Role::Backend { latency }) => roles::backend(latency),
+        Some(Role::Backend {
+            latency,
+            ref services,
+            ref ports,
+        }) => roles::backend(latency, services, ports),
         Some(Role::Bff {
             config,
             workers,
             current_thread,
         }) => roles::bff(config, workers, current_thread),
+        Some(Role::Soak(ref soak)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("building the tokio runtime")?
+            .block_on(soak::run(soak)),
         Some(Role::JwtFixture { out, certs }) => roles::jwt_fixture(&out, certs.as_deref()),
         Some(Role::Limiter { ref redis_url }) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -10,22 +10,33 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::io::AsyncReadExt;
 
-/// Runs the three demo backends on free ports of 127.0.0.1, each call delayed by `latency`.
-/// Prints `SERVICE URL` per backend, then `ready`.
-pub fn backend(latency: Option<Duration>) -> anyhow::Result<()> {
+/// Runs the demo backends (`services`, default all three) on 127.0.0.1, on `ports` (default
+/// free ones), each call delayed by `latency`. Prints `SERVICE URL` per backend, then `ready`.
+pub fn backend(latency: Option<Duration>, services: &[String], ports: &[u16]) -> anyhow::Result<()> {
+    let services: Vec<portico_demo::DemoService> = if services.is_empty() {
+        portico_demo::DemoService::ALL.to_vec()
+    } else {
+        services
+            .iter()
+            .map(|s| s.parse().map_err(|e| anyhow::anyhow!("{e}")))
+            .collect::<anyhow::Result<_>>()?
+    };
     runtime(None)?.block_on(async {
-        let cluster = portico_demo::spawn_all([127, 0, 0, 1].into())
-            .await
-            .context("starting the demo backends")?;
-        for s in [&cluster.users, &cluster.orders, &cluster.catalog] {
+        let mut running = Vec::new();
+        for (i, service) in services.iter().enumerate() {
+            let port = ports.get(i).copied().unwrap_or(0);
+            let s = portico_demo::spawn(*service, ([127, 0, 0, 1], port).into())
+                .await
+                .with_context(|| format!("starting the {} backend on port {port}", service.as_str()))?;
             if let Some(latency) = latency {
                 s.knobs.set_latency(latency);
             }
             println!("{} {}", s.service, s.endpoint());
+            running.push(s);
         }
         println!("ready");
         wait_for_stdin_eof().await;
-        cluster.shutdown().await;
+        drop(running);
         Ok(())
     })
 }

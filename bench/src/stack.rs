@@ -155,7 +155,7 @@ impl Stack {
 }
 
 /// The BFF config over the running backends (descriptors written next to it).
-fn config_text(
+pub(crate) fn config_text(
     dir: &Path,
     endpoints: &HashMap<String, String>,
     extra: &str,

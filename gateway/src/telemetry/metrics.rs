@@ -12,6 +12,7 @@
 //! | `portico_rate_limit_store_errors_total` | counter | `outcome` (`allowed`, `denied`, `fallback`) |
 //! | `portico_spans_dropped_total` | counter | |
 //! | `portico_connections_open` | gauge | |
+//! | `portico_runtime_tasks` | gauge | |
 //! | `portico_connections_refused_total` | counter | `reason` (`max_connections`, `max_connections_per_ip`) |
 //! | `portico_upstream_retries_total` | counter | `portico_backend`, `rpc_service`, `rpc_method` |
 //! | `portico_graphql_operations_total` | counter | `graphql_operation_type`, `graphql_operation_name` (the BFF's named operations; `_OTHER` for any other name), `outcome` (`ok`, `partial`, `error`) |
@@ -175,6 +176,9 @@ pub struct Metrics {
     pub spans_dropped: Counter,
     /// Client connections open (set at scrape time from the server's count).
     pub connections_open: Gauge,
+    /// Tasks alive on the gateway's tokio runtime (set at scrape time): flat under a steady
+    /// load, back to its idle level after it; a climb is work left running.
+    pub runtime_tasks: Gauge,
     /// Client connections closed on arrival, by the limit they were over (counted by the
     /// server: see [`Metrics::connection_refusals`]).
     pub connections_refused: Family<RefusedLabels, Counter>,
@@ -261,6 +265,12 @@ impl Metrics {
             "Client connections open on the client port",
             connections_open.clone(),
         );
+        let runtime_tasks = Gauge::default();
+        registry.register(
+            "portico_runtime_tasks",
+            "Tasks alive on the gateway's tokio runtime",
+            runtime_tasks.clone(),
+        );
         let connections_refused = Family::<RefusedLabels, Counter>::default();
         registry.register(
             "portico_connections_refused",
@@ -316,6 +326,7 @@ impl Metrics {
             spans_dropped,
             connections_open,
             connections_refused,
+            runtime_tasks,
             retries,
             graphql_operations,
             graphql_errors,
