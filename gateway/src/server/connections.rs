@@ -51,7 +51,10 @@ impl Admission {
             None => None,
             Some(limit) => {
                 let key = address_key(ip);
-                let mut by = self.by_address.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut by = self
+                    .by_address
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let open = by.entry(key).or_insert(0);
                 if *open >= limit {
                     drop(by);

@@ -538,7 +538,8 @@ mod tests {
         let (_, s) = scan(b"POST / HTTP/1.1\r\ncontent-length: 1, 2\r\n\r\n");
         assert!(s.is_off());
         // A chunk size past 64 bits.
-        let (_, s) = scan(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n11111111111111111\r\n");
+        let (_, s) =
+            scan(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n11111111111111111\r\n");
         assert!(s.is_off());
         // A head larger than the bound, never completed.
         let mut s = Scanner::new(100, 20);

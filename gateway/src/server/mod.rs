@@ -194,7 +194,11 @@ pub async fn serve_tls(
     let handshake_timeout = limits.header_read_timeout.get();
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     // The framing watch follows heads up to the size hyper's parser accepts.
-    let max_head = limits.max_header_bytes.as_usize().saturating_mul(2).max(8192);
+    let max_head = limits
+        .max_header_bytes
+        .as_usize()
+        .saturating_mul(2)
+        .max(8192);
     let max_headers = limits.max_headers.saturating_mul(2);
     let graceful = GracefulShutdown::new();
     let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {
