@@ -6,6 +6,7 @@
 //! reflect way). The encoder itself is differential-tested on random messages of every demo
 //! and corpus type in `gateway/src/transcode/tests_direct.rs`.
 
+use portico_e2e::faults::raw_grpc_backend;
 use portico_e2e::{TestEnv, metric};
 use serde_json::json;
 
@@ -173,38 +174,11 @@ async fn redacted_types_are_decoded_and_redacted_before_they_are_written() {
     assert_eq!(replies(&env, "direct").await, 1.0);
 }
 
-/// A catalog backend that answers every call with `payload` as the reply message, whatever
-/// it is (served over h2c by axum, framed and trailed as gRPC); returns its address.
-async fn raw_backend(payload: &'static [u8]) -> String {
-    use axum::body::Body;
-    use http_body_util::StreamBody;
-
-    let app = axum::Router::new().fallback(move || async move {
-        let mut frame = vec![0u8];
-        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        frame.extend_from_slice(payload);
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-        let frames = futures::stream::iter([
-            Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(frame))),
-            Ok(http_body::Frame::trailers(trailers)),
-        ]);
-        http::Response::builder()
-            .header("content-type", "application/grpc")
-            .body(Body::new(StreamBody::new(frames)))
-            .unwrap()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-/// Both gateways with the catalog answered by [`raw_backend`].
+/// Both gateways with the catalog answered by a [`raw_grpc_backend`] sending `payload`.
 async fn raw_pair(payload: &'static [u8]) -> (TestEnv, TestEnv) {
     let mut envs = Vec::new();
     for encoder in ["direct", "reflect"] {
-        let endpoint = raw_backend(payload).await;
+        let endpoint = raw_grpc_backend(payload).await;
         let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
             .await
             .expect("demo backends start");

@@ -9,6 +9,7 @@ mod corpus;
 mod deploy;
 mod direct;
 mod errors;
+mod faults;
 mod fields;
 mod front_door;
 mod graphql;

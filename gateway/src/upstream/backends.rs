@@ -621,13 +621,16 @@ impl Upstream {
                         timeout,
                         self.max_response_bytes,
                     );
-                    let answer = matches!(
-                        err,
-                        UpstreamError::Status { .. } | UpstreamError::Unavailable { .. }
-                    );
+                    // A connection that broke mid-call, a stream cut without a status, or
+                    // the backend's UNAVAILABLE.
+                    let broken = match &err {
+                        UpstreamError::Unavailable { .. } => true,
+                        UpstreamError::Status { .. } => unavailable || transport,
+                        _ => false,
+                    };
                     let failure = if connect {
                         Failure::Connect
-                    } else if answer && (unavailable || transport) {
+                    } else if broken {
                         Failure::Unavailable
                     } else {
                         Failure::Other

@@ -60,6 +60,9 @@ pub enum UpstreamError {
     },
 }
 
+/// How tonic's status begins for a response that ended without `grpc-status`.
+const NO_STATUS: &str = "protocol error: missing grpc-status trailer";
+
 /// A duration in whole seconds, rounded up, at least 1 (the `Retry-After` value).
 pub fn whole_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).clamp(1, u128::from(u64::MAX)) as u64
@@ -97,11 +100,13 @@ impl UpstreamError {
         }
         // A status tonic made itself from a transport error carries that error as its source;
         // one decoded from the backend's trailers never does. Such a failure (connection
-        // refused or reset, a TLS handshake the backend refused: tonic says UNAVAILABLE or
-        // UNKNOWN) means the backend could not be talked to.
-        if matches!(
+        // refused or reset, a TLS handshake the backend refused, bytes that are not HTTP/2, a
+        // connection cut in the middle of a frame: tonic says UNAVAILABLE, UNKNOWN, or
+        // INTERNAL for HTTP/2 protocol errors) means the backend could not be talked to. Only
+        // CANCELLED and DEADLINE_EXCEEDED keep their code: they are about the deadline.
+        if !matches!(
             status.code(),
-            tonic::Code::Unavailable | tonic::Code::Unknown
+            tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
         ) && let Some(src) = std::error::Error::source(&status)
         {
             let mut detail = src.to_string();
@@ -112,6 +117,15 @@ impl UpstreamError {
                 next = e.source();
             }
             return UpstreamError::Unavailable { backend, detail };
+        }
+        // A response whose body ended without a gRPC status (no trailers): tonic makes an
+        // UNKNOWN of it, with no source. The backend's answer never arrived whole (a proxy or
+        // load balancer on the way may have cut the stream), as when the connection breaks.
+        if status.code() == tonic::Code::Unknown && status.message().starts_with(NO_STATUS) {
+            return UpstreamError::Unavailable {
+                backend,
+                detail: status.message().to_string(),
+            };
         }
         UpstreamError::Status { backend, status }
     }
@@ -227,5 +241,46 @@ mod tests {
         assert_eq!(whole_secs(open.retry_after().unwrap_or_default()), 2);
         assert_eq!(whole_secs(Duration::from_millis(10)), 1);
         assert!(open.to_string().contains("circuit breaker"), "{open}");
+    }
+
+    #[test]
+    fn transport_failures_are_an_unavailable_backend_whatever_tonic_calls_them() {
+        let transport = |code| {
+            let mut status = tonic::Status::new(code, "h2 protocol error: http2 error");
+            status.set_source(std::sync::Arc::new(std::io::Error::other("frame too big")));
+            UpstreamError::from_status("b", status, 1024)
+        };
+        // Bytes that are not HTTP/2 (INTERNAL), a reset connection (UNKNOWN), a refused one.
+        for code in [
+            tonic::Code::Internal,
+            tonic::Code::Unknown,
+            tonic::Code::Unavailable,
+        ] {
+            let e = transport(code);
+            assert!(
+                matches!(&e, UpstreamError::Unavailable { detail, .. } if detail == "frame too big"),
+                "{code:?}: {e:?}"
+            );
+        }
+        // The deadline's codes stay theirs.
+        for code in [tonic::Code::Cancelled, tonic::Code::DeadlineExceeded] {
+            assert!(
+                matches!(transport(code), UpstreamError::Status { .. }),
+                "{code:?}"
+            );
+        }
+        // A body that ended without a status (tonic's words), as when a proxy cuts the stream.
+        let cut = tonic::Status::unknown(
+            "protocol error: missing grpc-status trailer, stream was terminated without a final status (possible truncation by a proxy or load balancer)",
+        );
+        assert!(matches!(
+            UpstreamError::from_status("b", cut, 1024),
+            UpstreamError::Unavailable { .. }
+        ));
+        // The backend's own statuses are its answer, INTERNAL and UNKNOWN included.
+        for code in [tonic::Code::Internal, tonic::Code::Unknown] {
+            let e = UpstreamError::from_status("b", tonic::Status::new(code, "boom"), 1024);
+            assert!(matches!(e, UpstreamError::Status { .. }), "{code:?}");
+        }
     }
 }
