@@ -12,7 +12,11 @@ use tokio::io::AsyncReadExt;
 
 /// Runs the demo backends (`services`, default all three) on 127.0.0.1, on `ports` (default
 /// free ones), each call delayed by `latency`. Prints `SERVICE URL` per backend, then `ready`.
-pub fn backend(latency: Option<Duration>, services: &[String], ports: &[u16]) -> anyhow::Result<()> {
+pub fn backend(
+    latency: Option<Duration>,
+    services: &[String],
+    ports: &[u16],
+) -> anyhow::Result<()> {
     let services: Vec<portico_demo::DemoService> = if services.is_empty() {
         portico_demo::DemoService::ALL.to_vec()
     } else {
@@ -27,7 +31,9 @@ pub fn backend(latency: Option<Duration>, services: &[String], ports: &[u16]) ->
             let port = ports.get(i).copied().unwrap_or(0);
             let s = portico_demo::spawn(*service, ([127, 0, 0, 1], port).into())
                 .await
-                .with_context(|| format!("starting the {} backend on port {port}", service.as_str()))?;
+                .with_context(|| {
+                    format!("starting the {} backend on port {port}", service.as_str())
+                })?;
             if let Some(latency) = latency {
                 s.knobs.set_latency(latency);
             }

@@ -139,7 +139,11 @@ fn request(addr: SocketAddr, kind: usize, n: u64) -> HttpRequest {
 }
 
 /// One sender: a keep-alive connection taking jobs from the queue, reconnecting on errors.
-async fn sender(addr: SocketAddr, jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>, window: Arc<Mutex<Window>>) {
+async fn sender(
+    addr: SocketAddr,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    window: Arc<Mutex<Window>>,
+) {
     let mut conn = None;
     loop {
         let Some(job) = jobs.lock().await.recv().await else {
@@ -204,7 +208,10 @@ async fn gauges(admin: SocketAddr) -> HashMap<String, i64> {
     };
     for line in String::from_utf8_lossy(&body.to_bytes()).lines() {
         for name in ["portico_runtime_tasks", "portico_connections_open"] {
-            if let Some(v) = line.strip_prefix(name).and_then(|r| r.trim().parse::<f64>().ok()) {
+            if let Some(v) = line
+                .strip_prefix(name)
+                .and_then(|r| r.trim().parse::<f64>().ok())
+            {
                 out.insert(name.to_string(), v as i64);
             }
         }
@@ -221,7 +228,9 @@ async fn admin_post(admin: SocketAddr, path: &str) -> bool {
         graphql: false,
     };
     match http_connect(admin).await {
-        Ok(mut c) => send(&mut c, &req).await.is_ok_and(|r| r.status().is_success()),
+        Ok(mut c) => send(&mut c, &req)
+            .await
+            .is_ok_and(|r| r.status().is_success()),
         Err(_) => false,
     }
 }
@@ -268,12 +277,20 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
         .context("no catalog port")?
         .to_string();
     let config = dir.join("bff.yaml");
-    let text = crate::stack::config_text(&dir, &endpoints, "admin:\n  listen: 127.0.0.1:0\nlog:\n  access: false\n")?;
+    let text = crate::stack::config_text(
+        &dir,
+        &endpoints,
+        "admin:\n  listen: 127.0.0.1:0\nlog:\n  access: false\n",
+    )?;
     std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     let mut bff = Proc::start(
         "BFF",
         &exe,
-        &["bff".into(), "--config".into(), config.display().to_string()],
+        &[
+            "bff".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
         // Errors only: the catalog's restarts would print a warning per failed call.
         &[("RUST_LOG", "error")],
     )?;
@@ -291,7 +308,10 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
     })
     .await?;
     bff.drain_stdout();
-    let (addr, admin) = (addr.context("no address")?, admin.context("no admin address")?);
+    let (addr, admin) = (
+        addr.context("no address")?,
+        admin.context("no admin address")?,
+    );
     let pid = bff.pid()?;
     eprintln!(
         "soak: {} at {} req/s ({}), reload every {:?}, catalog restarted every {:?}, sample every {:?}",
@@ -336,9 +356,11 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
 
     let header = "| t | RSS MB | fds | tasks | conns | req/s | errors | p50 ms | p99 ms | event |";
     println!("{header}\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
-    let mut csv = String::from("t_s,rss_bytes,fds,tasks,connections,requests,errors,p50_us,p99_us,event\n");
+    let mut csv =
+        String::from("t_s,rss_bytes,fds,tasks,connections,requests,errors,p50_us,p99_us,event\n");
     let mut rows: Vec<Row> = Vec::new();
-    let (mut next_reload, mut next_restart) = (start + args.reload_every, start + args.restart_every);
+    let (mut next_reload, mut next_restart) =
+        (start + args.reload_every, start + args.restart_every);
     let mut next_sample = start + args.sample;
     let mut event = String::new();
     while next_sample <= end {

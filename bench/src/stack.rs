@@ -154,7 +154,9 @@ impl Stack {
     }
 }
 
-/// The BFF config over the running backends (descriptors written next to it).
+/// The BFF config over the running backends (descriptors written next to it). Every client
+/// of a benchmark comes from 127.0.0.1, and the memory step alone opens `--connections` (1,000)
+/// of them: no per-address connection limit.
 pub(crate) fn config_text(
     dir: &Path,
     endpoints: &HashMap<String, String>,
@@ -175,7 +177,8 @@ pub(crate) fn config_text(
          backends:\n\
          \x20 users: {{ endpoints: [{}], services: [demo.v1.UserService] }}\n\
          \x20 orders: {{ endpoints: [{}], services: [demo.v1.OrderService] }}\n\
-         \x20 catalog: {{ endpoints: [{}], services: [demo.v1.CatalogService] }}\ngraphql:\n  links:{}\n{extra}",
+         \x20 catalog: {{ endpoints: [{}], services: [demo.v1.CatalogService] }}\ngraphql:\n  links:{}\n\
+         limits:\n  max_connections_per_ip: null\n{extra}",
         url("users")?,
         url("orders")?,
         url("catalog")?,

@@ -78,8 +78,12 @@ async fn metrics(State(Admin { gateway, .. }): State<Admin>, req: Request) -> Re
         .connections_open
         .set(gateway.readiness().open_connections());
     metrics.runtime_tasks.set(
-        i64::try_from(tokio::runtime::Handle::current().metrics().num_alive_tasks())
-            .unwrap_or(i64::MAX),
+        i64::try_from(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+        )
+        .unwrap_or(i64::MAX),
     );
     let (content_type, body) = metrics.render(openmetrics);
     ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
