@@ -434,6 +434,7 @@ impl Snapshot {
             max_depth: config.limits.max_json_depth,
             query_plus_is_space: config.rest.query_plus_is_space,
             ignored_query_params,
+            max_struct_values: config.limits.max_struct_values,
         };
         let encode = EncodeOptions {
             use_proto_field_names: config.rest.use_proto_field_names,

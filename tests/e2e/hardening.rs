@@ -317,3 +317,48 @@ async fn bodies_trickled_a_byte_every_two_seconds_are_cut_off_by_the_total_deadl
     }
     assert_eq!(env.knobs(DemoService::Users).calls("CreateUser"), 0);
 }
+
+#[tokio::test]
+async fn a_raw_utf8_path_reaches_the_backend_as_sent() {
+    // Found by cargo-fuzz (`path`): the path normaliser copied bytes above 0x7F one by one as
+    // Latin-1 characters, so `café` arrived as `cafÃ©`.
+    let env = TestEnv::start().await;
+    let text = exchange(
+        &env,
+        "GET /v1/products/caf\u{e9}%2D1 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            .as_bytes(),
+    )
+    .await;
+    let all = responses(&text);
+    assert_eq!(all.len(), 1, "{text}");
+    assert!(all[0].0.contains(" 404 "), "{text}");
+    let body: Value = serde_json::from_str(&all[0].2).unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("caf\u{e9}-1"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn free_form_json_is_bounded_by_its_value_count() {
+    // A `google.protobuf.Struct` value decodes to a message of its own (~800 bytes of heap for
+    // `0,`): 1 MiB of zeros would have taken ~400 MiB. Past `limits.max_struct_values` the
+    // body is refused by the scan, before anything is built.
+    let env = TestEnv::start_with("limits:\n  max_struct_values: 100\n").await;
+    let body = |n: usize| serde_json::json!({"user": {"displayName": "x", "email": "x@example.com", "preferences": {"a": vec![0; n]}}});
+    let r = env.json("POST", "/v1/users", &body(98)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = env.json("POST", "/v1/users", &body(99)).await;
+    portico_e2e::assert_error(
+        &r,
+        400,
+        3,
+        "more than 100 values inside google.protobuf.Struct",
+    );
+    assert_eq!(
+        r.json()["details"][0]["fieldViolations"][0]["field"],
+        "user.preferences.a[98]",
+        "{}",
+        r.text
+    );
+}

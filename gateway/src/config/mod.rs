@@ -375,6 +375,11 @@ pub struct LimitsConfig {
     /// Deepest JSON nesting accepted in a body (400 past it).
     #[serde(default = "d_depth")]
     pub max_json_depth: usize,
+    /// Most JSON values inside `google.protobuf.Struct`/`Value`/`ListValue` fields of one body
+    /// (400 past it): each decodes to a message of its own, about 800 bytes of heap for as
+    /// little as 2 bytes of JSON.
+    #[serde(default = "d_struct_values")]
+    pub max_struct_values: usize,
     /// Most request headers (431 past it, with a JSON body; past twice as many the HTTP
     /// parser refuses the request itself, with a bare 431).
     #[serde(default = "d_headers")]
@@ -423,6 +428,9 @@ fn d_body() -> ByteSize {
 fn d_depth() -> usize {
     32
 }
+fn d_struct_values() -> usize {
+    10_000
+}
 fn d_headers() -> usize {
     100
 }
@@ -462,6 +470,7 @@ impl Default for LimitsConfig {
         Self {
             max_body_bytes: d_body(),
             max_json_depth: d_depth(),
+            max_struct_values: d_struct_values(),
             max_headers: d_headers(),
             max_header_bytes: d_header_bytes(),
             header_read_timeout: d_header_timeout(),

@@ -83,9 +83,15 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
         if bytes[i] == b'%' {
             return Err(PathError::MalformedEscape(i));
         }
-        // The path of a parsed URI is ASCII; copy it byte by byte as characters.
-        out.push(char::from(bytes[i]));
-        i += 1;
+        // Everything up to the next `%` as it is: the request line may carry raw UTF-8 (hyper
+        // accepts bytes above 0x7F in a path), and `%` is ASCII, so the run ends on a
+        // character boundary.
+        let end = bytes[i..]
+            .iter()
+            .position(|&b| b == b'%')
+            .map_or(bytes.len(), |p| i + p);
+        out.push_str(&path[i..end]);
+        i = end;
     }
     Ok(out)
 }
@@ -120,6 +126,14 @@ mod tests {
         }
         // Found by the fuzz tests: once decoded, `%%32%46` would have been `%2F`.
         assert!(normalize("/v1/files/%%32%46etc").is_err());
+    }
+
+    #[test]
+    fn raw_utf8_is_kept_as_it_is() {
+        // Found by cargo-fuzz (`path`): bytes were copied one by one as Latin-1 characters.
+        assert_eq!(n("/v1/caf\u{e9}/%41\u{fffd}"), "/v1/caf\u{e9}/A\u{fffd}");
+        assert_eq!(n("\u{fffd}%D1/\0]"), "\u{fffd}%D1/\0]");
+        assert_eq!(n(&n("\u{fffd}%D1/\0]")), n("\u{fffd}%D1/\0]"));
     }
 
     #[test]

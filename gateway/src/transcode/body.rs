@@ -47,6 +47,7 @@ impl Recording<'_> {
 fn scan_options<'a>(opts: &DecodeOptions, rec: &Recording<'a>) -> ScanOptions<'a> {
     ScanOptions {
         max_depth: opts.max_depth,
+        max_struct_values: opts.max_struct_values,
         ignore_unknown: opts.ignore_unknown_fields,
         record_all: rec.all,
         watch: rec.watch,

@@ -13,6 +13,9 @@ pub enum TranscodeErrorKind {
     DuplicateKey,
     /// The JSON nests objects/arrays deeper than [`super::DecodeOptions::max_depth`].
     TooDeep,
+    /// More values inside `google.protobuf.Struct`/`Value`/`ListValue` fields than
+    /// [`super::DecodeOptions::max_struct_values`].
+    TooManyValues,
     /// A value has the wrong type or cannot be converted to the field's type.
     InvalidValue,
     /// The same field gets two different values from two sources (path vs body, path vs

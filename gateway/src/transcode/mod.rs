@@ -81,6 +81,12 @@ pub struct DecodeOptions {
     /// Query parameter names that are silently ignored (e.g. `access_token`, `callback`).
     /// Empty by default.
     pub ignored_query_params: Vec<String>,
+    /// Most JSON values (objects, arrays and scalars, counted at every level) inside
+    /// `google.protobuf.Struct`, `Value` and `ListValue` fields of one body (default 10,000;
+    /// [`TranscodeErrorKind::TooManyValues`] past it). Each such value decodes to a whole
+    /// message of its own (about 800 bytes on the heap for a 2-byte `0,`), so this bounds
+    /// what free-form JSON can make the gateway allocate.
+    pub max_struct_values: usize,
 }
 
 impl Default for DecodeOptions {
@@ -90,6 +96,7 @@ impl Default for DecodeOptions {
             max_depth: 32,
             query_plus_is_space: false,
             ignored_query_params: Vec::new(),
+            max_struct_values: 10_000,
         }
     }
 }

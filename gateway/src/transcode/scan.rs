@@ -1,6 +1,7 @@
 //! One cheap pass over a JSON body before prost-reflect parses it: rejects duplicate keys
 //! (also a field given under both its JSON and its proto name), nesting deeper than the limit,
-//! unknown fields (with their JSON path), non-objects where a message is expected, and records
+//! more free-form values (inside `Struct`/`Value`/`ListValue` fields) than the limit, unknown
+//! fields (with their JSON path), non-objects where a message is expected, and records
 //! which field paths the body sets (for update masks and path/body conflict checks).
 
 use std::borrow::Cow;
@@ -23,7 +24,11 @@ pub(crate) enum Ctx {
     List(Kind),
     /// A map field with values of this kind.
     Map(Kind),
-    /// Anything else: well-known types, Struct, unknown fields, scalars. Only structural checks.
+    /// Free-form JSON: the content of a `google.protobuf.Struct`, `Value` or `ListValue`, where
+    /// every value decodes to a message of its own. Structural checks, and every value counts
+    /// against [`ScanOptions::max_struct_values`].
+    Dynamic,
+    /// Anything else: other well-known types, unknown fields, scalars. Only structural checks.
     Opaque,
 }
 
@@ -46,6 +51,16 @@ impl Ctx {
     fn for_kind(kind: &Kind) -> Ctx {
         match kind {
             Kind::Message(m) if !is_well_known_type(m.full_name()) => Ctx::Message(m.clone()),
+            Kind::Message(m)
+                if matches!(
+                    m.full_name(),
+                    "google.protobuf.Struct"
+                        | "google.protobuf.Value"
+                        | "google.protobuf.ListValue"
+                ) =>
+            {
+                Ctx::Dynamic
+            }
             _ => Ctx::Opaque,
         }
     }
@@ -63,6 +78,8 @@ fn descends(field: &FieldDescriptor) -> bool {
 pub(crate) struct ScanOptions<'a> {
     /// Maximum nesting of objects + arrays.
     pub max_depth: usize,
+    /// Maximum values inside `Struct`/`Value`/`ListValue` content ([`Ctx::Dynamic`]).
+    pub max_struct_values: usize,
     /// Unknown keys in message objects are skipped instead of rejected.
     pub ignore_unknown: bool,
     /// Record every leaf field path set by the body (proto names, relative to the root).
@@ -91,6 +108,8 @@ pub(crate) fn scan(
     let record = matches!(root, Ctx::Message(_)) && (opts.record_all || !opts.watch.is_empty());
     let mut state = State {
         max_depth: opts.max_depth,
+        max_struct_values: opts.max_struct_values,
+        struct_values: 0,
         ignore_unknown: opts.ignore_unknown,
         err: None,
         err_path: Vec::new(),
@@ -125,6 +144,7 @@ enum Problem {
         message_type: String,
     },
     TooDeep,
+    TooManyValues,
     NotObject {
         found: &'static str,
         message_type: String,
@@ -138,6 +158,9 @@ enum Seg {
 
 struct State<'o> {
     max_depth: usize,
+    max_struct_values: usize,
+    /// Values read so far inside [`Ctx::Dynamic`] content.
+    struct_values: usize,
     ignore_unknown: bool,
     err: Option<Problem>,
     /// Segments of the failing value's JSON path, innermost first.
@@ -232,6 +255,13 @@ impl State<'_> {
                     self.max_depth
                 ),
             ),
+            Problem::TooManyValues => (
+                K::TooManyValues,
+                format!(
+                    "more than {} values inside google.protobuf.Struct, Value or ListValue fields (at \"{path}\"): send less free-form JSON",
+                    self.max_struct_values
+                ),
+            ),
             Problem::NotObject {
                 found,
                 message_type,
@@ -314,6 +344,12 @@ impl<'de> DeserializeSeed<'de> for Scan<'_, '_> {
     type Value = Shape;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        if matches!(self.ctx, Ctx::Dynamic) {
+            self.st.struct_values += 1;
+            if self.st.struct_values > self.st.max_struct_values {
+                return Err(self.st.fail(Problem::TooManyValues));
+            }
+        }
         d.deserialize_any(self)
     }
 }
@@ -509,6 +545,7 @@ impl<'de> Visitor<'de> for Scan<'_, '_> {
         let elem_ctx = match &self.ctx {
             Ctx::Message(_) => return self.scalar("an array"),
             Ctx::List(kind) => Ctx::for_kind(kind),
+            Ctx::Dynamic => Ctx::Dynamic,
             _ => Ctx::Opaque,
         };
         let mut index = 0usize;
@@ -536,6 +573,7 @@ impl<'de> Visitor<'de> for Scan<'_, '_> {
         match self.ctx.clone() {
             Ctx::Message(desc) => self.visit_message(&desc, depth, map),
             Ctx::Map(value_kind) => self.visit_plain_map(Ctx::for_kind(&value_kind), depth, map),
+            Ctx::Dynamic => self.visit_plain_map(Ctx::Dynamic, depth, map),
             Ctx::List(_) | Ctx::Opaque => self.visit_plain_map(Ctx::Opaque, depth, map),
         }
     }
