@@ -149,6 +149,12 @@ pub fn json_to_proto(data: &[u8]) {
         let Some(written) = assert_writers_agree(&m, opts) else {
             continue;
         };
+        if non_finite_wrapper(&m) {
+            // Known: prost-reflect writes a `FloatValue`/`DoubleValue` holding an infinity or
+            // NaN as `null` (through serde), which reads back as no value (both writers agree;
+            // see the README, "Under attack").
+            continue;
+        }
         // Canonical JSON is stable: it reads back as the same message, which writes the same.
         let text = written.to_string();
         let again =
@@ -180,6 +186,28 @@ pub fn json_to_proto(data: &[u8]) {
             desc.full_name()
         );
     }
+}
+
+/// Whether `m` holds, at any depth, a `FloatValue` or `DoubleValue` that is not finite.
+fn non_finite_wrapper(m: &DynamicMessage) -> bool {
+    use prost_reflect::Value;
+    fn value(v: &Value) -> bool {
+        match v {
+            Value::Message(m) => non_finite_wrapper(m),
+            Value::List(items) => items.iter().any(value),
+            Value::Map(entries) => entries.values().any(value),
+            _ => false,
+        }
+    }
+    let name = m.descriptor().full_name().to_owned();
+    if name == "google.protobuf.FloatValue" || name == "google.protobuf.DoubleValue" {
+        return match m.get_field_by_name("value").as_deref() {
+            Some(Value::F32(x)) => !x.is_finite(),
+            Some(Value::F64(x)) => !x.is_finite(),
+            _ => false,
+        };
+    }
+    m.fields().any(|(_, v)| value(v))
 }
 
 /// A backend's reply bytes, as the REST door writes them (both writers).
