@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use portico_demo::DemoService;
 use portico_e2e::{TestEnv, metric};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -360,5 +360,26 @@ async fn free_form_json_is_bounded_by_its_value_count() {
         "user.preferences.a[98]",
         "{}",
         r.text
+    );
+    // GraphQL arguments: the same bound.
+    let mutation = |n: usize| {
+        format!(
+            "mutation {{ createUser(user: {{displayName: \"x\", email: \"x@example.com\", preferences: {{a: [{}]}}}}) {{ id }} }}",
+            vec!["0"; n].join(", ")
+        )
+    };
+    let ok = env.graphql(&mutation(98), json!({})).await;
+    assert!(ok["data"]["createUser"]["id"].is_string(), "{ok}");
+    let refused = env.graphql(&mutation(99), json!({})).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
+    );
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 100 values inside google.protobuf.Struct"),
+        "{refused}"
     );
 }

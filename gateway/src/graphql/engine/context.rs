@@ -24,6 +24,8 @@ pub type Fallbacks = Arc<std::sync::Mutex<Vec<(String, Fallback)>>>;
 #[derive(Clone)]
 pub struct GraphqlCtx {
     calls: Arc<Calls>,
+    /// `limits.max_struct_values`: the free-form values the arguments of one field may hold.
+    max_struct_values: usize,
     /// Batches link calls: one call per batch method per round of resolution, when the
     /// operation runs under [`crate::fanout::batch::Driven`].
     pub links: Arc<Batcher<LinkKey, LinkValue>>,
@@ -39,13 +41,15 @@ impl std::fmt::Debug for GraphqlCtx {
 
 impl GraphqlCtx {
     /// A context for one operation of `request`: its calls leave through `outbound`, errors
-    /// render typed details with `pool`, links resolve by `links` (the schema's).
+    /// render typed details with `pool`, links resolve by `links` (the schema's), arguments
+    /// hold at most `max_struct_values` free-form values.
     pub fn new(
         request: Arc<RequestCtx>,
         outbound: Outbound,
         pool: DescriptorPool,
         links: Arc<Vec<LinkPlan>>,
         fallbacks: Fallbacks,
+        max_struct_values: usize,
     ) -> Self {
         let calls = Arc::new(Calls {
             request,
@@ -64,8 +68,15 @@ impl GraphqlCtx {
         });
         Self {
             calls,
+            max_struct_values,
             links: Arc::new(Batcher::new(load)),
         }
+    }
+
+    /// The most free-form values (inside `Struct`/`Value`/`ListValue`) one field's arguments
+    /// may hold (`limits.max_struct_values`).
+    pub fn max_struct_values(&self) -> usize {
+        self.max_struct_values
     }
 
     /// Calls `target` once per distinct request within this operation.

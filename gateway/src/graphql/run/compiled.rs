@@ -188,7 +188,8 @@ impl<'a> Run<'a> {
         }
         let path = vec![Seg::Key(r.key.clone())];
         let target = &r.def.target;
-        let reply = match args_to_message(&target.method.input(), &args) {
+        let reply = match args_to_message(&target.method.input(), &args, self.g.max_struct_values())
+        {
             Ok(req) => self.g.call(target, &r.def.site, req).await.map_err(|e| {
                 field_error(
                     &e,

@@ -89,6 +89,7 @@ fn operation_ctx_with(
         p.snapshot.registry.pool().clone(),
         g.links.clone(),
         fallbacks,
+        p.snapshot.config.limits.max_struct_values,
     ))
 }
 

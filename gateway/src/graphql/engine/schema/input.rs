@@ -17,13 +17,43 @@ pub fn bad_input(message: impl Into<String>) -> Error {
         .extend_with(|_, e| e.set("code", crate::error::ErrorKind::BadUserInput.code()))
 }
 
-/// Builds the request message of a root field from its arguments.
+/// Builds the request message of a root field from its arguments. At most
+/// `max_struct_values` values (counted at every level) may be given inside
+/// `google.protobuf.Struct`/`Value`/`ListValue` arguments in all (`limits.max_struct_values`):
+/// each decodes to a message of its own.
 pub fn args_to_message(
     desc: &MessageDescriptor,
     args: &IndexMap<Name, Gql>,
+    max_struct_values: usize,
 ) -> Result<DynamicMessage, Error> {
-    let json = Json::Object(object_to_json(desc, args.iter())?);
+    let budget = Budget(std::cell::Cell::new(max_struct_values), max_struct_values);
+    let json = Json::Object(object_to_json(desc, args.iter(), &budget)?);
     decode(desc, json)
+}
+
+/// What is left of the arguments' allowance of free-form values, and the allowance.
+struct Budget(std::cell::Cell<usize>, usize);
+
+impl Budget {
+    /// Spends one allowance per value of `v` (at every level).
+    fn spend(&self, v: &Gql) -> Result<(), Error> {
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            let left = self.0.get().checked_sub(1).ok_or_else(|| {
+                bad_input(format!(
+                    "more than {} values inside google.protobuf.Struct, Value or ListValue arguments: send less free-form JSON",
+                    self.1
+                ))
+            })?;
+            self.0.set(left);
+            match v {
+                Gql::List(items) => stack.extend(items),
+                Gql::Object(fields) => stack.extend(fields.values()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Decodes canonical JSON into a message, mapping failures to `BAD_USER_INPUT`.
@@ -35,11 +65,12 @@ pub fn decode(desc: &MessageDescriptor, json: Json) -> Result<DynamicMessage, Er
 fn object_to_json<'v>(
     desc: &MessageDescriptor,
     fields: impl Iterator<Item = (&'v Name, &'v Gql)>,
+    budget: &Budget,
 ) -> Result<Map<String, Json>, Error> {
     let mut out = Map::new();
     for (name, value) in fields {
         if let Some(field) = desc.get_field_by_json_name(name.as_str()) {
-            out.insert(name.to_string(), field_to_json(&field, value)?);
+            out.insert(name.to_string(), field_to_json(&field, value, budget)?);
             continue;
         }
         let oneof = desc
@@ -59,7 +90,7 @@ fn object_to_json<'v>(
                                 oneof.name()
                             ))
                         })?;
-                    out.insert(member.to_string(), field_to_json(&field, v)?);
+                    out.insert(member.to_string(), field_to_json(&field, v, budget)?);
                 }
             }
             _ => {
@@ -73,7 +104,7 @@ fn object_to_json<'v>(
     Ok(out)
 }
 
-fn field_to_json(field: &FieldDescriptor, value: &Gql) -> Result<Json, Error> {
+fn field_to_json(field: &FieldDescriptor, value: &Gql, budget: &Budget) -> Result<Json, Error> {
     if matches!(value, Gql::Null) {
         return Ok(Json::Null);
     }
@@ -108,7 +139,7 @@ fn field_to_json(field: &FieldDescriptor, value: &Gql) -> Result<Json, Error> {
                 }
             };
             let v = match kv.get("value") {
-                Some(v) => single_to_json(&value_field.kind(), v)?,
+                Some(v) => single_to_json(&value_field.kind(), v, budget)?,
                 None => Json::Null,
             };
             obj.insert(key, v);
@@ -122,21 +153,31 @@ fn field_to_json(field: &FieldDescriptor, value: &Gql) -> Result<Json, Error> {
         };
         return items
             .into_iter()
-            .map(|v| single_to_json(&field.kind(), v))
+            .map(|v| single_to_json(&field.kind(), v, budget))
             .collect::<Result<Vec<_>, _>>()
             .map(Json::Array);
     }
-    single_to_json(&field.kind(), value)
+    single_to_json(&field.kind(), value, budget)
 }
 
-fn single_to_json(kind: &Kind, value: &Gql) -> Result<Json, Error> {
+fn single_to_json(kind: &Kind, value: &Gql, budget: &Budget) -> Result<Json, Error> {
     match (kind, value) {
         (_, Gql::Null) => Ok(Json::Null),
         (Kind::Message(m), v) => match Wkt::of(m) {
             Some(Wkt::Empty) => Ok(Json::Object(Map::new())),
-            Some(_) => to_json(v),
+            Some(_) => {
+                if matches!(
+                    m.full_name(),
+                    "google.protobuf.Struct"
+                        | "google.protobuf.Value"
+                        | "google.protobuf.ListValue"
+                ) {
+                    budget.spend(v)?;
+                }
+                to_json(v)
+            }
             None => match v {
-                Gql::Object(obj) => Ok(Json::Object(object_to_json(m, obj.iter())?)),
+                Gql::Object(obj) => Ok(Json::Object(object_to_json(m, obj.iter(), budget)?)),
                 _ => Err(bad_input(format!(
                     "expected an input object for {}",
                     m.full_name()

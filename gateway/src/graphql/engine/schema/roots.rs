@@ -54,7 +54,11 @@ pub fn root_field(name: &str, target: &Arc<Target>, site: CallSite, ty: TypeRef)
         FieldFuture::new(async move {
             let run = async {
                 let g = ctx_of(&ctx)?;
-                let req = args_to_message(&target.method.input(), ctx.args.as_index_map())?;
+                let req = args_to_message(
+                    &target.method.input(),
+                    ctx.args.as_index_map(),
+                    g.max_struct_values(),
+                )?;
                 let reply = g.call(&target, &site, req).await.map_err(|e| {
                     field_error(
                         &e,
@@ -86,7 +90,11 @@ pub fn subscription_field(
         SubscriptionFieldFuture::new(async move {
             let g = ctx_of(&ctx)?;
             let service = target.method.parent_service().full_name().to_string();
-            let req = args_to_message(&target.method.input(), ctx.args.as_index_map())?;
+            let req = args_to_message(
+                &target.method.input(),
+                ctx.args.as_index_map(),
+                g.max_struct_values(),
+            )?;
             let call = g.request().call_to(&target, CallBody::Unary(req));
             let pool = g.pool().clone();
             let reply = g
