@@ -97,7 +97,7 @@ fn bench_graphql(c: &mut Criterion) {
     let mut args = IndexMap::new();
     args.insert(Name::new("id"), Value::String("1".into()));
     g.bench_function("get_user", |b| {
-        b.iter(|| args_to_message(&get_user, black_box(&args)).unwrap())
+        b.iter(|| args_to_message(&get_user, black_box(&args), 10_000).unwrap())
     });
     let list_users = pool
         .get_message_by_name("demo.v1.ListUsersRequest")
@@ -109,7 +109,7 @@ fn bench_graphql(c: &mut Criterion) {
     args.insert(Name::new("pageToken"), Value::String("abc".into()));
     args.insert(Name::new("filter"), Value::Object(filter));
     g.bench_function("list_users_filtered", |b| {
-        b.iter(|| args_to_message(&list_users, black_box(&args)).unwrap())
+        b.iter(|| args_to_message(&list_users, black_box(&args), 10_000).unwrap())
     });
     g.finish();
 }
