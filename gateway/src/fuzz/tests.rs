@@ -559,3 +559,27 @@ fn a_non_finite_wrapper_is_written_as_null_by_both_writers() {
     );
     json_to_proto(&with_type(t, body.as_bytes()));
 }
+
+/// Found by cargo-fuzz (`proto_to_json`): a key of field number 0 inside a `Timestamp`; the
+/// direct writer's own reader of `Timestamp`/`Duration` did not check keys and wrote the epoch.
+#[test]
+fn a_bad_key_inside_a_timestamp_fails_both_writers() {
+    for name in ["google.protobuf.Timestamp", "google.protobuf.Duration"] {
+        let t = t_of(name);
+        let desc = pick(&[t]).unwrap().0;
+        let bytes = [0x00, 0x25];
+        assert!(DynamicMessage::decode(desc.clone(), &bytes[..]).is_err());
+        assert!(
+            types()
+                .plans
+                .type_plan(desc)
+                .unwrap()
+                .encode(&bytes, &ENCODINGS[0])
+                .is_err()
+        );
+        proto_to_json(&with_type(t, &bytes));
+        // An unknown field of another wire type is skipped by both.
+        let unknown = [0x08, 0x01, 0x1a, 0x01, 0x00];
+        proto_to_json(&with_type(t, &unknown));
+    }
+}

@@ -851,14 +851,11 @@ fn two_varints(bytes: &[u8]) -> Result<(u64, u64), Unsupported> {
     let (mut a, mut b) = (0, 0);
     let mut pos = 0;
     while pos < bytes.len() {
-        let tag = varint(bytes, &mut pos)?;
-        if tag & 7 != 0 {
-            return Err(Unsupported("a time field that is not a varint"));
-        }
-        let v = varint(bytes, &mut pos)?;
-        match tag >> 3 {
-            1 => a = v,
-            2 => b = v,
+        // Keys checked as decoding checks them; other fields are unknown fields, skipped.
+        match read_field(bytes, &mut pos)? {
+            (1, Wire::Varint(v)) => a = v,
+            (2, Wire::Varint(v)) => b = v,
+            (1 | 2, _) => return Err(Unsupported("a time field that is not a varint")),
             _ => {}
         }
     }
