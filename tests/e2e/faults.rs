@@ -4,8 +4,8 @@
 //! `google.rpc.Status` over REST and its field error over GraphQL, with no transport detail in
 //! either; a broken reply is retried only for idempotent methods; the breaker opens under a
 //! fault and then never connects until it closes again;
-//! outlier ejection leaves only the healthy endpoint; a client that goes away takes its
-//! upstream call and every task of its request with it; hundreds of failures leave nothing
+//! outlier ejection leaves only the healthy endpoint; a client that goes away (HTTP/1.1 or
+//! HTTP/2, REST or GraphQL) takes its upstream call and every task of its request with it; hundreds of failures leave nothing
 //! behind. Also the two faulty replies that need no proxy: one over `max_response_bytes`, and
 //! one that is not its message type.
 
@@ -364,6 +364,73 @@ async fn a_client_that_goes_away_takes_its_upstream_call_and_tasks_with_it() {
     .await;
     assert_eq!(users_admin(&env).await["in_flight"], 0);
     assert_eq!(proxy.counts().open, 1, "the upstream connection is kept");
+}
+
+#[tokio::test]
+async fn graphql_and_http2_clients_that_go_away_take_their_calls_with_them() {
+    let (env, proxy, _backend) = behind_proxy(Fault::BlackHole, "    timeout: 60s\n").await;
+    let addr = env.base.trim_start_matches("http://").to_string();
+
+    // GraphQL over HTTP/1.1: the query's backend call, black-holed; the client hangs up.
+    let body = json!({ "query": r#"{ user(id: "1") { displayName } }"# }).to_string();
+    let mut graphql = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    graphql
+        .write_all(
+            format!(
+                "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    proxy.wait_for("the GraphQL call", |c| c.calls == 1).await;
+    drop(graphql);
+    proxy
+        .wait_for("the GraphQL call cancelled", |c| c.cancels == 1)
+        .await;
+    wait_until("the GraphQL client's connection closed", async || {
+        env.gateway.readiness().open_connections() == 0
+    })
+    .await;
+    assert_eq!(users_admin(&env).await["in_flight"], 0);
+
+    // An HTTP/2 client: its connection stays open (and its tasks alive) after the request it
+    // gives up on; the stream's reset is what the gateway must act on.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let warm = h2
+        .get(env.url("/graphql?query=%7B__typename%7D"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), 200);
+    assert_eq!(warm.version(), reqwest::Version::HTTP_2);
+    let baseline = alive_tasks();
+    let call = tokio::spawn({
+        let (h2, url) = (h2.clone(), env.url("/v1/users/1"));
+        async move { h2.get(url).send().await }
+    });
+    proxy
+        .wait_for("the HTTP/2 client's call", |c| c.calls == 2)
+        .await;
+    assert_eq!(users_admin(&env).await["in_flight"], 1);
+    call.abort();
+    proxy
+        .wait_for("the HTTP/2 client's call cancelled", |c| c.cancels == 2)
+        .await;
+    wait_until("the request's tasks to end", async || {
+        alive_tasks() == baseline
+    })
+    .await;
+    assert_eq!(users_admin(&env).await["in_flight"], 0);
+    assert_eq!(
+        env.gateway.readiness().open_connections(),
+        1,
+        "the HTTP/2 connection stays"
+    );
 }
 
 #[tokio::test]
