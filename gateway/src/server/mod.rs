@@ -29,9 +29,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
-
 use prometheus_client::metrics::counter::Counter;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::LimitsConfig;
 use crate::request::{AmbiguousFraming, PeerCertificates};
