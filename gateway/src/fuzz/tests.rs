@@ -583,3 +583,30 @@ fn a_bad_key_inside_a_timestamp_fails_both_writers() {
         proto_to_json(&with_type(t, &unknown));
     }
 }
+
+/// Found by cargo-fuzz (`proto_to_json`): a ten-byte varint whose last byte carries more than
+/// the 64th bit. prost refuses it; the direct writer dropped the extra bits and wrote a number.
+#[test]
+fn a_varint_over_64_bits_fails_both_writers() {
+    let t = t_of("demo.v1.ListUsersResponse");
+    let desc = pick(&[t]).unwrap().0;
+    let bytes = [
+        0x18, 0xff, 0xff, 0x9a, 0xff, 0x9a, 0xff, 0x9a, 0x9a, 0xff, 0x63,
+    ];
+    assert!(DynamicMessage::decode(desc.clone(), &bytes[..]).is_err());
+    assert!(
+        types()
+            .plans
+            .type_plan(desc)
+            .unwrap()
+            .encode(&bytes, &ENCODINGS[0])
+            .is_err()
+    );
+    proto_to_json(&with_type(t, &bytes));
+    // The largest valid one (u64::MAX) is read by both.
+    let max = [
+        0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+    ];
+    assert!(DynamicMessage::decode(desc.clone(), &max[..]).is_ok());
+    proto_to_json(&with_type(t, &max));
+}

@@ -318,6 +318,10 @@ fn varint(bytes: &[u8], pos: &mut usize) -> Result<u64, Unsupported> {
     for shift in 0..10 {
         let b = *bytes.get(*pos).ok_or(Unsupported("truncated varint"))?;
         *pos += 1;
+        // As prost: the tenth byte holds the 64th bit only.
+        if shift == 9 && b > 1 {
+            return Err(Unsupported("varint over 64 bits"));
+        }
         value |= u64::from(b & 0x7f) << (shift * 7);
         if b < 0x80 {
             return Ok(value);
