@@ -704,7 +704,7 @@ impl Writer<'_> {
                         return Err(Unsupported("a map entry that is not length-delimited"));
                     };
                     let entry = bytes.get(s..e).unwrap_or_default();
-                    let (key, value) = map_entry(entry)?;
+                    let (key, value) = map_entry(entry, kt, vt)?;
                     let mut key_json = Vec::new();
                     match key {
                         Some(w) => write_map_key(&mut key_json, scalar(kt, w, entry)?),
@@ -738,18 +738,29 @@ impl Writer<'_> {
     }
 }
 
-/// The key (field 1) and value (field 2) of a map entry: the last of each.
-fn map_entry(entry: &[u8]) -> Result<(Option<Wire>, Option<Wire>), Unsupported> {
+/// The key (field 1) and value (field 2) of a map entry: the last of each. Every occurrence
+/// of a scalar key or value must be a valid value of its type (decoding reads them all).
+fn map_entry(
+    entry: &[u8],
+    key_ty: &Ty,
+    value_ty: &Ty,
+) -> Result<(Option<Wire>, Option<Wire>), Unsupported> {
     let (mut key, mut value) = (None, None);
     let mut pos = 0;
     while pos < entry.len() {
         let (number, wire) = read_field(entry, &mut pos)?;
         match number {
-            1 => key = Some(wire),
+            1 => {
+                scalar(key_ty, wire, entry)?;
+                key = Some(wire);
+            }
             2 => {
                 if matches!(value, Some(Wire::Len(..))) && matches!(wire, Wire::Len(..)) {
                     // A message value sent twice would be merged: not handled here.
                     return Err(Unsupported("a map value sent twice"));
+                }
+                if !matches!(value_ty, Ty::Message(_)) {
+                    scalar(value_ty, wire, entry)?;
                 }
                 value = Some(wire);
             }
