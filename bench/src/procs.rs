@@ -1,6 +1,7 @@
 //! The child processes of a run (the demo backends and the BFF) and what `/proc` says about
 //! them: CPU time, resident and peak memory.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -106,6 +107,30 @@ impl Proc {
             .map(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
             .unwrap_or(false)
     }
+}
+
+/// Starts the demo backends (this binary's `backend` role with `args` after it) and waits
+/// until they are ready; returns the process and each service's URL (`users` -> `http://...`).
+pub async fn start_backends(
+    exe: &Path,
+    args: &[String],
+) -> anyhow::Result<(Proc, HashMap<String, String>)> {
+    let mut all = vec!["backend".to_string()];
+    all.extend_from_slice(args);
+    let mut proc = Proc::start("demo backends", exe, &all, &[("RUST_LOG", "warn")])?;
+    let mut endpoints = HashMap::new();
+    proc.wait_for(Duration::from_secs(30), |line| {
+        if line == "ready" {
+            return Some(());
+        }
+        if let Some((svc, url)) = line.split_once(' ') {
+            endpoints.insert(svc.to_string(), url.to_string());
+        }
+        None
+    })
+    .await?;
+    proc.drain_stdout();
+    Ok((proc, endpoints))
 }
 
 /// One reading of `/proc/<pid>/stat` and `/proc/<pid>/status`.

@@ -242,25 +242,12 @@ async fn backends(
     services: &str,
     ports: Option<&str>,
 ) -> anyhow::Result<(Proc, HashMap<String, String>)> {
-    let mut args = vec!["backend".to_string(), "--services".into(), services.into()];
+    let mut args = vec!["--services".to_string(), services.into()];
     if let Some(p) = ports {
         args.push("--ports".into());
         args.push(p.into());
     }
-    let mut proc = Proc::start("demo backends", exe, &args, &[("RUST_LOG", "warn")])?;
-    let mut endpoints = HashMap::new();
-    proc.wait_for(Duration::from_secs(30), |line| {
-        if line == "ready" {
-            return Some(());
-        }
-        if let Some((svc, url)) = line.split_once(' ') {
-            endpoints.insert(svc.to_string(), url.to_string());
-        }
-        None
-    })
-    .await?;
-    proc.drain_stdout();
-    Ok((proc, endpoints))
+    crate::procs::start_backends(exe, &args).await
 }
 
 /// The whole soak run.

@@ -46,25 +46,12 @@ impl Stack {
         args_in: &Args,
         extra: &str,
     ) -> anyhow::Result<Stack> {
-        let mut args = vec!["backend".to_string()];
+        let mut args = Vec::new();
         if let Some(l) = latency {
             args.push("--latency".into());
             args.push(format!("{}us", l.as_micros()));
         }
-        let mut backend = Proc::start("demo backends", exe, &args, &[("RUST_LOG", "warn")])?;
-        let mut endpoints = HashMap::new();
-        backend
-            .wait_for(Duration::from_secs(30), |line| {
-                if line == "ready" {
-                    return Some(());
-                }
-                if let Some((svc, url)) = line.split_once(' ') {
-                    endpoints.insert(svc.to_string(), url.to_string());
-                }
-                None
-            })
-            .await?;
-        backend.drain_stdout();
+        let (backend, endpoints) = crate::procs::start_backends(exe, &args).await?;
         let config = dir.join(format!("bff-{}.yaml", latency.map_or(0, |l| l.as_millis())));
         std::fs::write(&config, config_text(dir, &endpoints, extra)?)
             .with_context(|| format!("writing {}", config.display()))?;

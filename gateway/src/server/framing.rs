@@ -26,6 +26,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::ingress::path::hex;
+
 /// What the watch of one connection found, shared with the service stamping its requests.
 #[derive(Debug, Default)]
 pub(super) struct Framing {
@@ -365,15 +367,6 @@ fn after_size(size: u64) -> Chunk {
         Chunk::TrailerStart
     } else {
         Chunk::Data(size)
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
