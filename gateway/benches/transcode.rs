@@ -191,5 +191,101 @@ fn bench_transcode(cr: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_transcode);
+/// The direct paths both ways: JSON -> wire bytes -> JSON with the per-message plans, no
+/// `DynamicMessage`; what a REST call through the gateway costs with `rest.decoder: direct`
+/// and `rest.encoder: direct`.
+fn bench_direct(cr: &mut Criterion) {
+    let dopts = DecodeOptions::default();
+    let eopts = EncodeOptions::default();
+    let cases = cases();
+    let plans: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            portico::transcode::direct::Plans::new(&c.desc)
+                .type_plan(&c.desc)
+                .unwrap()
+        })
+        .collect();
+    for (case, plan) in cases.iter().zip(&plans) {
+        // Sanity: the very bytes the dynamic path encodes (these types have no maps).
+        let want = decode_json(&case.desc, &case.json, &dopts)
+            .unwrap()
+            .encode_to_vec();
+        assert_eq!(
+            plan.decode(&case.json, false).unwrap(),
+            want,
+            "{}",
+            case.name
+        );
+    }
+
+    let mut g = cr.benchmark_group("json_to_proto_direct");
+    for (case, plan) in cases.iter().zip(&plans) {
+        g.throughput(Throughput::Bytes(case.json.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new(case.name, case.json.len()),
+            case,
+            |b, case| b.iter(|| plan.decode(black_box(&case.json), false).unwrap()),
+        );
+    }
+    g.finish();
+
+    // With the checking pass the REST door runs first (duplicate keys, depth, unknown
+    // fields), as `encode_request` does.
+    let mut g = cr.benchmark_group("json_to_proto_direct_checked");
+    for (case, plan) in cases.iter().zip(&plans) {
+        let target = portico::transcode::BodyTarget::Whole;
+        g.throughput(Throughput::Bytes(case.json.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new(case.name, case.json.len()),
+            case,
+            |b, case| {
+                b.iter(|| {
+                    let parts = portico::transcode::HttpRequestParts {
+                        body: black_box(&case.json),
+                        body_target: &target,
+                        path_bindings: &[],
+                        query: None,
+                        fill_update_mask: false,
+                    };
+                    let e =
+                        portico::transcode::encode_request(&case.desc, Some(plan), &parts, &dopts)
+                            .unwrap();
+                    assert!(e.direct);
+                    e.bytes
+                })
+            },
+        );
+    }
+    g.finish();
+
+    let mut g = cr.benchmark_group("json_proto_json_direct");
+    for (case, plan) in cases.iter().zip(&plans) {
+        g.throughput(Throughput::Bytes(case.json.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new(case.name, case.json.len()),
+            case,
+            |b, case| {
+                b.iter(|| {
+                    let target = portico::transcode::BodyTarget::Whole;
+                    let parts = portico::transcode::HttpRequestParts {
+                        body: black_box(&case.json),
+                        body_target: &target,
+                        path_bindings: &[],
+                        query: None,
+                        fill_update_mask: false,
+                    };
+                    let wire =
+                        portico::transcode::encode_request(&case.desc, Some(plan), &parts, &dopts)
+                            .unwrap()
+                            .bytes;
+                    plan.encode(&wire, &eopts).unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_transcode, bench_direct);
 criterion_main!(benches);

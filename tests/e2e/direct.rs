@@ -1,10 +1,10 @@
-//! REST replies written straight from the backend's wire bytes (`rest.encoder: direct`, the
-//! default) against prost-reflect's serialiser (`reflect`): the same requests over the same
-//! demo data give the same answers (the same bytes, but for the order of map entries), in both
-//! JSON styles, and the metrics show
-//! which way each reply was written (redacted types and `response_body` bindings go the
-//! reflect way). The encoder itself is differential-tested on random messages of every demo
-//! and corpus type in `gateway/src/transcode/tests_direct.rs`.
+//! REST requests and replies written straight between JSON and wire bytes (`rest.decoder` and
+//! `rest.encoder: direct`, the defaults) against prost-reflect (`reflect`): the same requests
+//! over the same demo data give the same answers (the same bytes, but for the order of map
+//! entries) and the same errors, in both JSON styles, and the metrics show which way each
+//! request and reply went (redacted types and `response_body` bindings go the reflect way).
+//! Both walkers are differential-tested on random messages of every demo and corpus type in
+//! `gateway/src/transcode/tests_direct.rs` and `tests_from_json.rs`.
 
 use portico_e2e::faults::raw_grpc_backend;
 use portico_e2e::{TestEnv, metric};
@@ -105,9 +105,34 @@ async fn same_answers(a: &TestEnv, b: &TestEnv) -> usize {
         );
         check(format!("POST {path}"), x, y);
     }
+    // Bodies that are not valid: the same 400 naming the same field.
+    for body in [
+        json!({"user": {"displayName": 5}}),
+        json!({"user": {"loyaltyPoints": -1}}),
+        json!({"user": {"role": "NO_SUCH_ROLE"}}),
+        json!({"user": {"tags": [null]}}),
+        json!({"user": {"nope": 1}}),
+    ] {
+        let (x, y) = (
+            a.json("POST", "/v1/users", &body).await,
+            b.json("POST", "/v1/users", &body).await,
+        );
+        assert_eq!(x.status, 400, "{body}: {}", x.text);
+        assert_eq!(x.text, y.text, "{body}");
+        compared += 1;
+        identical += 1;
+    }
     // Replies without maps are the same bytes, fields in the same order.
     assert!(identical >= 5, "{identical} of {compared} identical");
     compared
+}
+
+async fn requests(env: &TestEnv, decoder: &str) -> f64 {
+    metric(
+        &env.scrape().await,
+        "portico_rest_requests_total",
+        &[("decoder", decoder)],
+    )
 }
 
 async fn replies(env: &TestEnv, encoder: &str) -> f64 {
@@ -124,8 +149,10 @@ async fn direct_replies_are_those_of_prost_reflect() {
         "",
         "  use_proto_field_names: true\n  emit_unpopulated: true\n",
     ] {
-        let config = |encoder: &str| {
-            format!("admin: {{ listen: 127.0.0.1:0 }}\nrest:\n  encoder: {encoder}\n{style}")
+        let config = |way: &str| {
+            format!(
+                "admin: {{ listen: 127.0.0.1:0 }}\nrest:\n  encoder: {way}\n  decoder: {way}\n{style}"
+            )
         };
         let direct = TestEnv::start_with(&config("direct")).await;
         let reflect = TestEnv::start_with(&config("reflect")).await;
@@ -150,6 +177,18 @@ async fn direct_replies_are_those_of_prost_reflect() {
             d == 0.0 && r >= 14.0,
             "reflect gateway: {d} direct, {r} reflect"
         );
+        // Every request of the direct gateway was written from its JSON (the invalid ones
+        // were refused, by the reflect way which names the problem, and are not counted).
+        let (d, r) = (
+            requests(&direct, "direct").await,
+            requests(&direct, "reflect").await,
+        );
+        assert!(
+            d >= 17.0 && r == 0.0,
+            "direct gateway: {d} direct, {r} reflect"
+        );
+        let d = requests(&reflect, "direct").await;
+        assert!(d == 0.0, "reflect gateway: {d} direct");
     }
 }
 

@@ -39,7 +39,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use http::request::Parts;
 use prost::Message;
-use prost_reflect::DescriptorPool;
+use prost_reflect::{DescriptorPool, DynamicMessage};
 
 use self::control::Directives;
 use self::inflight::{InFlight, Turn, follow};
@@ -421,6 +421,12 @@ impl ResponseCache {
         let notes = ctx.cache_notes.as_deref();
         let request = match &call.body {
             CallBody::Unary(m) => key::request_bytes(m, rule.has_maps),
+            // Keyed as the decoded message would be (the direct decoder's bytes put the URL's
+            // fields last), so a purge by request JSON finds it.
+            CallBody::Wire(b) => match DynamicMessage::decode(call.method.input(), b.as_ref()) {
+                Ok(m) => key::request_bytes(&m, rule.has_maps),
+                Err(_) => return next.run(ctx, site, call).await,
+            },
             CallBody::Stream(_) => {
                 if let Some(n) = notes {
                     n.uncacheable();

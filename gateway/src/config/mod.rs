@@ -317,6 +317,23 @@ pub struct RestConfig {
     /// decoded first and written by prost-reflect (`reflect`, the way back).
     #[serde(default)]
     pub encoder: RestEncoder,
+    /// How request bodies become the request message's bytes: written straight from the JSON
+    /// (`direct`), or decoded into a message first and encoded (`reflect`, the way back).
+    #[serde(default)]
+    pub decoder: RestDecoder,
+}
+
+/// How the REST door turns a JSON body into the request message's bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestDecoder {
+    /// From the JSON with a per-type plan built with the snapshot (no decoded message); what
+    /// it leaves (update masks to fill, a path variable also in the body, invalid bodies,
+    /// which get the `reflect` path's error) goes the `reflect` way.
+    #[default]
+    Direct,
+    /// Decoded into a `DynamicMessage` by prost-reflect, then encoded.
+    Reflect,
 }
 
 /// How the REST door writes a reply message as JSON.
@@ -349,6 +366,7 @@ impl Default for RestConfig {
             strict: false,
             openapi: true,
             encoder: RestEncoder::default(),
+            decoder: RestDecoder::default(),
         }
     }
 }

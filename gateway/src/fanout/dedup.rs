@@ -40,6 +40,7 @@ impl Dedup {
     {
         let bytes = match &call.body {
             CallBody::Unary(m) => m.encode_to_vec(),
+            CallBody::Wire(b) => b.to_vec(),
             CallBody::Stream(ms) => ms
                 .iter()
                 .flat_map(Message::encode_length_delimited_to_vec)

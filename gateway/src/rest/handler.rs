@@ -117,7 +117,20 @@ async fn serve(
             query: parts.uri.query(),
             fill_update_mask: target.fill_update_mask,
         };
-        CallBody::Unary(transcode::decode_request(&input, &parts_in, &snap.decode)?)
+        let encoded = transcode::encode_request(
+            &input,
+            target.request_plan.as_ref(),
+            &parts_in,
+            &snap.decode,
+        )?;
+        if let Some(m) = snap.metrics() {
+            if encoded.direct {
+                m.rest_in_direct.inc();
+            } else {
+                m.rest_in_reflect.inc();
+            }
+        }
+        CallBody::Wire(encoded.bytes.into())
     };
     // Replies written straight from their wire bytes, unless this BFF redacts the type.
     let direct = target

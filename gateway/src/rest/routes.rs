@@ -12,7 +12,7 @@ use prost_reflect::{MethodDescriptor, ServiceDescriptor};
 
 use super::router::Router;
 use super::template::PathTemplate;
-use crate::config::{Config, RestEncoder};
+use crate::config::{Config, RestDecoder, RestEncoder};
 use crate::descriptors::http_bindings;
 use crate::request::policy::CallSite;
 use crate::transcode::direct::{Plans, TypePlan};
@@ -64,6 +64,9 @@ pub struct RouteTarget {
     /// How to write the reply straight from its wire bytes (`rest.encoder: direct`, the whole
     /// message as the body, unary or client-streaming methods).
     pub reply_plan: Option<TypePlan>,
+    /// The plan that writes the request message's bytes straight from a JSON body (`None`:
+    /// `rest.decoder: reflect`).
+    pub request_plan: Option<TypePlan>,
 }
 
 /// A problem found while building routes; names the method and the binding.
@@ -99,16 +102,17 @@ pub fn build_routes(
 ) -> Result<Routes, RouteError> {
     let mut router = Router::new();
     let mut skipped = Vec::new();
-    // One set of reply plans for every unary method's output type (types they share are
-    // planned once).
-    let plans = (cfg.rest.encoder == RestEncoder::Direct).then(|| {
-        Plans::for_types(
-            services
-                .iter()
-                .flat_map(|(s, _)| s.methods())
-                .filter(|m| !m.is_server_streaming())
-                .map(|m| m.output()),
-        )
+    // One set of plans for every unary method's output type (replies) and every method's
+    // input type (requests): types they share are planned once.
+    let encode = cfg.rest.encoder == RestEncoder::Direct;
+    let decode = cfg.rest.decoder == RestDecoder::Direct;
+    let plans = (encode || decode).then(|| {
+        let methods = || services.iter().flat_map(|(s, _)| s.methods());
+        let outputs = methods()
+            .filter(|m| encode && !m.is_server_streaming())
+            .map(|m| m.output());
+        let inputs = methods().filter(|_| decode).map(|m| m.input());
+        Plans::for_types(outputs.chain(inputs))
     });
     let mut skip = |e: RouteError| {
         if cfg.rest.strict {
@@ -256,11 +260,16 @@ fn route_target(
         .unwrap_or(StatusCode::OK);
     let fill_update_mask = http_method == Method::PATCH && matches!(body, BodyTarget::Field(_));
     let reply_plan = match (plans, &response_body, streaming) {
-        (Some(plans), None, Streaming::Unary | Streaming::Client) => {
+        (Some(plans), None, Streaming::Unary | Streaming::Client)
+            if cfg.rest.encoder == RestEncoder::Direct =>
+        {
             plans.type_plan(&method.output())
         }
         _ => None,
     };
+    let request_plan = plans
+        .filter(|_| cfg.rest.decoder == RestDecoder::Direct)
+        .and_then(|p| p.type_plan(&method.input()));
     Ok(RouteTarget {
         method: method.clone(),
         full_name: method.full_name().to_string(),
@@ -275,5 +284,6 @@ fn route_target(
         streaming,
         fill_update_mask,
         reply_plan,
+        request_plan,
     })
 }

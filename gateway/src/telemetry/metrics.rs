@@ -20,6 +20,7 @@
 //! | `portico_persisted_queries_total` | counter | `result` (`hit`, `registered`, `miss`) |
 //! | `portico_cache_lookups_total` | counter | `rpc_method`, `result` (`hit`, `redis_hit`, `miss`, `coalesced`, `revalidate`, `stale`) |
 //! | `portico_rest_replies_total` | counter | `encoder` (`direct`: from the wire bytes; `reflect`: decoded first) |
+//! | `portico_rest_requests_total` | counter | `decoder` (`direct`: bytes from the JSON; `reflect`: decoded first) |
 //!
 //! The backends' state (breakers, bulkheads, endpoints) is read at scrape time ([`super::backends`]).
 
@@ -149,6 +150,13 @@ pub struct EncoderLabels {
     pub encoder: &'static str,
 }
 
+/// How a REST request body became the request message.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecoderLabels {
+    /// `direct` or `reflect`.
+    pub decoder: &'static str,
+}
+
 /// Why a connection was closed on arrival.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusedLabels {
@@ -196,6 +204,10 @@ pub struct Metrics {
     pub rest_direct: Counter,
     /// REST replies decoded, then written by prost-reflect.
     pub rest_reflect: Counter,
+    /// REST request messages written straight from their JSON bodies.
+    pub rest_in_direct: Counter,
+    /// REST request messages decoded by prost-reflect, then encoded.
+    pub rest_in_reflect: Counter,
     /// The backends whose state is read at scrape time.
     pub backends: std::sync::Arc<super::backends::BackendsCollector>,
 }
@@ -319,6 +331,18 @@ impl Metrics {
         let rest_reflect = rest_replies
             .get_or_create(&EncoderLabels { encoder: "reflect" })
             .clone();
+        let rest_requests = Family::<DecoderLabels, Counter>::default();
+        registry.register(
+            "portico_rest_requests",
+            "REST requests by how the request message was written from the JSON body",
+            rest_requests.clone(),
+        );
+        let rest_in_direct = rest_requests
+            .get_or_create(&DecoderLabels { decoder: "direct" })
+            .clone();
+        let rest_in_reflect = rest_requests
+            .get_or_create(&DecoderLabels { decoder: "reflect" })
+            .clone();
         let backends = std::sync::Arc::new(super::backends::BackendsCollector::default());
         registry.register_collector(Box::new(backends.clone()));
         Metrics {
@@ -334,6 +358,8 @@ impl Metrics {
             cache_lookups,
             rest_direct,
             rest_reflect,
+            rest_in_direct,
+            rest_in_reflect,
             backends,
             http_duration,
             http_active,

@@ -58,6 +58,53 @@ fn deserialize_options(opts: &DecodeOptions) -> DeserializeOptions {
     DeserializeOptions::new().deny_unknown_fields(!opts.ignore_unknown_fields)
 }
 
+/// The checking pass over a JSON document of a message of type `desc` (nothing to check in a
+/// blank one): what [`decode_message`] checks before prost-reflect parses.
+pub(crate) fn check_message(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    opts: &DecodeOptions,
+    rec: &Recording<'_>,
+    shown: &str,
+) -> Result<ScanReport, TranscodeError> {
+    if is_blank(json) {
+        return Ok(ScanReport {
+            leaves: Vec::new(),
+            watched: vec![None; rec.watch.len()],
+        });
+    }
+    let root = if super::scalar::is_well_known_type(desc.full_name()) {
+        Ctx::Opaque
+    } else {
+        Ctx::Message(desc.clone())
+    };
+    scan(json, root, &scan_options(opts, rec), shown)
+}
+
+/// The checking pass over a JSON document of the value of `field`: what [`decode_field`]
+/// checks before prost-reflect parses.
+pub(crate) fn check_field(
+    field: &FieldDescriptor,
+    json: &[u8],
+    opts: &DecodeOptions,
+    rec: &Recording<'_>,
+    shown: &str,
+) -> Result<ScanReport, TranscodeError> {
+    if let Kind::Message(m) = field.kind()
+        && !field.is_list()
+        && !field.is_map()
+    {
+        return check_message(&m, json, opts, rec, shown);
+    }
+    if is_blank(json) {
+        return Ok(ScanReport {
+            leaves: Vec::new(),
+            watched: vec![None; rec.watch.len()],
+        });
+    }
+    scan(json, Ctx::for_field(field), &scan_options(opts, rec), shown)
+}
+
 /// Decodes a JSON document as a message of type `desc`. A blank document is `{}`.
 /// `shown` is the field path that prefixes JSON paths in errors (empty for a whole body).
 pub(crate) fn decode_message(
@@ -67,19 +114,10 @@ pub(crate) fn decode_message(
     rec: &Recording<'_>,
     shown: &str,
 ) -> Result<(DynamicMessage, ScanReport), TranscodeError> {
+    let report = check_message(desc, json, opts, rec, shown)?;
     if is_blank(json) {
-        let report = ScanReport {
-            leaves: Vec::new(),
-            watched: vec![None; rec.watch.len()],
-        };
         return Ok((DynamicMessage::new(desc.clone()), report));
     }
-    let root = if super::scalar::is_well_known_type(desc.full_name()) {
-        Ctx::Opaque
-    } else {
-        Ctx::Message(desc.clone())
-    };
-    let report = scan(json, root, &scan_options(opts, rec), shown)?;
     let de_opts = deserialize_options(opts);
     let mut de = serde_json::Deserializer::from_slice(json);
     let result = DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &de_opts)

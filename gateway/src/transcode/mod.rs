@@ -36,6 +36,8 @@ mod tests_body;
 #[cfg(test)]
 mod tests_direct;
 #[cfg(test)]
+mod tests_from_json;
+#[cfg(test)]
 mod tests_query;
 #[cfg(test)]
 mod tests_request;
@@ -150,69 +152,14 @@ pub fn decode_request(
 ) -> Result<DynamicMessage, TranscodeError> {
     use TranscodeErrorKind as K;
 
-    // Path bindings: validate and convert first (cheap, and errors are clearer).
-    let mut bound: Vec<Value> = Vec::with_capacity(parts.path_bindings.len());
-    for (path, raw) in parts.path_bindings {
-        let last = path.last();
-        let kind = last.kind();
-        if last.is_list() || last.is_map() || !is_text_settable(&kind) {
-            return Err(TranscodeError::with_field(
-                K::InvalidFieldPath,
-                path.as_str(),
-                format!(
-                    "URL path variable \"{}\" must name a singular scalar field",
-                    path.as_str()
-                ),
-            ));
-        }
-        let value = parse_text(&kind, raw).map_err(|why| {
-            TranscodeError::with_field(
-                K::InvalidValue,
-                path.as_str(),
-                format!(
-                    "invalid value \"{raw}\" for field \"{}\": {why}",
-                    path.as_str()
-                ),
-            )
-        })?;
-        bound.push(value);
-    }
+    let bound = convert_bindings(parts)?;
 
     let mask_field = if parts.fill_update_mask {
         update_mask::update_mask_field(desc)
     } else {
         None
     };
-
-    // For each binding: where its presence in the body is reported (index into `watch`),
-    // or `Whole` if the binding *is* the body field.
-    enum InBody {
-        No,
-        Watch(usize),
-        IsBodyField,
-    }
-    let mut watch: Vec<String> = Vec::new();
-    let mut in_body: Vec<InBody> = Vec::with_capacity(parts.path_bindings.len());
-    let root_len = match parts.body_target {
-        BodyTarget::None => None,
-        BodyTarget::Whole => Some(0),
-        BodyTarget::Field(target) => Some(target.fields().len()),
-    };
-    for (path, _) in parts.path_bindings {
-        let under = match parts.body_target {
-            BodyTarget::None => false,
-            BodyTarget::Whole => true,
-            BodyTarget::Field(target) => path.starts_with(target),
-        };
-        match root_len {
-            Some(n) if under && path.fields().len() == n => in_body.push(InBody::IsBodyField),
-            Some(n) if under => {
-                watch.push(join_proto_names(&path.fields()[n..]));
-                in_body.push(InBody::Watch(watch.len() - 1));
-            }
-            _ => in_body.push(InBody::No),
-        }
-    }
+    let (watch, in_body) = watch_bindings(parts);
 
     let mut mask_paths: Option<Vec<String>> = None;
     let mut body_present = false;
@@ -296,6 +243,213 @@ pub fn decode_request(
         update_mask::set_mask(&mut msg, &mask_field, paths)?;
     }
     Ok(msg)
+}
+
+/// Builds the request message of type `desc` from the parts of an HTTP request, as
+/// [`decode_request`] does, and returns its wire bytes: straight from the JSON with `plan`
+/// (the type's [`direct::TypePlan`]) when the direct decoder can, otherwise through a decoded
+/// message. Same result, same errors (an error is always found and named by
+/// [`decode_request`]).
+///
+/// The direct decoder writes the body's bytes, then those of the path variables and query
+/// parameters (built as a small message and encoded), which the wire format merges into one
+/// message. It leaves to [`decode_request`]: update masks to fill, a path variable also
+/// present in the body (its values must be compared), a variable or parameter that sets a
+/// oneof member (it may conflict with the body), and whatever the direct decoder refuses.
+pub fn encode_request(
+    desc: &MessageDescriptor,
+    plan: Option<&direct::TypePlan>,
+    parts: &HttpRequestParts<'_>,
+    opts: &DecodeOptions,
+) -> Result<EncodedRequest, TranscodeError> {
+    use prost::Message as _;
+    if let Some(plan) = plan
+        && let Some(bytes) = encode_direct(desc, plan, parts, opts)?
+    {
+        return Ok(EncodedRequest {
+            bytes,
+            direct: true,
+        });
+    }
+    decode_request(desc, parts, opts).map(|m| EncodedRequest {
+        bytes: m.encode_to_vec(),
+        direct: false,
+    })
+}
+
+/// A request message's wire bytes, from [`encode_request`].
+#[derive(Debug)]
+pub struct EncodedRequest {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Whether the direct decoder wrote them (rather than a decoded message).
+    pub direct: bool,
+}
+
+/// The direct half of [`encode_request`]: `Ok(None)` when it leaves the request to
+/// [`decode_request`].
+fn encode_direct(
+    desc: &MessageDescriptor,
+    plan: &direct::TypePlan,
+    parts: &HttpRequestParts<'_>,
+    opts: &DecodeOptions,
+) -> Result<Option<Vec<u8>>, TranscodeError> {
+    use prost::Message as _;
+    if parts.fill_update_mask && update_mask::update_mask_field(desc).is_some() {
+        return Ok(None);
+    }
+    let bound = convert_bindings(parts)?;
+    let (watch, in_body) = watch_bindings(parts);
+    let rec = Recording {
+        all: false,
+        watch: &watch,
+    };
+    let blank = is_blank(parts.body);
+    let ignore = opts.ignore_unknown_fields;
+    let (report, bytes) = match parts.body_target {
+        BodyTarget::None if blank => (None, Ok(Vec::new())),
+        // Refused by `decode_request`, which says why.
+        BodyTarget::None => return Ok(None),
+        BodyTarget::Whole => {
+            let report = body::check_message(desc, parts.body, opts, &rec, "")?;
+            let bytes = if blank {
+                Ok(Vec::new())
+            } else {
+                plan.decode(parts.body, ignore)
+            };
+            (Some(report), bytes)
+        }
+        BodyTarget::Field(target) => {
+            let report = body::check_field(target.last(), parts.body, opts, &rec, target.as_str())?;
+            (
+                Some(report),
+                plan.decode_into_path(target.fields(), parts.body, ignore),
+            )
+        }
+    };
+    let Ok(mut bytes) = bytes else {
+        return Ok(None);
+    };
+    // A path variable that the body also sets: the two values must agree.
+    for place in &in_body {
+        let present = match place {
+            InBody::No => false,
+            InBody::IsBodyField => !blank,
+            InBody::Watch(i) => report
+                .as_ref()
+                .is_some_and(|r| r.watched.get(*i) == Some(&Some(false))),
+        };
+        if present {
+            return Ok(None);
+        }
+    }
+    if parts.path_bindings.is_empty() && parts.query.is_none() {
+        return Ok(Some(bytes));
+    }
+    // The rest of the message; where it goes wrong, `decode_request` names the error as it
+    // always has (some depend on what the body set).
+    let mut rest = DynamicMessage::new(desc.clone());
+    for ((path, _), value) in parts.path_bindings.iter().zip(bound) {
+        if set_at(&mut rest, path.fields(), value, path.as_str()).is_err() {
+            return Ok(None);
+        }
+    }
+    if let Some(query) = parts.query
+        && query::apply_query(
+            &mut rest,
+            desc,
+            query,
+            parts.path_bindings,
+            parts.body_target,
+            opts,
+        )
+        .is_err()
+    {
+        return Ok(None);
+    }
+    if sets_oneof_member(&rest) || rest.encode(&mut bytes).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(bytes))
+}
+
+/// Whether `msg` or a message inside it sets a member of a oneof.
+fn sets_oneof_member(msg: &DynamicMessage) -> bool {
+    msg.fields().any(|(field, value)| {
+        field.containing_oneof().is_some()
+            || matches!(value, Value::Message(m) if sets_oneof_member(m))
+    })
+}
+
+/// The path variables checked and converted to their fields' values (cheap, and errors are
+/// clearer first).
+fn convert_bindings(parts: &HttpRequestParts<'_>) -> Result<Vec<Value>, TranscodeError> {
+    use TranscodeErrorKind as K;
+    let mut bound: Vec<Value> = Vec::with_capacity(parts.path_bindings.len());
+    for (path, raw) in parts.path_bindings {
+        let last = path.last();
+        let kind = last.kind();
+        if last.is_list() || last.is_map() || !is_text_settable(&kind) {
+            return Err(TranscodeError::with_field(
+                K::InvalidFieldPath,
+                path.as_str(),
+                format!(
+                    "URL path variable \"{}\" must name a singular scalar field",
+                    path.as_str()
+                ),
+            ));
+        }
+        let value = parse_text(&kind, raw).map_err(|why| {
+            TranscodeError::with_field(
+                K::InvalidValue,
+                path.as_str(),
+                format!(
+                    "invalid value \"{raw}\" for field \"{}\": {why}",
+                    path.as_str()
+                ),
+            )
+        })?;
+        bound.push(value);
+    }
+    Ok(bound)
+}
+
+/// For each path variable: where its presence in the body is reported.
+enum InBody {
+    /// Not under the body.
+    No,
+    /// At this index of the watched paths.
+    Watch(usize),
+    /// The variable is the body field itself.
+    IsBodyField,
+}
+
+/// The paths (proto names, relative to the body) to watch in the body, and where each path
+/// variable's presence will be reported.
+fn watch_bindings(parts: &HttpRequestParts<'_>) -> (Vec<String>, Vec<InBody>) {
+    let mut watch: Vec<String> = Vec::new();
+    let mut in_body: Vec<InBody> = Vec::with_capacity(parts.path_bindings.len());
+    let root_len = match parts.body_target {
+        BodyTarget::None => None,
+        BodyTarget::Whole => Some(0),
+        BodyTarget::Field(target) => Some(target.fields().len()),
+    };
+    for (path, _) in parts.path_bindings {
+        let under = match parts.body_target {
+            BodyTarget::None => false,
+            BodyTarget::Whole => true,
+            BodyTarget::Field(target) => path.starts_with(target),
+        };
+        match root_len {
+            Some(n) if under && path.fields().len() == n => in_body.push(InBody::IsBodyField),
+            Some(n) if under => {
+                watch.push(join_proto_names(&path.fields()[n..]));
+                in_body.push(InBody::Watch(watch.len() - 1));
+            }
+            _ => in_body.push(InBody::No),
+        }
+    }
+    (watch, in_body)
 }
 
 /// Decodes one JSON document as a message of type `desc` (used for `POST /pkg.Svc/Method`

@@ -34,7 +34,7 @@ fn pools() -> Vec<DescriptorPool> {
 }
 
 /// Every non-map-entry message type of the pools.
-fn message_types() -> Vec<MessageDescriptor> {
+pub(super) fn message_types() -> Vec<MessageDescriptor> {
     pools()
         .iter()
         .flat_map(|p| p.all_messages().collect::<Vec<_>>())
@@ -161,7 +161,11 @@ fn random_value(f: &FieldDescriptor, rng: &mut StdRng, depth: usize) -> Option<V
 
 /// A message with about half of its fields set to random values. Well-known types get
 /// values their JSON form can hold.
-fn random_message(desc: &MessageDescriptor, rng: &mut StdRng, depth: usize) -> DynamicMessage {
+pub(super) fn random_message(
+    desc: &MessageDescriptor,
+    rng: &mut StdRng,
+    depth: usize,
+) -> DynamicMessage {
     let mut m = DynamicMessage::new(desc.clone());
     match desc.full_name() {
         "google.protobuf.Timestamp" => {
@@ -220,7 +224,7 @@ fn reaches_a_map(desc: &MessageDescriptor, seen: &mut Vec<String>) -> bool {
         .any(|f| f.is_map() || matches!(f.kind(), Kind::Message(m) if reaches_a_map(&m, seen)))
 }
 
-const OPTIONS: [EncodeOptions; 2] = [
+pub(super) const OPTIONS: [EncodeOptions; 2] = [
     EncodeOptions {
         use_proto_field_names: false,
         emit_unpopulated: false,

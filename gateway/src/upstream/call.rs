@@ -60,6 +60,9 @@ pub enum Payload {
 pub enum CallBody {
     /// One request message (unary and server-streaming methods).
     Unary(DynamicMessage),
+    /// One request message, already encoded (the REST door's direct decoder writes it
+    /// straight from the JSON body).
+    Wire(Bytes),
     /// A sequence of request messages (client-streaming methods).
     Stream(Vec<DynamicMessage>),
 }
