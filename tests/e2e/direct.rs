@@ -178,7 +178,7 @@ async fn direct_replies_are_those_of_prost_reflect() {
             "reflect gateway: {d} direct, {r} reflect"
         );
         // Every request of the direct gateway was written from its JSON (the invalid ones
-        // were refused, by the reflect way which names the problem, and are not counted).
+        // were refused, by the checking pass or the direct decoder, and are not counted).
         let (d, r) = (
             requests(&direct, "direct").await,
             requests(&direct, "reflect").await,

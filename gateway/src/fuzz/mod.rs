@@ -8,9 +8,9 @@
 //!
 //! | entry point | surface | invariants |
 //! |---|---|---|
-//! | [`json_to_proto`] | a JSON request body | decode(encode(m)) == m; the canonical JSON of m reads back as m and writes the same JSON; the direct writer writes the same JSON as prost-reflect |
+//! | [`json_to_proto`] | a JSON request body | the direct decoder gives prost-reflect's message or its very error; decode(encode(m)) == m; the canonical JSON of m reads back as m and writes the same JSON; the direct writer writes the same JSON as prost-reflect |
 //! | [`proto_to_json`] | a backend's reply bytes | the direct writer and prost-reflect agree (the direct one may refuse, never differ); decode(encode(m)) == m |
-//! | [`query_binding`] | a URL query string | a bound message survives decode(encode(m)) |
+//! | [`query_binding`] | a URL query string | a bound message survives decode(encode(m)); the direct path gives the same message or error |
 //! | [`path`] | a request path; a `google.api.http` template | normalising is idempotent; a template parses back from its own text; a path written from a template matches it and binds its values |
 //! | [`graphql_limits`] | a GraphQL document | the analysis ends without overflowing the stack, and what it passes is within the limits |
 //! | [`jwt`] | an `Authorization: Bearer` token | only the signed token verifies; any change to it is refused |
@@ -31,7 +31,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMe
 use crate::transcode::direct::Plans;
 use crate::transcode::{
     BodyTarget, DecodeOptions, EncodeOptions, HttpRequestParts, decode_json, decode_request,
-    encode_response,
+    encode_request, encode_response,
 };
 
 #[cfg(test)]
@@ -136,12 +136,67 @@ fn assert_writers_agree(m: &DynamicMessage, opts: &EncodeOptions) -> Option<serd
     reflect_value
 }
 
+/// The direct decoder (JSON -> wire bytes, no message built) answers as prost-reflect does:
+/// the same message (compared on canonical bytes), or the same error (kind, field, words).
+fn assert_decoders_agree(
+    desc: &MessageDescriptor,
+    parts: &HttpRequestParts<'_>,
+    opts: &DecodeOptions,
+    reference: &Result<DynamicMessage, crate::transcode::TranscodeError>,
+) {
+    let Some(plan) = types().plans.type_plan(desc) else {
+        return;
+    };
+    let direct = encode_request(desc, Some(&plan), parts, opts);
+    let body = format!(
+        "{} ? {}",
+        String::from_utf8_lossy(parts.body),
+        parts.query.unwrap_or_default()
+    );
+    match (reference, direct) {
+        (Ok(want), Ok(got)) => {
+            let back =
+                DynamicMessage::decode(desc.clone(), got.bytes.as_slice()).unwrap_or_else(|e| {
+                    panic!(
+                        "{}: direct bytes do not decode ({e}): {body}",
+                        desc.full_name()
+                    )
+                });
+            assert_eq!(
+                canonical(&back),
+                canonical(want),
+                "{}: the direct decoder and prost-reflect disagree on {body}",
+                desc.full_name()
+            );
+        }
+        (Err(want), Err(got)) => assert_eq!(
+            (&got.kind, &got.field, &got.message),
+            (&want.kind, &want.field, &want.message),
+            "{}: the decoders refuse differently: {body}",
+            desc.full_name()
+        ),
+        (want, got) => panic!(
+            "{}: direct decoder {got:?}, prost-reflect {want:?}: {body}",
+            desc.full_name()
+        ),
+    }
+}
+
 /// A JSON request body, as `POST /pkg.Service/Method` reads it.
 pub fn json_to_proto(data: &[u8]) {
     let Some((desc, json)) = pick(data) else {
         return;
     };
-    let Ok(m) = decode_json(desc, json, &DecodeOptions::default()) else {
+    let reference = decode_json(desc, json, &DecodeOptions::default());
+    let parts = HttpRequestParts {
+        body: json,
+        body_target: &BodyTarget::Whole,
+        path_bindings: &[],
+        query: None,
+        fill_update_mask: false,
+    };
+    assert_decoders_agree(desc, &parts, &DecodeOptions::default(), &reference);
+    let Ok(m) = reference else {
         return;
     };
     assert_wire_round_trip(&m);
@@ -266,7 +321,9 @@ pub fn query_binding(data: &[u8]) {
             query: Some(query),
             fill_update_mask: false,
         };
-        if let Ok(m) = decode_request(desc, &parts, &opts) {
+        let reference = decode_request(desc, &parts, &opts);
+        assert_decoders_agree(desc, &parts, &opts, &reference);
+        if let Ok(m) = reference {
             assert_wire_round_trip(&m);
         }
     }

@@ -194,7 +194,7 @@ pub(crate) fn decode_field(
 
 /// Maps a prost-reflect deserialisation error to a [`TranscodeError`], naming the JSON path
 /// (its first `skip` segments dropped, `shown` put in front).
-fn prost_error(
+pub(crate) fn prost_error(
     e: &serde_json::Error,
     path: &serde_path_to_error::Path,
     skip: usize,

@@ -306,8 +306,8 @@ fn encode_direct(
     };
     let blank = is_blank(parts.body);
     let ignore = opts.ignore_unknown_fields;
-    let (report, bytes) = match parts.body_target {
-        BodyTarget::None if blank => (None, Ok(Vec::new())),
+    let (report, bytes, shown) = match parts.body_target {
+        BodyTarget::None if blank => (None, Ok(Vec::new()), ""),
         // Refused by `decode_request`, which says why.
         BodyTarget::None => return Ok(None),
         BodyTarget::Whole => {
@@ -317,18 +317,25 @@ fn encode_direct(
             } else {
                 plan.decode(parts.body, ignore)
             };
-            (Some(report), bytes)
+            (Some(report), bytes, "")
         }
         BodyTarget::Field(target) => {
-            let report = body::check_field(target.last(), parts.body, opts, &rec, target.as_str())?;
-            (
-                Some(report),
-                plan.decode_into_path(target.fields(), parts.body, ignore),
-            )
+            let shown = target.as_str();
+            let report = body::check_field(target.last(), parts.body, opts, &rec, shown)?;
+            let bytes = plan.decode_into_path(target.fields(), parts.body, ignore);
+            (Some(report), bytes, shown)
         }
     };
-    let Ok(mut bytes) = bytes else {
-        return Ok(None);
+    let mut bytes = match bytes {
+        Ok(bytes) => bytes,
+        // prost-reflect's error, where prost-reflect would have found it; nothing built.
+        Err(direct::Refusal::Invalid(e, path)) => {
+            return Err(body::prost_error(&e, &path, 0, shown));
+        }
+        Err(direct::Refusal::Unsupported(why)) => {
+            tracing::debug!(reason = %why, "request body decoded by prost-reflect");
+            return Ok(None);
+        }
     };
     // A path variable that the body also sets: the two values must agree.
     for place in &in_body {

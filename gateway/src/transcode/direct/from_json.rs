@@ -1,29 +1,40 @@
 //! A request's JSON -> protobuf wire bytes in one pass, without building a `DynamicMessage`
 //! tree: serde_json drives visitors that mirror prost-reflect's deserializer (the same
-//! accepted forms, the same `null` rules, the same range checks) and write each value's wire
-//! form as it is read, with the message's plan.
+//! accepted forms, the same `null` rules, the same range checks, the same error messages) and
+//! write each value's wire form as it is read, with the message's plan.
 //!
 //! The bytes decode to the message prost-reflect would have built, and are what it would
 //! have written: fields in field-number order (a message whose keys came in another order is
 //! put in order when it ends), proto3 defaults left out, repeated scalars packed where the
 //! field says so. Map entries are written in document order (prost-reflect's come in hash
-//! order). A differential test holds the two together.
+//! order). A body prost-reflect would refuse is refused with its error, word for word
+//! ([`Refusal::Invalid`]; a second walk, with the JSON path tracked, runs only then).
 //!
-//! It refuses ([`Unsupported`]) rather than guesses: any input prost-reflect would reject (the
-//! caller then takes the `DynamicMessage` path, which names the problem), and unknown keys,
-//! extensions, groups, `null` for a repeated `Value`, nesting deeper than [`MAX_DEPTH`].
-//! Timestamp, Duration, FieldMask, Empty and Any are read by prost-reflect and written here.
-//! It does not check what the scan pass checks before it (duplicate keys under a field's two
-//! names, the depth and `Struct` size limits): it runs after that pass.
+//! What it does not take ([`Refusal::Unsupported`]; the caller takes the `DynamicMessage`
+//! path): unknown keys and extensions, groups, `null` for a repeated `Value`, a field given
+//! twice, nesting deeper than [`MAX_DEPTH`]. Timestamp, Duration, FieldMask, Empty and Any are
+//! read by prost-reflect and written here. The checks of the scan pass that runs before it
+//! (duplicate keys under a field's two names, the depth and `Struct` size limits, unknown
+//! fields named with their path) are not repeated.
 
 use std::fmt;
 use std::str::FromStr;
 
 use prost::Message as _;
 use prost_reflect::{DeserializeOptions, DynamicMessage, EnumDescriptor};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor,
+};
 
 use super::{MAX_DEPTH, MessagePlan, Plans, Shape, Ty, Unsupported, Wkt};
+
+/// Marks an error as "not for this decoder" (the caller takes the `DynamicMessage` path)
+/// rather than an invalid body (whose error is prost-reflect's, word for word).
+const UNSUPPORTED: &str = "\u{0}direct decoder leaves this: ";
+
+fn unsupported<E: de::Error>(why: &str) -> E {
+    E::custom(format_args!("{UNSUPPORTED}{why}"))
+}
 
 /// Wire types.
 const VARINT: u32 = 0;
@@ -31,24 +42,33 @@ const FIXED64: u32 = 1;
 const LEN: u32 = 2;
 const FIXED32: u32 = 5;
 
+/// Why the direct decoder gave a body back.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Not for this decoder (why, for logs): the caller takes the `DynamicMessage` path.
+    Unsupported(String),
+    /// The body is not valid: prost-reflect's error for it, word for word, and the JSON path
+    /// where it is (as `serde_path_to_error` tracks it over prost-reflect's deserializer).
+    Invalid(serde_json::Error, serde_path_to_error::Path),
+}
+
+/// Where a walk starts.
+#[derive(Clone, Copy)]
+enum Start<'p> {
+    /// A message of this plan.
+    Message(usize),
+    /// The value of a field (its index) of a message of this plan.
+    Field(&'p MessagePlan, usize),
+}
+
 /// Encodes `json` as a message of plan `root`: its wire bytes.
 pub(super) fn decode_at(
     plans: &Plans,
     root: usize,
     json: &[u8],
     ignore_unknown: bool,
-) -> Result<Vec<u8>, Unsupported> {
-    let mut enc = Enc::new(plans, ignore_unknown, json.len());
-    let mut de = serde_json::Deserializer::from_slice(json);
-    MsgSeed {
-        enc: &mut enc,
-        plan: root,
-        depth: 0,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|_| Unsupported("a body the direct decoder does not take"))?;
-    Ok(enc.out)
+) -> Result<Vec<u8>, Refusal> {
+    run(plans, json, ignore_unknown, Start::Message(root))
 }
 
 /// Encodes `json` as the value of field `field` (an index into the plan's fields) of a
@@ -60,20 +80,62 @@ pub(super) fn decode_field_at(
     field: usize,
     json: &[u8],
     ignore_unknown: bool,
-) -> Result<Vec<u8>, Unsupported> {
+) -> Result<Vec<u8>, Refusal> {
+    let parent = plans
+        .plans
+        .get(parent)
+        .ok_or_else(|| Refusal::Unsupported("a message type without a plan".into()))?;
+    run(plans, json, ignore_unknown, Start::Field(parent, field))
+}
+
+/// Walks `json` from `start`. When the body is invalid, walks it again with the JSON path
+/// tracked (errors are rare: the first walk pays nothing for them) to say where.
+fn run<'p>(
+    plans: &'p Plans,
+    json: &[u8],
+    ignore_unknown: bool,
+    start: Start<'p>,
+) -> Result<Vec<u8>, Refusal> {
     let mut enc = Enc::new(plans, ignore_unknown, json.len());
-    let parent = enc.plan(parent)?;
     let mut de = serde_json::Deserializer::from_slice(json);
-    FieldSeed {
-        enc: &mut enc,
-        parent,
-        field,
-        depth: 0,
+    let first = walk(&mut enc, start, &mut de).and_then(|()| de.end());
+    let Err(e) = first else {
+        return Ok(enc.out);
+    };
+    let text = e.to_string();
+    if let Some(why) = text.strip_prefix(UNSUPPORTED) {
+        return Err(Refusal::Unsupported(why.to_owned()));
     }
-    .deserialize(&mut de)
-    .and_then(|_| de.end())
-    .map_err(|_| Unsupported("a body the direct decoder does not take"))?;
-    Ok(enc.out)
+    drop(enc);
+    let mut enc = Enc::new(plans, ignore_unknown, 0);
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
+    let _ = walk(&mut enc, start, tracked);
+    Err(Refusal::Invalid(e, track.path()))
+}
+
+fn walk<'de, 'p, D: Deserializer<'de>>(
+    enc: &mut Enc<'p>,
+    start: Start<'p>,
+    d: D,
+) -> Result<(), D::Error> {
+    match start {
+        Start::Message(plan) => MsgSeed {
+            enc,
+            plan,
+            depth: 0,
+        }
+        .deserialize(d),
+        Start::Field(parent, field) => FieldSeed {
+            enc,
+            parent,
+            field,
+            depth: 0,
+        }
+        .deserialize(d)
+        .map(|_| ()),
+    }
 }
 
 /// The output and what the walk needs beside it.
@@ -202,12 +264,9 @@ impl<'de> DeserializeSeed<'de> for MsgSeed<'_, '_> {
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         if self.depth > MAX_DEPTH {
-            return Err(de::Error::custom("nested too deep"));
+            return Err(unsupported("nested too deep"));
         }
-        let plan = self
-            .enc
-            .plan(self.plan)
-            .map_err(|u| de::Error::custom(u.0))?;
+        let plan = self.enc.plan(self.plan).map_err(|u| unsupported(u.0))?;
         match &plan.wkt {
             Wkt::No => d.deserialize_map(MsgVisitor {
                 enc: self.enc,
@@ -262,7 +321,7 @@ impl<'de> Visitor<'de> for MsgVisitor<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
+        f.write_str("a map")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -281,13 +340,13 @@ impl<'de> Visitor<'de> for MsgVisitor<'_, '_> {
                     continue;
                 }
                 // Unknown (named by the other path) or an extension.
-                return Err(de::Error::custom("unknown field"));
+                return Err(unsupported("an unknown field or an extension"));
             };
             if !seen.insert(i) {
-                return Err(de::Error::custom("duplicate field"));
+                return Err(unsupported("a field given twice"));
             }
             let Some(field) = plan.fields.get(i) else {
-                return Err(de::Error::custom("no such field"));
+                return Err(unsupported("no such field"));
             };
             let at = enc.out.len();
             let set = map.next_value_seed(FieldSeed {
@@ -300,7 +359,12 @@ impl<'de> Visitor<'de> for MsgVisitor<'_, '_> {
                 && let Some(o) = field.oneof
                 && !oneofs.insert(o)
             {
-                return Err(de::Error::custom("two members of one oneof"));
+                // prost-reflect's words.
+                let name = plan.desc.oneofs().nth(o).map(|x| x.name().to_owned());
+                return Err(de::Error::custom(format!(
+                    "multiple fields provided for oneof '{}'",
+                    name.unwrap_or_default()
+                )));
             }
             if enc.out.len() > at {
                 enc.segs.push((field.number, at));
@@ -446,7 +510,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field value")
+        f.write_str("option")
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
@@ -458,7 +522,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
             .parent
             .fields
             .get(self.field)
-            .ok_or_else(|| E::custom("no such field"))?;
+            .ok_or_else(|| unsupported("no such field"))?;
         let plans = self.enc.plans;
         match &field.shape {
             Shape::Single(ty) if takes_null(plans, ty) => {
@@ -482,7 +546,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
             }
             // prost-reflect would set a list or map field to a single value here.
             Shape::List(ty) | Shape::Map(_, ty) if takes_null(plans, ty) => {
-                Err(E::custom("null for a repeated value"))
+                Err(unsupported("null for a repeated Value or NullValue"))
             }
             _ => Ok(false),
         }
@@ -498,9 +562,9 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
         let field = parent
             .fields
             .get(field)
-            .ok_or_else(|| de::Error::custom("no such field"))?;
+            .ok_or_else(|| unsupported("no such field"))?;
         if field.group {
-            return Err(de::Error::custom("a group"));
+            return Err(unsupported("a group"));
         }
         match &field.shape {
             Shape::Single(Ty::Message(m)) => {
@@ -573,7 +637,7 @@ impl<'de> Visitor<'de> for ListVisitor<'_, '_> {
             depth,
         } = self;
         if depth + 1 > MAX_DEPTH {
-            return Err(de::Error::custom("nested too deep"));
+            return Err(unsupported("nested too deep"));
         }
         let ignore_unknown = enc.ignore_unknown;
         match ty {
@@ -643,7 +707,7 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
+        f.write_str("a map")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -655,14 +719,14 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
             depth,
         } = self;
         if depth + 1 > MAX_DEPTH {
-            return Err(de::Error::custom("nested too deep"));
+            return Err(unsupported("nested too deep"));
         }
         let ignore_unknown = enc.ignore_unknown;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let entry_at = enc.out.len();
             put_key(&mut enc.out, number, LEN);
             let entry = open(&mut enc.out);
-            map_key(&mut enc.out, key_ty, key.as_str()).map_err(de::Error::custom)?;
+            map_key(&mut enc.out, key_ty, key.as_str())?;
             let set = match value_ty {
                 Ty::Message(m) => {
                     put_key(&mut enc.out, 2, LEN);
@@ -693,9 +757,9 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
     }
 }
 
-/// Writes a map key (field 1 of the entry), parsed from its JSON text as prost-reflect does.
-fn map_key(out: &mut Vec<u8>, ty: &Ty, text: &str) -> Result<(), &'static str> {
-    let bad = "a map key that does not parse";
+/// Writes a map key (field 1 of the entry), parsed from its JSON text as prost-reflect parses
+/// it (its error is the parser's, as there).
+fn map_key<E: de::Error>(out: &mut Vec<u8>, ty: &Ty, text: &str) -> Result<(), E> {
     match ty {
         Ty::String => {
             put_key(out, 1, LEN);
@@ -703,27 +767,27 @@ fn map_key(out: &mut Vec<u8>, ty: &Ty, text: &str) -> Result<(), &'static str> {
             out.extend_from_slice(text.as_bytes());
         }
         Ty::Bool => {
-            let v = bool::from_str(text).map_err(|_| bad)?;
+            let v = bool::from_str(text).map_err(E::custom)?;
             put_key(out, 1, VARINT);
             out.push(u8::from(v));
         }
         Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => {
-            let v = i32::from_str(text).map_err(|_| bad)?;
+            let v = i32::from_str(text).map_err(E::custom)?;
             put_scalar(out, ty, Sc::I32(v), Some((1, false)));
         }
         Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => {
-            let v = i64::from_str(text).map_err(|_| bad)?;
+            let v = i64::from_str(text).map_err(E::custom)?;
             put_scalar(out, ty, Sc::I64(v), Some((1, false)));
         }
         Ty::Uint32 | Ty::Fixed32 => {
-            let v = u32::from_str(text).map_err(|_| bad)?;
+            let v = u32::from_str(text).map_err(E::custom)?;
             put_scalar(out, ty, Sc::U32(v), Some((1, false)));
         }
         Ty::Uint64 | Ty::Fixed64 => {
-            let v = u64::from_str(text).map_err(|_| bad)?;
+            let v = u64::from_str(text).map_err(E::custom)?;
             put_scalar(out, ty, Sc::U64(v), Some((1, false)));
         }
-        _ => return Err("a map key type protobuf does not allow"),
+        _ => return Err(unsupported("a map key type protobuf does not allow")),
     }
     Ok(())
 }
@@ -821,64 +885,88 @@ impl ScalarSeed<'_, '_> {
         true
     }
 
-    fn mismatch<E: de::Error>(&self) -> E {
-        E::custom("a value of another type")
+    /// The error prost-reflect's visitor for this type gives for a value it has no method
+    /// for (serde's own wording, with that visitor's `expecting`).
+    fn mismatch<E: de::Error>(&self, got: Unexpected<'_>) -> E {
+        E::invalid_type(got, self)
     }
+}
+
+/// What prost-reflect's visitor for `ty` says it expects, word for word: the end of its
+/// "invalid type" errors.
+fn expecting(ty: &Ty) -> &'static str {
+    match ty {
+        Ty::Double => "a 64-bit floating point value",
+        Ty::Float => "a 32-bit floating point value",
+        Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => "a 32-bit signed integer",
+        Ty::Uint32 | Ty::Fixed32 => "a 32-bit unsigned integer or decimal string",
+        Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => "a 64-bit signed integer or decimal string",
+        Ty::Uint64 | Ty::Fixed64 => "a 64-bit unsigned integer or decimal string",
+        Ty::Bool => "a boolean",
+        Ty::String => "a string",
+        Ty::Bytes => "a base64-encoded string",
+        Ty::Enum(e) if is_null_value(e) => "null",
+        Ty::Enum(_) => "a string or integer",
+        Ty::Message(_) => "a map",
+    }
+}
+
+/// prost-reflect's checks of a float given for an integer, in their order and words: a whole
+/// number first, then within `min..=max`.
+fn whole<E: de::Error>(v: f64, min: f64, max: f64) -> Result<(), E> {
+    if v.fract() != 0.0 {
+        return Err(E::custom("expected integer value"));
+    }
+    if v < min || v > max {
+        return Err(E::custom("float value out of range"));
+    }
+    Ok(())
 }
 
 impl<'de> Visitor<'de> for ScalarSeed<'_, '_> {
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a scalar")
+        f.write_str(expecting(self.ty))
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
         match self.ty {
             Ty::Bool => Ok(self.put(Sc::Bool(v))),
-            _ => Err(self.mismatch()),
+            _ => Err(self.mismatch(Unexpected::Bool(v))),
         }
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
-        let range = |_| E::custom("out of range");
         let sc = match self.ty {
             Ty::Double => Sc::F64(v as f64),
             Ty::Float => Sc::F32(v as f32),
-            Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => Sc::I32(i32::try_from(v).map_err(range)?),
+            Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => Sc::I32(v.try_into().map_err(E::custom)?),
             Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => Sc::I64(v),
-            Ty::Uint32 | Ty::Fixed32 => Sc::U32(u32::try_from(v).map_err(range)?),
-            Ty::Uint64 | Ty::Fixed64 => Sc::U64(u64::try_from(v).map_err(range)?),
-            Ty::Enum(e) if !is_null_value(e) => Sc::I32(i32::try_from(v).map_err(range)?),
-            _ => return Err(self.mismatch()),
+            Ty::Uint32 | Ty::Fixed32 => Sc::U32(v.try_into().map_err(E::custom)?),
+            Ty::Uint64 | Ty::Fixed64 => Sc::U64(v.try_into().map_err(E::custom)?),
+            Ty::Enum(e) if !is_null_value(e) => Sc::I32(v.try_into().map_err(E::custom)?),
+            _ => return Err(self.mismatch(Unexpected::Signed(v))),
         };
         Ok(self.put(sc))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
-        let range = |_| E::custom("out of range");
         let sc = match self.ty {
             Ty::Double => Sc::F64(v as f64),
             Ty::Float => Sc::F32(v as f32),
-            Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => Sc::I32(i32::try_from(v).map_err(range)?),
-            Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => Sc::I64(i64::try_from(v).map_err(range)?),
-            Ty::Uint32 | Ty::Fixed32 => Sc::U32(u32::try_from(v).map_err(range)?),
+            Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => Sc::I32(v.try_into().map_err(E::custom)?),
+            Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => Sc::I64(v.try_into().map_err(E::custom)?),
+            Ty::Uint32 | Ty::Fixed32 => Sc::U32(v.try_into().map_err(E::custom)?),
             Ty::Uint64 | Ty::Fixed64 => Sc::U64(v),
-            Ty::Enum(e) if !is_null_value(e) => Sc::I32(i32::try_from(v).map_err(range)?),
-            _ => return Err(self.mismatch()),
+            Ty::Enum(e) if !is_null_value(e) => Sc::I32(v.try_into().map_err(E::custom)?),
+            _ => return Err(self.mismatch(Unexpected::Unsigned(v))),
         };
         Ok(self.put(sc))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
         // The checks and casts of prost-reflect's visitors, as they are written there.
-        let whole = || {
-            if v.fract() != 0.0 {
-                Err(E::custom("expected integer value"))
-            } else {
-                Ok(())
-            }
-        };
         let sc = match self.ty {
             Ty::Double => Sc::F64(v),
             Ty::Float => {
@@ -888,74 +976,63 @@ impl<'de> Visitor<'de> for ScalarSeed<'_, '_> {
                 Sc::F32(v as f32)
             }
             Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => {
-                whole()?;
-                if v < (i32::MIN as f64) || v > (i32::MAX as f64) {
-                    return Err(E::custom("float value out of range"));
-                }
+                whole(v, i32::MIN as f64, i32::MAX as f64)?;
                 Sc::I32(v as i32)
             }
             Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => {
-                whole()?;
-                if v < (i64::MIN as f64) || v > (i64::MAX as f64) {
-                    return Err(E::custom("float value out of range"));
-                }
+                whole(v, i64::MIN as f64, i64::MAX as f64)?;
                 Sc::I64(v as i64)
             }
             Ty::Uint32 | Ty::Fixed32 => {
-                whole()?;
-                if v < (u32::MIN as f64) || v > (u32::MAX as f64) {
-                    return Err(E::custom("float value out of range"));
-                }
+                whole(v, u32::MIN as f64, u32::MAX as f64)?;
                 Sc::U32(v as u32)
             }
             Ty::Uint64 | Ty::Fixed64 => {
-                whole()?;
-                if v < (u64::MIN as f64) || v > (u64::MAX as f64) {
-                    return Err(E::custom("float value out of range"));
-                }
+                whole(v, u64::MIN as f64, u64::MAX as f64)?;
                 Sc::U64(v as u64)
             }
-            _ => return Err(self.mismatch()),
+            _ => return Err(self.mismatch(Unexpected::Float(v))),
         };
         Ok(self.put(sc))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        let bad = |_| E::custom("does not parse");
         let sc = match self.ty {
             Ty::Double => Sc::F64(match f64::from_str(v) {
                 Ok(x) => x,
                 Err(_) if v == "Infinity" => f64::INFINITY,
                 Err(_) if v == "-Infinity" => f64::NEG_INFINITY,
                 Err(_) if v == "NaN" => f64::NAN,
-                Err(_) => return Err(E::custom("not a number")),
+                Err(e) => return Err(E::custom(e)),
             }),
             Ty::Float => Sc::F32(match f32::from_str(v) {
                 Ok(x) => x,
                 Err(_) if v == "Infinity" => f32::INFINITY,
                 Err(_) if v == "-Infinity" => f32::NEG_INFINITY,
                 Err(_) if v == "NaN" => f32::NAN,
-                Err(_) => return Err(E::custom("not a number")),
+                Err(e) => return Err(E::custom(e)),
             }),
-            Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => Sc::I32(v.parse().map_err(bad)?),
-            Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => Sc::I64(v.parse().map_err(bad)?),
-            Ty::Uint32 | Ty::Fixed32 => Sc::U32(v.parse().map_err(bad)?),
-            Ty::Uint64 | Ty::Fixed64 => Sc::U64(v.parse().map_err(bad)?),
+            Ty::Int32 | Ty::Sint32 | Ty::Sfixed32 => Sc::I32(v.parse().map_err(E::custom)?),
+            Ty::Int64 | Ty::Sint64 | Ty::Sfixed64 => Sc::I64(v.parse().map_err(E::custom)?),
+            Ty::Uint32 | Ty::Fixed32 => Sc::U32(v.parse().map_err(E::custom)?),
+            Ty::Uint64 | Ty::Fixed64 => Sc::U64(v.parse().map_err(E::custom)?),
             Ty::String => Sc::Str(v),
             Ty::Bytes => return self.bytes(v),
-            Ty::Enum(e) => {
-                let number = if is_null_value(e) {
-                    (v == "NULL_VALUE").then_some(0)
+            Ty::Enum(e) if is_null_value(e) => {
+                if v == "NULL_VALUE" {
+                    Sc::I32(0)
+                } else if self.ignore_unknown {
+                    return Ok(false);
                 } else {
-                    e.get_value_by_name(v).map(|x| x.number())
-                };
-                match number {
-                    Some(n) => Sc::I32(n),
-                    None if self.ignore_unknown => return Ok(false),
-                    None => return Err(E::custom("unknown enum value")),
+                    return Err(E::custom("expected null"));
                 }
             }
-            _ => return Err(self.mismatch()),
+            Ty::Enum(e) => match e.get_value_by_name(v) {
+                Some(x) => Sc::I32(x.number()),
+                None if self.ignore_unknown => return Ok(false),
+                None => return Err(E::custom(format!("unrecognized enum value '{v}'"))),
+            },
+            _ => return Err(self.mismatch(Unexpected::Str(v))),
         };
         Ok(self.put(sc))
     }
@@ -963,14 +1040,14 @@ impl<'de> Visitor<'de> for ScalarSeed<'_, '_> {
     fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
         match self.ty {
             Ty::Enum(e) if is_null_value(e) => Ok(self.put(Sc::I32(0))),
-            _ => Err(self.mismatch()),
+            _ => Err(self.mismatch(Unexpected::Unit)),
         }
     }
 }
 
 impl ScalarSeed<'_, '_> {
     /// Base64 in the standard or URL-safe alphabet, padding optional, as prost-reflect reads
-    /// it (the same engine settings).
+    /// it (the same engine settings, the same errors).
     fn bytes<E: de::Error>(self, v: &str) -> Result<bool, E> {
         use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
         use base64::{DecodeError, Engine, alphabet};
@@ -987,9 +1064,9 @@ impl ScalarSeed<'_, '_> {
                 buf.clear();
                 URL_SAFE
                     .decode_vec(v, &mut buf)
-                    .map_err(|_| E::custom("invalid base64"))?;
+                    .map_err(|e| E::custom(format!("invalid base64: {e}")))?;
             }
-            Err(_) => return Err(E::custom("invalid base64")),
+            Err(e) => return Err(E::custom(format!("invalid base64: {e}"))),
         }
         if let Some((number, skip_default)) = self.key {
             if skip_default && buf.is_empty() {
@@ -1107,7 +1184,7 @@ impl<'de> Visitor<'de> for ListValueVisitor<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if self.depth + 1 > MAX_DEPTH {
-            return Err(de::Error::custom("nested too deep"));
+            return Err(unsupported("nested too deep"));
         }
         loop {
             let at = self.out.len();
@@ -1137,12 +1214,12 @@ impl<'de> Visitor<'de> for StructVisitor<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
+        f.write_str("a map")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         if self.depth + 1 > MAX_DEPTH {
-            return Err(de::Error::custom("nested too deep"));
+            return Err(unsupported("nested too deep"));
         }
         while let Some(key) = map.next_key_seed(KeySeed)? {
             put_key(self.out, 1, LEN);

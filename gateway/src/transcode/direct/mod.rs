@@ -20,6 +20,7 @@ use super::scalar::is_well_known_type;
 mod from_json;
 mod to_json;
 
+pub use from_json::Refusal;
 pub use to_json::encode;
 use to_json::encode_at;
 
@@ -56,7 +57,7 @@ impl TypePlan {
 
     /// Encodes the JSON document `json` as a message of this type: its wire bytes (see
     /// [`from_json`]). Run after the scan pass (duplicate keys, depth and size limits).
-    pub fn decode(&self, json: &[u8], ignore_unknown: bool) -> Result<Vec<u8>, Unsupported> {
+    pub fn decode(&self, json: &[u8], ignore_unknown: bool) -> Result<Vec<u8>, Refusal> {
         from_json::decode_at(&self.plans, self.index, json, ignore_unknown)
     }
 
@@ -70,22 +71,23 @@ impl TypePlan {
         path: &[FieldDescriptor],
         json: &[u8],
         ignore_unknown: bool,
-    ) -> Result<Vec<u8>, Unsupported> {
+    ) -> Result<Vec<u8>, Refusal> {
+        let unsupported = |why: &str| Refusal::Unsupported(why.to_owned());
         let (last, lead) = path
             .split_last()
-            .ok_or(Unsupported("an empty field path"))?;
+            .ok_or_else(|| unsupported("an empty field path"))?;
         let index_of = |desc: &MessageDescriptor| {
             self.plans
                 .index
                 .get(desc.full_name())
                 .copied()
-                .ok_or(Unsupported("a message type without a plan"))
+                .ok_or_else(|| unsupported("a message type without a plan"))
         };
         let blank = super::body::is_blank(json);
         let mut bytes = match last.kind() {
             Kind::Message(m) if !last.is_list() && !last.is_map() => {
                 if last.is_group() {
-                    return Err(Unsupported("a group"));
+                    return Err(unsupported("a group"));
                 }
                 let content = if blank {
                     Vec::new()
@@ -108,7 +110,7 @@ impl TypePlan {
                             .binary_search_by_key(&last.number(), |f| f.number)
                             .ok()
                     })
-                    .ok_or(Unsupported("a field without a plan"))?;
+                    .ok_or_else(|| unsupported("a field without a plan"))?;
                 from_json::decode_field_at(&self.plans, parent, field, json, ignore_unknown)?
             }
         };
@@ -117,7 +119,7 @@ impl TypePlan {
         }
         for f in lead.iter().rev() {
             if f.is_group() {
-                return Err(Unsupported("a group"));
+                return Err(unsupported("a group"));
             }
             let mut outer = Vec::with_capacity(bytes.len() + 8);
             from_json::put_len_field(&mut outer, f.number(), &bytes);
