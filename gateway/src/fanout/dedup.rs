@@ -41,10 +41,12 @@ impl Dedup {
         let bytes = match &call.body {
             CallBody::Unary(m) => m.encode_to_vec(),
             CallBody::Wire(b) => b.to_vec(),
-            CallBody::Stream(ms) => ms
-                .iter()
-                .flat_map(Message::encode_length_delimited_to_vec)
-                .collect(),
+            CallBody::Stream(ms) => ms.iter().fold(Vec::new(), |mut key, m| {
+                // Each message length-delimited, so that ["ab"] and ["a", "b"] differ.
+                prost::encoding::encode_varint(m.len() as u64, &mut key);
+                key.extend_from_slice(m);
+                key
+            }),
         };
         let key = (call.method.full_name().to_string(), bytes);
         let shared = {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
 
 use super::router::Lookup;
@@ -108,7 +109,9 @@ async fn serve(
     }
     let input = target.method.input();
     let body = if target.streaming == Streaming::Client {
-        CallBody::Stream(decode_ndjson(&input, &bytes, snap)?)
+        let (messages, direct) = encode_ndjson(&input, target.request_plan.as_ref(), &bytes, snap)?;
+        count_request(snap, direct);
+        CallBody::Stream(messages)
     } else {
         let parts_in = HttpRequestParts {
             body: &bytes,
@@ -123,13 +126,7 @@ async fn serve(
             &parts_in,
             &snap.decode,
         )?;
-        if let Some(m) = snap.metrics() {
-            if encoded.direct {
-                m.rest_in_direct.inc();
-            } else {
-                m.rest_in_reflect.inc();
-            }
-        }
+        count_request(snap, encoded.direct);
         CallBody::Wire(encoded.bytes.into())
     };
     // Replies written straight from their wire bytes, unless this BFF redacts the type.
@@ -239,6 +236,17 @@ fn reply_json(
     })
 }
 
+/// Counts how a request's message was written (`portico_rest_requests_total{decoder}`).
+fn count_request(snap: &Snapshot, direct: bool) {
+    if let Some(m) = snap.metrics() {
+        if direct {
+            m.rest_in_direct.inc();
+        } else {
+            m.rest_in_reflect.inc();
+        }
+    }
+}
+
 fn wants_sse(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -250,24 +258,37 @@ fn wants_sse(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Decodes a newline-delimited JSON body into the messages of a client stream.
-fn decode_ndjson(
+/// Encodes a newline-delimited JSON body as the messages of a client stream, each written
+/// straight from its line when `plan` is given (see `transcode::encode_request`); the flag
+/// says whether every line went that way.
+fn encode_ndjson(
     input: &prost_reflect::MessageDescriptor,
+    plan: Option<&TypePlan>,
     bytes: &[u8],
     snap: &Snapshot,
-) -> Result<Vec<prost_reflect::DynamicMessage>, GatewayError> {
+) -> Result<(Vec<Bytes>, bool), GatewayError> {
     let mut out = Vec::new();
+    let mut direct = true;
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let msg = transcode::decode_json(input, line, &snap.decode).map_err(|e| {
-            GatewayError::BadRequest {
-                field: e.field.clone(),
-                message: format!("line {}: {e}", i + 1),
-            }
-        })?;
-        out.push(msg);
+        let parts = HttpRequestParts {
+            body: line,
+            body_target: &BodyTarget::Whole,
+            path_bindings: &[],
+            query: None,
+            fill_update_mask: false,
+        };
+        let encoded =
+            transcode::encode_request(input, plan, &parts, &snap.decode).map_err(|e| {
+                GatewayError::BadRequest {
+                    field: e.field.clone(),
+                    message: format!("line {}: {e}", i + 1),
+                }
+            })?;
+        direct &= encoded.direct;
+        out.push(Bytes::from(encoded.bytes));
     }
-    Ok(out)
+    Ok((out, direct))
 }

@@ -253,9 +253,7 @@ impl Encoded {
         match body {
             CallBody::Unary(m) => Encoded::One(m.encode_to_vec().into()),
             CallBody::Wire(b) => Encoded::One(b),
-            CallBody::Stream(v) => {
-                Encoded::Many(v.iter().map(|m| Bytes::from(m.encode_to_vec())).collect())
-            }
+            CallBody::Stream(v) => Encoded::Many(v),
         }
     }
 

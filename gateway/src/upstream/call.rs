@@ -63,8 +63,8 @@ pub enum CallBody {
     /// One request message, already encoded (the REST door's direct decoder writes it
     /// straight from the JSON body).
     Wire(Bytes),
-    /// A sequence of request messages (client-streaming methods).
-    Stream(Vec<DynamicMessage>),
+    /// A sequence of request messages, encoded (client-streaming methods).
+    Stream(Vec<Bytes>),
 }
 
 impl Call {
