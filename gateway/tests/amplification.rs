@@ -78,7 +78,7 @@ fn request_parsers_hold_at_most_a_bounded_multiple_of_the_input() {
             10 << 20,
         ),
         (
-            "Struct, 1 MiB of zeros (refused by the scan, nothing built)",
+            "Struct, 1 MiB of zeros (refused at the value limit)",
             msg("demo.v1.User"),
             format!(
                 "{{\"preferences\":{{\"a\":[{}0]}}}}",

@@ -305,36 +305,46 @@ fn encode_direct(
         watch: &watch,
     };
     let blank = is_blank(parts.body);
-    let ignore = opts.ignore_unknown_fields;
-    let (report, bytes, shown) = match parts.body_target {
-        BodyTarget::None if blank => (None, Ok(Vec::new()), ""),
+    // The direct decoder checks what the scan pass checks, and refuses where the scan would
+    // fail; so the scan runs first only to watch the path variables in the body, and
+    // otherwise only after a refusal, to name the problem as it always has (its error comes
+    // first, as when it ran first).
+    let scan_first = !watch.is_empty();
+    let check = || match parts.body_target {
+        BodyTarget::Field(target) => {
+            body::check_field(target.last(), parts.body, opts, &rec, target.as_str())
+        }
+        _ => body::check_message(desc, parts.body, opts, &rec, ""),
+    };
+    let (bytes, shown) = match parts.body_target {
+        BodyTarget::None if blank => (Ok(Vec::new()), ""),
         // Refused by `decode_request`, which says why.
         BodyTarget::None => return Ok(None),
-        BodyTarget::Whole => {
-            let report = body::check_message(desc, parts.body, opts, &rec, "")?;
-            let bytes = if blank {
-                Ok(Vec::new())
-            } else {
-                plan.decode(parts.body, ignore)
-            };
-            (Some(report), bytes, "")
-        }
-        BodyTarget::Field(target) => {
-            let shown = target.as_str();
-            let report = body::check_field(target.last(), parts.body, opts, &rec, shown)?;
-            let bytes = plan.decode_into_path(target.fields(), parts.body, ignore);
-            (Some(report), bytes, shown)
-        }
+        BodyTarget::Whole if blank => (Ok(Vec::new()), ""),
+        BodyTarget::Whole => (plan.decode(parts.body, opts), ""),
+        BodyTarget::Field(target) => (
+            plan.decode_into_path(target.fields(), parts.body, opts),
+            target.as_str(),
+        ),
     };
+    let report = if scan_first { Some(check()?) } else { None };
     let mut bytes = match bytes {
         Ok(bytes) => bytes,
-        // prost-reflect's error, where prost-reflect would have found it; nothing built.
-        Err(direct::Refusal::Invalid(e, path)) => {
-            return Err(body::prost_error(&e, &path, 0, shown));
-        }
-        Err(direct::Refusal::Unsupported(why)) => {
-            tracing::debug!(reason = %why, "request body decoded by prost-reflect");
-            return Ok(None);
+        Err(refusal) => {
+            if !scan_first {
+                check()?;
+            }
+            match refusal {
+                // prost-reflect's error, where prost-reflect would have found it; nothing
+                // built.
+                direct::Refusal::Invalid(e, path) => {
+                    return Err(body::prost_error(&e, &path, 0, shown));
+                }
+                direct::Refusal::Unsupported(why) => {
+                    tracing::debug!(reason = %why, "request body decoded by prost-reflect");
+                    return Ok(None);
+                }
+            }
         }
     };
     // A path variable that the body also sets: the two values must agree.

@@ -17,14 +17,14 @@
 //! (duplicate keys under a field's two names, the depth and `Struct` size limits, unknown
 //! fields named with their path) are not repeated.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
 use prost::Message as _;
 use prost_reflect::{DeserializeOptions, DynamicMessage, EnumDescriptor};
-use serde::de::{
-    self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor,
-};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 
 use super::{MAX_DEPTH, MessagePlan, Plans, Shape, Ty, Unsupported, Wkt};
 
@@ -66,9 +66,9 @@ pub(super) fn decode_at(
     plans: &Plans,
     root: usize,
     json: &[u8],
-    ignore_unknown: bool,
+    limits: Limits,
 ) -> Result<Vec<u8>, Refusal> {
-    run(plans, json, ignore_unknown, Start::Message(root))
+    run(plans, json, limits, Start::Message(root))
 }
 
 /// Encodes `json` as the value of field `field` (an index into the plan's fields) of a
@@ -79,13 +79,13 @@ pub(super) fn decode_field_at(
     parent: usize,
     field: usize,
     json: &[u8],
-    ignore_unknown: bool,
+    limits: Limits,
 ) -> Result<Vec<u8>, Refusal> {
     let parent = plans
         .plans
         .get(parent)
         .ok_or_else(|| Refusal::Unsupported("a message type without a plan".into()))?;
-    run(plans, json, ignore_unknown, Start::Field(parent, field))
+    run(plans, json, limits, Start::Field(parent, field))
 }
 
 /// Walks `json` from `start`. When the body is invalid, walks it again with the JSON path
@@ -93,10 +93,10 @@ pub(super) fn decode_field_at(
 fn run<'p>(
     plans: &'p Plans,
     json: &[u8],
-    ignore_unknown: bool,
+    limits: Limits,
     start: Start<'p>,
 ) -> Result<Vec<u8>, Refusal> {
-    let mut enc = Enc::new(plans, ignore_unknown, json.len());
+    let mut enc = Enc::new(plans, limits, json.len());
     let mut de = serde_json::Deserializer::from_slice(json);
     let first = walk(&mut enc, start, &mut de).and_then(|()| de.end());
     let Err(e) = first else {
@@ -107,7 +107,7 @@ fn run<'p>(
         return Err(Refusal::Unsupported(why.to_owned()));
     }
     drop(enc);
-    let mut enc = Enc::new(plans, ignore_unknown, 0);
+    let mut enc = Enc::new(plans, limits, 0);
     let mut de = serde_json::Deserializer::from_slice(json);
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
@@ -138,10 +138,27 @@ fn walk<'de, 'p, D: Deserializer<'de>>(
     }
 }
 
+/// What a body may hold, as the scan pass bounds it (see `DecodeOptions`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Unknown fields are skipped (their content still checked) rather than refused.
+    pub ignore_unknown: bool,
+    /// Most nesting of objects and arrays.
+    pub max_depth: usize,
+    /// Most values inside `Struct`, `Value` and `ListValue` content.
+    pub max_struct_values: usize,
+}
+
 /// The output and what the walk needs beside it.
 struct Enc<'p> {
     plans: &'p Plans,
     ignore_unknown: bool,
+    /// Nesting past this is left to the scan pass (which names it).
+    max_depth: usize,
+    max_struct_values: usize,
+    /// Values read so far inside `Struct`/`Value`/`ListValue` content, counted as the scan
+    /// pass counts them.
+    struct_values: usize,
     out: Vec<u8>,
     /// The fields written by the messages being read, innermost last: (number, start in
     /// `out`). A message puts its own in order when it ends, and removes them.
@@ -151,10 +168,13 @@ struct Enc<'p> {
 }
 
 impl<'p> Enc<'p> {
-    fn new(plans: &'p Plans, ignore_unknown: bool, json_len: usize) -> Self {
+    fn new(plans: &'p Plans, limits: Limits, json_len: usize) -> Self {
         Self {
             plans,
-            ignore_unknown,
+            ignore_unknown: limits.ignore_unknown,
+            max_depth: limits.max_depth.min(MAX_DEPTH),
+            max_struct_values: limits.max_struct_values,
+            struct_values: 0,
             // Wire bytes are mostly shorter than their JSON.
             out: Vec::with_capacity(json_len),
             segs: Vec::new(),
@@ -167,6 +187,25 @@ impl<'p> Enc<'p> {
             .plans
             .get(i)
             .ok_or(Unsupported("a message type without a plan"))
+    }
+
+    /// Enters an object or array enclosed by `depth` others: its own depth, or a refusal past
+    /// the limit (the scan pass names it).
+    fn enter<E: de::Error>(&self, depth: usize) -> Result<usize, E> {
+        let d = depth + 1;
+        if d > self.max_depth {
+            return Err(unsupported("nested deeper than the limit"));
+        }
+        Ok(d)
+    }
+
+    /// Counts one value of free-form content; a refusal past the limit.
+    fn count_value<E: de::Error>(&mut self) -> Result<(), E> {
+        self.struct_values += 1;
+        if self.struct_values > self.max_struct_values {
+            return Err(unsupported("more free-form values than the limit"));
+        }
+        Ok(())
     }
 }
 
@@ -252,7 +291,8 @@ fn takes_null(plans: &Plans, ty: &Ty) -> bool {
 
 // ---- messages ----
 
-/// A message value (its content only: the caller writes its key and length).
+/// A message value (its content only: the caller writes its key and length), enclosed by
+/// `depth` objects and arrays.
 struct MsgSeed<'a, 'p> {
     enc: &'a mut Enc<'p>,
     plan: usize,
@@ -263,20 +303,14 @@ impl<'de> DeserializeSeed<'de> for MsgSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.depth > MAX_DEPTH {
-            return Err(unsupported("nested too deep"));
-        }
-        let plan = self.enc.plan(self.plan).map_err(|u| unsupported(u.0))?;
+        let MsgSeed { enc, plan, depth } = self;
+        let plan = enc.plan(plan).map_err(|u| unsupported(u.0))?;
         match &plan.wkt {
-            Wkt::No => d.deserialize_map(MsgVisitor {
-                enc: self.enc,
-                plan,
-                depth: self.depth,
-            }),
+            Wkt::No => d.deserialize_map(MsgVisitor { enc, plan, depth }),
             Wkt::Wrapper(ty) => {
-                let ignore_unknown = self.enc.ignore_unknown;
+                let ignore_unknown = enc.ignore_unknown;
                 ScalarSeed {
-                    out: &mut self.enc.out,
+                    out: &mut enc.out,
                     ty,
                     key: Some((1, true)),
                     ignore_unknown,
@@ -285,26 +319,30 @@ impl<'de> DeserializeSeed<'de> for MsgSeed<'_, '_> {
                 .map(|_| ())
             }
             _ => match plan.desc.full_name() {
-                "google.protobuf.Value" => d.deserialize_any(ValueVisitor {
-                    out: &mut self.enc.out,
-                    depth: self.depth,
-                }),
-                "google.protobuf.Struct" => d.deserialize_map(StructVisitor {
-                    out: &mut self.enc.out,
-                    depth: self.depth,
-                }),
-                "google.protobuf.ListValue" => d.deserialize_seq(ListValueVisitor {
-                    out: &mut self.enc.out,
-                    depth: self.depth,
-                }),
-                // Timestamp, Duration, FieldMask, Empty, Any: small, and their JSON forms
-                // are prost-reflect's to read.
+                // Free-form content: every value counts, as the scan pass counts it.
+                "google.protobuf.Value" => {
+                    enc.count_value()?;
+                    d.deserialize_any(ValueVisitor { enc, depth })
+                }
+                "google.protobuf.Struct" => {
+                    enc.count_value()?;
+                    d.deserialize_map(StructVisitor { enc, depth })
+                }
+                "google.protobuf.ListValue" => {
+                    enc.count_value()?;
+                    d.deserialize_seq(ListValueVisitor { enc, depth })
+                }
+                // Any resolves types and may hold anything: the decoded way.
+                "google.protobuf.Any" => Err(unsupported("google.protobuf.Any")),
+                // Timestamp, Duration, FieldMask, Empty: small, and their JSON forms are
+                // prost-reflect's to read. (Counted as one level deeper, in case it is an
+                // object.)
                 _ => {
-                    let opts =
-                        DeserializeOptions::new().deny_unknown_fields(!self.enc.ignore_unknown);
+                    enc.enter::<D::Error>(depth)?;
+                    let opts = DeserializeOptions::new().deny_unknown_fields(!enc.ignore_unknown);
                     let msg =
                         DynamicMessage::deserialize_with_options(plan.desc.clone(), d, &opts)?;
-                    msg.encode(&mut self.enc.out).map_err(de::Error::custom)
+                    msg.encode(&mut enc.out).map_err(de::Error::custom)
                 }
             },
         }
@@ -326,6 +364,7 @@ impl<'de> Visitor<'de> for MsgVisitor<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let MsgVisitor { enc, plan, depth } = self;
+        let depth = enc.enter(depth)?;
         let start = enc.out.len();
         let seg_base = enc.segs.len();
         let mut in_order = true;
@@ -333,14 +372,19 @@ impl<'de> Visitor<'de> for MsgVisitor<'_, '_> {
         // Fields seen (by index) and oneofs set, as bits (a long message spills to a Vec).
         let mut seen = Bits::new(plan.fields.len());
         let mut oneofs = Bits::new(plan.oneofs);
+        let mut unknown: Option<KeySet<'de>> = None;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let Some(&i) = plan.by_name.get(key.as_str()) else {
-                if enc.ignore_unknown && !key.as_str().starts_with('[') {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
+            let Some(&i) = plan.by_name.get(key.as_ref()) else {
+                if !enc.ignore_unknown || key.starts_with('[') {
+                    // Unknown (the scan pass names it) or an extension.
+                    return Err(unsupported("an unknown field or an extension"));
                 }
-                // Unknown (named by the other path) or an extension.
-                return Err(unsupported("an unknown field or an extension"));
+                // Skipped, but checked as the scan pass checks it.
+                if !unknown.get_or_insert_with(KeySet::new).insert(key) {
+                    return Err(unsupported("a key given twice"));
+                }
+                map.next_value_seed(Skip { enc, depth })?;
+                continue;
             };
             if !seen.insert(i) {
                 return Err(unsupported("a field given twice"));
@@ -377,6 +421,112 @@ impl<'de> Visitor<'de> for MsgVisitor<'_, '_> {
         }
         enc.segs.truncate(seg_base);
         Ok(())
+    }
+}
+
+/// A value that is skipped (an unknown field under `ignore_unknown`), checked as the scan
+/// pass checks it: its nesting, and no key twice in one object.
+struct Skip<'a, 'p> {
+    enc: &'a mut Enc<'p>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Skip<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let depth = self.enc.enter(self.depth)?;
+        while seq
+            .next_element_seed(Skip {
+                enc: &mut *self.enc,
+                depth,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let depth = self.enc.enter(self.depth)?;
+        let mut keys = KeySet::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if !keys.insert(key) {
+                return Err(unsupported("a key given twice"));
+            }
+            map.next_value_seed(Skip {
+                enc: &mut *self.enc,
+                depth,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The keys of one object, to find one given twice: a small vector, a hash set past 16.
+enum KeySet<'de> {
+    Small(Vec<Cow<'de, str>>),
+    Big(HashSet<Cow<'de, str>>),
+}
+
+impl<'de> KeySet<'de> {
+    fn new() -> Self {
+        KeySet::Small(Vec::new())
+    }
+
+    /// Adds `key`; false if it was there already.
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
+        match self {
+            KeySet::Small(v) => {
+                if v.contains(&key) {
+                    return false;
+                }
+                if v.len() >= 16 {
+                    let mut set: HashSet<Cow<'de, str>> = v.drain(..).collect();
+                    set.insert(key);
+                    *self = KeySet::Big(set);
+                } else {
+                    v.push(key);
+                }
+                true
+            }
+            KeySet::Big(set) => set.insert(key),
+        }
     }
 }
 
@@ -441,48 +591,34 @@ impl Bits {
     }
 }
 
-/// A key of a JSON object, borrowed from the input when it has no escapes.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
-
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(s) => s,
-            Key::Owned(s) => s,
-        }
-    }
-}
-
+/// Reads a key of a JSON object, borrowed from the input when it has no escapes.
 struct KeySeed;
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key<'de>;
+    type Value = Cow<'de, str>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key<'de>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed {
-    type Value = Key<'de>;
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a key")
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key::Borrowed(v))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-        Ok(Key::Owned(v.to_owned()))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-        Ok(Key::Owned(v))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
@@ -573,7 +709,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
                 MsgSeed {
                     enc: &mut *enc,
                     plan: *m,
-                    depth: depth + 1,
+                    depth,
                 }
                 .deserialize(d)?;
                 close(&mut enc.out, start);
@@ -636,9 +772,7 @@ impl<'de> Visitor<'de> for ListVisitor<'_, '_> {
             packed,
             depth,
         } = self;
-        if depth + 1 > MAX_DEPTH {
-            return Err(unsupported("nested too deep"));
-        }
+        let depth = enc.enter(depth)?;
         let ignore_unknown = enc.ignore_unknown;
         match ty {
             Ty::Message(m) => {
@@ -649,7 +783,7 @@ impl<'de> Visitor<'de> for ListVisitor<'_, '_> {
                     let seed = MsgSeed {
                         enc: &mut *enc,
                         plan: *m,
-                        depth: depth + 2,
+                        depth,
                     };
                     if seq.next_element_seed(seed)?.is_none() {
                         enc.out.truncate(at);
@@ -718,15 +852,17 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
             number,
             depth,
         } = self;
-        if depth + 1 > MAX_DEPTH {
-            return Err(unsupported("nested too deep"));
-        }
+        let depth = enc.enter(depth)?;
         let ignore_unknown = enc.ignore_unknown;
+        let mut keys = KeySet::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let entry_at = enc.out.len();
             put_key(&mut enc.out, number, LEN);
             let entry = open(&mut enc.out);
-            map_key(&mut enc.out, key_ty, key.as_str())?;
+            map_key(&mut enc.out, key_ty, &key)?;
+            if !keys.insert(key) {
+                return Err(unsupported("a key given twice"));
+            }
             let set = match value_ty {
                 Ty::Message(m) => {
                     put_key(&mut enc.out, 2, LEN);
@@ -734,7 +870,7 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
                     map.next_value_seed(MsgSeed {
                         enc: &mut *enc,
                         plan: *m,
-                        depth: depth + 2,
+                        depth,
                     })?;
                     close(&mut enc.out, start);
                     true
@@ -1083,27 +1219,30 @@ impl ScalarSeed<'_, '_> {
 // ---- google.protobuf.Value, Struct, ListValue ----
 
 /// A `Value`'s content: one member of its `kind` oneof.
-struct ValueVisitor<'a> {
-    out: &'a mut Vec<u8>,
+struct ValueVisitor<'a, 'p> {
+    enc: &'a mut Enc<'p>,
     depth: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for ValueVisitor<'_> {
+/// A `Value` inside free-form content (a `Struct` field or a `ListValue` element): one more
+/// value counted.
+impl<'de> DeserializeSeed<'de> for ValueVisitor<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.enc.count_value()?;
         d.deserialize_any(self)
     }
 }
 
-impl ValueVisitor<'_> {
+impl ValueVisitor<'_, '_> {
     fn number(self, v: f64) {
-        put_key(self.out, 2, FIXED64);
-        self.out.extend_from_slice(&v.to_le_bytes());
+        put_key(&mut self.enc.out, 2, FIXED64);
+        self.enc.out.extend_from_slice(&v.to_le_bytes());
     }
 }
 
-impl<'de> Visitor<'de> for ValueVisitor<'_> {
+impl<'de> Visitor<'de> for ValueVisitor<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -1111,14 +1250,14 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        put_key(self.out, 1, VARINT);
-        self.out.push(0);
+        put_key(&mut self.enc.out, 1, VARINT);
+        self.enc.out.push(0);
         Ok(())
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        put_key(self.out, 4, VARINT);
-        self.out.push(u8::from(v));
+        put_key(&mut self.enc.out, 4, VARINT);
+        self.enc.out.push(u8::from(v));
         Ok(())
     }
 
@@ -1138,44 +1277,45 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        put_key(self.out, 3, LEN);
-        put_varint(self.out, v.len() as u64);
-        self.out.extend_from_slice(v.as_bytes());
+        let out = &mut self.enc.out;
+        put_key(out, 3, LEN);
+        put_varint(out, v.len() as u64);
+        out.extend_from_slice(v.as_bytes());
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        put_key(self.out, 6, LEN);
-        let start = open(self.out);
+        put_key(&mut self.enc.out, 6, LEN);
+        let start = open(&mut self.enc.out);
         ListValueVisitor {
-            out: &mut *self.out,
+            enc: &mut *self.enc,
             depth: self.depth,
         }
         .visit_seq(seq)?;
-        close(self.out, start);
+        close(&mut self.enc.out, start);
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        put_key(self.out, 5, LEN);
-        let start = open(self.out);
+        put_key(&mut self.enc.out, 5, LEN);
+        let start = open(&mut self.enc.out);
         StructVisitor {
-            out: &mut *self.out,
+            enc: &mut *self.enc,
             depth: self.depth,
         }
         .visit_map(map)?;
-        close(self.out, start);
+        close(&mut self.enc.out, start);
         Ok(())
     }
 }
 
 /// A `ListValue`'s content: field 1, a `Value` per element.
-struct ListValueVisitor<'a> {
-    out: &'a mut Vec<u8>,
+struct ListValueVisitor<'a, 'p> {
+    enc: &'a mut Enc<'p>,
     depth: usize,
 }
 
-impl<'de> Visitor<'de> for ListValueVisitor<'_> {
+impl<'de> Visitor<'de> for ListValueVisitor<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -1183,34 +1323,32 @@ impl<'de> Visitor<'de> for ListValueVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.depth + 1 > MAX_DEPTH {
-            return Err(unsupported("nested too deep"));
-        }
+        let depth = self.enc.enter(self.depth)?;
         loop {
-            let at = self.out.len();
-            put_key(self.out, 1, LEN);
-            let start = open(self.out);
+            let at = self.enc.out.len();
+            put_key(&mut self.enc.out, 1, LEN);
+            let start = open(&mut self.enc.out);
             let seed = ValueVisitor {
-                out: &mut *self.out,
-                depth: self.depth + 1,
+                enc: &mut *self.enc,
+                depth,
             };
             if seq.next_element_seed(seed)?.is_none() {
-                self.out.truncate(at);
+                self.enc.out.truncate(at);
                 return Ok(());
             }
-            close(self.out, start);
+            close(&mut self.enc.out, start);
         }
     }
 }
 
 /// A `Struct`'s content: field 1, a map entry per key. Entries come in document order
 /// (prost-reflect sorts them by key; the decoded maps are equal).
-struct StructVisitor<'a> {
-    out: &'a mut Vec<u8>,
+struct StructVisitor<'a, 'p> {
+    enc: &'a mut Enc<'p>,
     depth: usize,
 }
 
-impl<'de> Visitor<'de> for StructVisitor<'_> {
+impl<'de> Visitor<'de> for StructVisitor<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -1218,24 +1356,26 @@ impl<'de> Visitor<'de> for StructVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        if self.depth + 1 > MAX_DEPTH {
-            return Err(unsupported("nested too deep"));
-        }
+        let depth = self.enc.enter(self.depth)?;
+        let mut keys = KeySet::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            put_key(self.out, 1, LEN);
-            let entry = open(self.out);
-            let k = key.as_str();
-            put_key(self.out, 1, LEN);
-            put_varint(self.out, k.len() as u64);
-            self.out.extend_from_slice(k.as_bytes());
-            put_key(self.out, 2, LEN);
-            let start = open(self.out);
+            let out = &mut self.enc.out;
+            put_key(out, 1, LEN);
+            let entry = open(out);
+            put_key(out, 1, LEN);
+            put_varint(out, key.len() as u64);
+            out.extend_from_slice(key.as_bytes());
+            put_key(out, 2, LEN);
+            let start = open(out);
+            if !keys.insert(key) {
+                return Err(unsupported("a key given twice"));
+            }
             map.next_value_seed(ValueVisitor {
-                out: &mut *self.out,
-                depth: self.depth + 1,
+                enc: &mut *self.enc,
+                depth,
             })?;
-            close(self.out, start);
-            close(self.out, entry);
+            close(&mut self.enc.out, start);
+            close(&mut self.enc.out, entry);
         }
         Ok(())
     }

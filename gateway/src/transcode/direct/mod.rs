@@ -14,8 +14,8 @@ use std::sync::Arc;
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde::Serialize;
 
-use super::EncodeOptions;
 use super::scalar::is_well_known_type;
+use super::{DecodeOptions, EncodeOptions};
 
 mod from_json;
 mod to_json;
@@ -56,9 +56,9 @@ impl TypePlan {
     }
 
     /// Encodes the JSON document `json` as a message of this type: its wire bytes (see
-    /// [`from_json`]). Run after the scan pass (duplicate keys, depth and size limits).
-    pub fn decode(&self, json: &[u8], ignore_unknown: bool) -> Result<Vec<u8>, Refusal> {
-        from_json::decode_at(&self.plans, self.index, json, ignore_unknown)
+    /// [`from_json`]), within the limits of `opts`.
+    pub fn decode(&self, json: &[u8], opts: &DecodeOptions) -> Result<Vec<u8>, Refusal> {
+        from_json::decode_at(&self.plans, self.index, json, limits(opts))
     }
 
     /// Encodes `json` as the value of the field at `path` (singular message fields from this
@@ -70,8 +70,9 @@ impl TypePlan {
         &self,
         path: &[FieldDescriptor],
         json: &[u8],
-        ignore_unknown: bool,
+        opts: &DecodeOptions,
     ) -> Result<Vec<u8>, Refusal> {
+        let limits = limits(opts);
         let unsupported = |why: &str| Refusal::Unsupported(why.to_owned());
         let (last, lead) = path
             .split_last()
@@ -92,7 +93,7 @@ impl TypePlan {
                 let content = if blank {
                     Vec::new()
                 } else {
-                    from_json::decode_at(&self.plans, index_of(&m)?, json, ignore_unknown)?
+                    from_json::decode_at(&self.plans, index_of(&m)?, json, limits)?
                 };
                 let mut out = Vec::with_capacity(content.len() + 8);
                 from_json::put_len_field(&mut out, last.number(), &content);
@@ -111,7 +112,7 @@ impl TypePlan {
                             .ok()
                     })
                     .ok_or_else(|| unsupported("a field without a plan"))?;
-                from_json::decode_field_at(&self.plans, parent, field, json, ignore_unknown)?
+                from_json::decode_field_at(&self.plans, parent, field, json, limits)?
             }
         };
         if bytes.is_empty() {
@@ -368,6 +369,15 @@ fn field_plan(
                 .oneofs()
                 .position(|x| x.name() == o.name())
         }),
+    }
+}
+
+/// The direct decoder's limits: those of the scan pass.
+fn limits(opts: &DecodeOptions) -> from_json::Limits {
+    from_json::Limits {
+        ignore_unknown: opts.ignore_unknown_fields,
+        max_depth: opts.max_depth,
+        max_struct_values: opts.max_struct_values,
     }
 }
 
