@@ -362,3 +362,80 @@ fn unpacked_repeated_scalars_and_bad_bytes() {
     }
     assert!(encode(&plans, &[tag(2), 9, 1], &OPTIONS[0]).is_err());
 }
+
+#[test]
+fn free_form_content_is_written_as_prost_reflect_writes_it() {
+    // Struct, Value and ListValue with content (random messages leave them empty), from
+    // JSON read by prost-reflect; then wire forms only a backend writes: keys out of order
+    // and given twice, a Value with no kind, a map entry without its value.
+    let desc = super::test_support::msg("Everything");
+    let plans = Plans::new(&desc);
+    let mut rng = StdRng::seed_from_u64(0x5747);
+    fn random_json(rng: &mut StdRng, depth: usize) -> serde_json::Value {
+        match rng.random_range(0..if depth > 3 { 5 } else { 7 }) {
+            0 => serde_json::Value::Null,
+            1 => serde_json::Value::Bool(rng.random()),
+            2 => serde_json::json!(rng.random_range(-1e6..1e6)),
+            3 => serde_json::json!(rng.random_range(-1000..1000)),
+            4 => serde_json::json!(["", "a", "é\"\\\n", "NaN"][rng.random_range(0..4)]),
+            5 => serde_json::Value::Array(
+                (0..rng.random_range(0..4))
+                    .map(|_| random_json(rng, depth + 1))
+                    .collect(),
+            ),
+            _ => serde_json::Value::Object(
+                (0..rng.random_range(0..4))
+                    .map(|_| {
+                        (
+                            format!("k{}", rng.random_range(0..9)),
+                            random_json(rng, depth + 1),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+    let mut refused = 0;
+    for _ in 0..300 {
+        let body = serde_json::json!({"meta": random_json(&mut rng, 0).as_object().cloned().unwrap_or_default(), "dyn": random_json(&mut rng, 0)});
+        let msg =
+            super::decode_json(&desc, body.to_string().as_bytes(), &Default::default()).unwrap();
+        if check(&desc, &plans, &msg.encode_to_vec(), "free-form") {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 0);
+    // meta (31) = Struct {"b": 1.5, "a": (Value with no kind), "b": "x"} as a backend may
+    // write it: keys out of order, "b" twice (the last one counts); dyn (37) = a Value
+    // holding an entry without a value inside a struct_value.
+    let entry = |key: &str, value: &[u8]| -> Vec<u8> {
+        let mut e = vec![0x0a, u8::try_from(key.len()).unwrap()];
+        e.extend_from_slice(key.as_bytes());
+        if !value.is_empty() || key == "a" {
+            e.push(0x12);
+            e.push(u8::try_from(value.len()).unwrap());
+            e.extend_from_slice(value);
+        }
+        let mut out = vec![0x0a, u8::try_from(e.len()).unwrap()];
+        out.extend(e);
+        out
+    };
+    let mut number = vec![0x11];
+    number.extend(1.5f64.to_le_bytes());
+    let mut meta = entry("b", &number);
+    meta.extend(entry("a", &[]));
+    meta.extend(entry("b", &[0x1a, 0x01, b'x']));
+    let mut bytes = vec![0xfa, 0x01, u8::try_from(meta.len()).unwrap()];
+    bytes.extend(&meta);
+    let inner = entry("z", &[]);
+    let mut dyn_value = vec![0x2a, u8::try_from(inner.len()).unwrap()];
+    dyn_value.extend(inner);
+    bytes.extend([0xaa, 0x02, u8::try_from(dyn_value.len()).unwrap()]);
+    bytes.extend(dyn_value);
+    assert!(!check(&desc, &plans, &bytes, "backend forms"));
+    let json = encode(&plans, &bytes, &OPTIONS[0]).unwrap();
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        r#"{"meta":{"a":null,"b":"x"},"dyn":{"z":null}}"#
+    );
+}

@@ -4,8 +4,9 @@
 //! The output is what prost-reflect's serializer writes for the same message (fields in field
 //! number order, defaults left out or written as [`EncodeOptions`] say, 64-bit integers as
 //! strings, enums by name, bytes in standard base64, NaN and infinities as strings); a
-//! differential test holds the two together. Well-known types are written by prost-reflect
-//! (they are small and their JSON forms are special). What this path does not handle, it
+//! differential test holds the two together. Timestamps, Durations, wrappers, `Struct`,
+//! `Value`, `ListValue` and `Empty` are written natively; `Any` and `FieldMask` by
+//! prost-reflect (small, and their JSON forms are special). What this path does not handle, it
 //! refuses with [`Unsupported`] and the caller takes the `DynamicMessage` path: a singular
 //! message field sent twice (the wire format merges them), a map key sent twice, groups,
 //! extensions, bytes that do not decode, nesting deeper than [`MAX_DEPTH`].
@@ -237,7 +238,15 @@ impl Writer<'_> {
             Wkt::No => {}
             Wkt::Timestamp | Wkt::Duration => return time(out, &plan.wkt, bytes),
             Wkt::Wrapper(ty) => return wrapper(out, ty, bytes),
-            Wkt::Other => return well_known(out, plan, bytes, self.opts),
+            Wkt::Other => {
+                return match plan.desc.full_name() {
+                    "google.protobuf.Value" => value(out, bytes, depth),
+                    "google.protobuf.Struct" => structure(out, bytes, depth),
+                    "google.protobuf.ListValue" => list_value(out, bytes, depth),
+                    "google.protobuf.Empty" => empty(out, bytes),
+                    _ => well_known(out, plan, bytes, self.opts),
+                };
+            }
         }
         let base = self.scratch.len();
         scan(plan, bytes, &mut self.scratch)?;
@@ -656,6 +665,151 @@ fn wrapper(out: &mut Vec<u8>, ty: &Ty, bytes: &[u8]) -> Result<(), Unsupported> 
         Scalar::F32(x) => write_json(out, &x),
         v => write_scalar(out, ty, v),
     }
+    Ok(())
+}
+
+// ---- google.protobuf.Value, Struct, ListValue, Empty: written as prost-reflect writes them
+// (through prost-types: a Value with no kind is `null`, Struct keys sorted, the last of a key
+// given twice kept, a non-finite number refused). Wire forms that decoding would merge (a
+// Value holding two kinds, a map entry's value sent twice) are refused and go the decoded way.
+
+/// A `google.protobuf.Value`.
+fn value(out: &mut Vec<u8>, bytes: &[u8], depth: usize) -> Result<(), Unsupported> {
+    if depth > MAX_DEPTH {
+        return Err(Unsupported("nesting too deep"));
+    }
+    let mut kind = None;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let (number, wire) = read_field(bytes, &mut pos)?;
+        if (1..=6).contains(&number) {
+            if kind.is_some() {
+                return Err(Unsupported("a Value holding two kinds"));
+            }
+            kind = Some((number, wire));
+        }
+    }
+    let sub = |s: usize, e: usize| bytes.get(s..e).ok_or(Unsupported("truncated"));
+    match kind {
+        None | Some((1, Wire::Varint(_))) => out.extend_from_slice(b"null"),
+        Some((2, Wire::Fixed64(bits))) => {
+            let x = f64::from_bits(bits);
+            if !x.is_finite() {
+                return Err(Unsupported("a non-finite number in a Value"));
+            }
+            write_json(out, &x);
+        }
+        Some((3, Wire::Len(s, e))) => {
+            let text = std::str::from_utf8(sub(s, e)?)
+                .map_err(|_| Unsupported("a string that is not UTF-8"))?;
+            write_json(out, text);
+        }
+        Some((4, Wire::Varint(v))) => {
+            out.extend_from_slice(if v != 0 { b"true" } else { b"false" });
+        }
+        Some((5, Wire::Len(s, e))) => structure(out, sub(s, e)?, depth + 1)?,
+        Some((6, Wire::Len(s, e))) => list_value(out, sub(s, e)?, depth + 1)?,
+        Some(_) => return Err(Unsupported("a wire type that does not fit the field")),
+    }
+    Ok(())
+}
+
+/// A `google.protobuf.Struct`: an object, keys in order.
+fn structure(out: &mut Vec<u8>, bytes: &[u8], depth: usize) -> Result<(), Unsupported> {
+    if depth > MAX_DEPTH {
+        return Err(Unsupported("nesting too deep"));
+    }
+    // (key, the entry's value bytes: none is a Value with no kind).
+    let mut entries: Vec<(&str, &[u8])> = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match read_field(bytes, &mut pos)? {
+            (1, Wire::Len(s, e)) => {
+                let entry = bytes.get(s..e).ok_or(Unsupported("truncated"))?;
+                let (mut key, mut val): (&str, Option<&[u8]>) = ("", None);
+                let mut at = 0;
+                while at < entry.len() {
+                    match read_field(entry, &mut at)? {
+                        (1, Wire::Len(s, e)) => {
+                            key = std::str::from_utf8(
+                                entry.get(s..e).ok_or(Unsupported("truncated"))?,
+                            )
+                            .map_err(|_| Unsupported("a string that is not UTF-8"))?;
+                        }
+                        (2, Wire::Len(s, e)) => {
+                            if val.is_some() {
+                                return Err(Unsupported("a Struct value sent twice"));
+                            }
+                            val = Some(entry.get(s..e).ok_or(Unsupported("truncated"))?);
+                        }
+                        (1 | 2, _) => {
+                            return Err(Unsupported("a wire type that does not fit the field"));
+                        }
+                        _ => {}
+                    }
+                }
+                entries.push((key, val.unwrap_or_default()));
+            }
+            (1, _) => return Err(Unsupported("a wire type that does not fit the field")),
+            _ => {}
+        }
+    }
+    // Sorted by key (a stable sort: the last of a key given twice is the one kept).
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    let mut first = true;
+    for (i, (key, val)) in entries.iter().enumerate() {
+        if entries.get(i + 1).is_some_and(|next| next.0 == *key) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_json(out, key);
+        out.push(b':');
+        value(out, val, depth + 1)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// A `google.protobuf.ListValue`: an array.
+fn list_value(out: &mut Vec<u8>, bytes: &[u8], depth: usize) -> Result<(), Unsupported> {
+    if depth > MAX_DEPTH {
+        return Err(Unsupported("nesting too deep"));
+    }
+    out.push(b'[');
+    let mut first = true;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match read_field(bytes, &mut pos)? {
+            (1, Wire::Len(s, e)) => {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                value(
+                    out,
+                    bytes.get(s..e).ok_or(Unsupported("truncated"))?,
+                    depth + 1,
+                )?;
+            }
+            (1, _) => return Err(Unsupported("a wire type that does not fit the field")),
+            _ => {}
+        }
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// A `google.protobuf.Empty`: `{}` (its bytes checked as decoding checks them).
+fn empty(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), Unsupported> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        read_field(bytes, &mut pos)?;
+    }
+    out.extend_from_slice(b"{}");
     Ok(())
 }
 
