@@ -10,7 +10,7 @@
 //!     CatchPanic            a bug costs one request a clean 500
 //!       ingress: the encoding check, request decompression, the body read once
 //!         the doors         by the Admitted door: GraphQL, operation endpoints,
-//!                           REST routes, the admin endpoints
+//!                           REST routes, gRPC-Web, the admin endpoints
 //! ```
 
 use std::sync::Arc;
@@ -102,6 +102,7 @@ async fn doors(State(doors): State<Doors>, req: Request) -> Response {
         (Door::Graphql, Some(graphql)) => graphql.serve(req).await,
         (Door::Endpoint, _) => crate::graphql::bff::endpoints::handle(admitted, req).await,
         (Door::Admin, _) => admin(&doors.gateway, &admitted, req).await,
+        (Door::GrpcWeb, _) => crate::grpcweb::door::handle(admitted, req).await,
         (Door::Rest | Door::Graphql, _) => crate::rest::handler::handle(admitted, req).await,
     }
 }

@@ -5,7 +5,8 @@
 //! (request id, the [`snapshot::Snapshot`] pinned for the whole request, header and body
 //! limits, the normalised path routed to a door, the deadline budget) into a
 //! [`request::RequestCtx`]; a door plans the calls: [`rest`] (a route, [`transcode`]d into a
-//! message) or [`graphql`] (the engine's resolvers, or an operation published as an endpoint);
+//! message), [`graphql`] (the engine's resolvers, or an operation published as an endpoint) or
+//! [`grpcweb`] (a browser's gRPC call, its message passed through);
 //! every call is built by [`request::RequestCtx::call_to`] and leaves through the snapshot's
 //! policy chain ([`request::policy`]) into the [`upstream`] stack ([`resilience`], the dynamic
 //! codec); the reply goes back through the door, [`shaping`] applies per client; any error is
@@ -26,6 +27,7 @@ pub mod fanout;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod graphql;
+pub mod grpcweb;
 pub mod ingress;
 pub mod openapi;
 pub mod portal;

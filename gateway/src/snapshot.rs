@@ -417,7 +417,10 @@ impl Snapshot {
             chain = chain.with(Stage::Cache, built.clone());
             cache = Some(built);
         }
-        let cors = config.cors.as_ref().map(crate::cors::layer);
+        let cors = config
+            .cors
+            .as_ref()
+            .map(|c| crate::cors::layer(c, config.grpc_web.enabled));
         let trusted_proxies = config.trusted_proxies();
         let mut ignored_query_params = config.rest.ignored_query_params.clone();
         // An API key sent as a query parameter is the gateway's, not a request field.

@@ -2,7 +2,8 @@
 //! which. Data flows one way (HTTP in, plan, gRPC out): the assembly (`admin`, `app`, `cli`,
 //! `reload`, `server`, and `fuzz`, the fuzz entry points over all of it) imports the doors, the
 //! doors import the ingress, the ingress and the doors import the core (snapshot, request
-//! context and policy chain, engine, transport, upstream...), and never the other way. No door
+//! context and policy chain, engine, transport, upstream, the gRPC-Web codec...), and never
+//! the other way. No door
 //! imports another door, except the endpoint door running operations through the GraphQL
 //! door's prepare step and executor.
 //!
@@ -42,6 +43,8 @@ fn room(module: &str) -> Room {
         Room::Door("graphql")
     } else if within("graphql::bff::endpoints::door") {
         Room::Door("endpoint")
+    } else if within("grpcweb::door") {
+        Room::Door("grpc_web")
     } else {
         Room::Core
     }
@@ -298,6 +301,7 @@ fn no_import_cycle_passes_through_the_front_door() {
         "rest::handler",
         "graphql::run::prepare",
         "graphql::bff::endpoints::door",
+        "grpcweb::door",
     ] {
         assert!(all.contains_key(m), "no module {m}");
     }

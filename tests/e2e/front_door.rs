@@ -12,6 +12,7 @@ use portico::request::policy::{CallSite, Next, Outcome, Policy, Stage};
 use portico::request::{Door, RequestCtx};
 use portico::upstream::Call;
 use portico_demo::DemoService;
+use portico_e2e::grpc_web::WebMode;
 use portico_e2e::{TestEnv, build_snapshot, demo_config};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -192,9 +193,41 @@ async fn a_policy_stage_sees_every_doors_calls() {
         site(CallSite::LinkBatch, "OrderItem.product")
     ));
 
+    // gRPC-Web: a unary call and a server stream, by their gRPC paths.
+    let r = env
+        .grpc_web(
+            "/demo.v1.UserService/GetUser",
+            &portico_demo::pb::GetUserRequest { id: 1 },
+            WebMode::Binary,
+            &[],
+        )
+        .await;
+    assert_eq!(r.code(), 0, "{r:?}");
+    let r = env
+        .grpc_web(
+            "/demo.v1.OrderService/WatchOrders",
+            &portico_demo::pb::WatchOrdersRequest {
+                user_id: 1,
+                max_events: 1,
+                interval: None,
+            },
+            WebMode::Text,
+            &[],
+        )
+        .await;
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert!(rec.saw(
+        Door::GrpcWeb,
+        site(CallSite::GrpcWeb, "/demo.v1.UserService/GetUser")
+    ));
+    assert!(rec.saw(
+        Door::GrpcWeb,
+        site(CallSite::GrpcWeb, "/demo.v1.OrderService/WatchOrders")
+    ));
+
     // Every request went through the per-request hook, with its door.
     let requests = rec.requests.lock().unwrap().clone();
-    for door in [Door::Rest, Door::Graphql, Door::Endpoint] {
+    for door in [Door::Rest, Door::Graphql, Door::Endpoint, Door::GrpcWeb] {
         assert!(
             requests.iter().any(|(d, _)| *d == door),
             "{door:?} in {requests:?}"
@@ -234,6 +267,16 @@ async fn a_policy_refusal_is_written_by_each_doors_renderer() {
         r.json()["errors"][0]["extensions"]["code"],
         "PERMISSION_DENIED"
     );
+
+    // gRPC-Web: the status, trailers-only.
+    env.grpc_web(
+        "/demo.v1.UserService/GetUser",
+        &portico_demo::pb::GetUserRequest { id: 1 },
+        WebMode::Binary,
+        &[],
+    )
+    .await
+    .assert_status(7, "not for you");
 
     // The backend never saw a refused call.
     assert_eq!(env.knobs(DemoService::Users).total_calls(), before);

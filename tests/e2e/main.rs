@@ -14,6 +14,7 @@ mod fields;
 mod front_door;
 mod graphql;
 mod graphql_http;
+mod grpc_web;
 mod hardening;
 mod headers;
 mod limits;

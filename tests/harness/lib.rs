@@ -3,9 +3,10 @@
 //! [`TestEnv::start`] spawns the three demo services in-process (each a real tonic server on
 //! 127.0.0.1:0), builds a gateway snapshot from a YAML config pointing at them, and serves it on
 //! another ephemeral port. Everything stops when the `TestEnv` is dropped. [`faults`] puts a
-//! fault-injecting proxy between the gateway and a backend.
+//! fault-injecting proxy between the gateway and a backend; [`grpc_web`] is a gRPC-Web client.
 
 pub mod faults;
+pub mod grpc_web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

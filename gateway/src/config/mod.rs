@@ -134,6 +134,9 @@ pub struct Config {
     /// The developer portal at `/portal` on the client port.
     #[serde(default)]
     pub portal: PortalConfig,
+    /// gRPC-Web on the client port (browser gRPC clients).
+    #[serde(default)]
+    pub grpc_web: GrpcWebConfig,
     /// The response cache of backend calls (off without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,
@@ -266,6 +269,24 @@ impl Default for PortalConfig {
             enabled: true,
             access: PortalAccess::default(),
         }
+    }
+}
+
+/// gRPC-Web: every unary and server-streaming method of the registered services, called by
+/// browser gRPC clients at `POST /{package.Service}/{Method}` with an `application/grpc-web*`
+/// body, on the client port.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcWebConfig {
+    /// Serve gRPC-Web (on by default: it reaches the methods the REST default routes and
+    /// GraphQL already reach, through the same policies).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for GrpcWebConfig {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 

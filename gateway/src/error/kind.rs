@@ -49,6 +49,9 @@ pub enum ErrorKind {
     RequestTimeout,
     /// Too many request headers, or too large ones.
     HeadersTooLarge,
+    /// A method the door does not serve: unknown to the gateway, or of a streaming kind the
+    /// door cannot carry (a gRPC-Web client stream).
+    Unimplemented,
     /// The caller is not identified, or its credentials are not valid.
     Unauthenticated,
     /// The caller is identified but not allowed to do this.
@@ -120,6 +123,7 @@ const NAMED: &[ErrorKind] = &[
     ErrorKind::NotAcceptable,
     ErrorKind::RequestTimeout,
     ErrorKind::HeadersTooLarge,
+    ErrorKind::Unimplemented,
     ErrorKind::Unauthenticated,
     ErrorKind::PermissionDenied,
     ErrorKind::RateLimited,
@@ -188,6 +192,7 @@ impl ErrorKind {
             NotAcceptable => "NOT_ACCEPTABLE",
             RequestTimeout => "REQUEST_TIMEOUT",
             HeadersTooLarge => "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            Unimplemented => "UNIMPLEMENTED",
             Unauthenticated => "UNAUTHENTICATED",
             PermissionDenied => "PERMISSION_DENIED",
             RateLimited => "RATE_LIMITED",
@@ -242,7 +247,7 @@ impl ErrorKind {
             NotFound | PersistedQueryNotFound | PersistedQueryNotRegistered | GraphqlDisabled => {
                 Code::NotFound
             }
-            MethodNotAllowed => Code::Unimplemented,
+            MethodNotAllowed | Unimplemented => Code::Unimplemented,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
             RateLimited => Code::ResourceExhausted,
@@ -396,6 +401,7 @@ mod tests {
             (ErrorKind::NotAcceptable, 406),
             (ErrorKind::RequestTimeout, 408),
             (ErrorKind::HeadersTooLarge, 431),
+            (ErrorKind::Unimplemented, 501),
             (ErrorKind::Unauthenticated, 401),
             (ErrorKind::PermissionDenied, 403),
             (ErrorKind::RateLimited, 429),

@@ -5,10 +5,12 @@
 //! gateway or upstream), whether retrying may help, the machine-readable code, the gRPC code
 //! and the HTTP status. Nothing else picks a status. A renderer per door writes it:
 //! [`status`] as a `google.rpc.Status` JSON body (REST routes and operation endpoints),
-//! [`graphql`] as GraphQL errors with `extensions` (the GraphQL door). Gateway internals never
-//! reach a body: they are logged.
+//! [`graphql`] as GraphQL errors with `extensions` (the GraphQL door), [`grpc_web`] as gRPC
+//! statuses in headers or trailers (the gRPC-Web door). Gateway internals never reach a body:
+//! they are logged.
 
 pub mod graphql;
+pub mod grpc_web;
 pub mod kind;
 pub mod status;
 

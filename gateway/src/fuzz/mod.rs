@@ -16,6 +16,7 @@
 //! | [`jwt`] | an `Authorization: Bearer` token | only the signed token verifies; any change to it is refused |
 //! | [`config_yaml`] | a config file | no panic; a config that loads writes back to YAML that loads to the same config |
 //! | [`http1_framing`] | the bytes of an HTTP/1 connection | the framing watch's verdict does not depend on how reads split the bytes |
+//! | [`grpc_web_body`] | a gRPC-Web request body | no panic; the text form (base64, whole or in chunks) reads as the binary form does; an accepted message framed again is the body |
 //!
 //! The first byte of the input picks the message type where one is needed, among the demo
 //! services' types and grpc-gateway's test types (well-known types, maps, oneofs, enums of
@@ -504,4 +505,43 @@ pub fn config_yaml(data: &[u8]) {
 /// whether the bytes come in one read or byte by byte (the first byte picks a split).
 pub fn http1_framing(data: &[u8]) {
     crate::server::fuzz_framing(data);
+}
+
+/// A gRPC-Web request body (the first byte picks the limit): read in binary, and in text as
+/// one base64 chunk and as a chunk per byte of the body, with the same answer; a message it
+/// accepts is the body's only frame, and a body that is one frame of a message within the
+/// limit is accepted.
+pub fn grpc_web_body(data: &[u8]) {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use crate::grpcweb::Mode;
+    use crate::grpcweb::frame::{DATA, frame, request_message};
+
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let limit = usize::from(pick);
+    let binary = request_message(body, Mode::Binary, limit);
+    let text = request_message(STANDARD.encode(body).as_bytes(), Mode::Text, limit);
+    assert_eq!(binary, text, "binary and text disagree on {body:?}");
+    let chunks: String = body.iter().map(|b| STANDARD.encode([*b])).collect();
+    let chunked = request_message(chunks.as_bytes(), Mode::Text, limit);
+    assert_eq!(binary, chunked, "padded chunks read differently: {body:?}");
+    if let Ok(message) = &binary {
+        let again = frame(DATA, message, Mode::Binary).expect("a small frame");
+        assert_eq!(
+            &again[..],
+            body,
+            "the accepted body is not one frame of its message"
+        );
+    }
+    if body.len() <= limit {
+        let one = frame(DATA, body, Mode::Binary).expect("a small frame");
+        assert_eq!(
+            request_message(&one, Mode::Binary, limit).as_deref(),
+            Ok(body),
+            "one frame of a message within the limit is refused"
+        );
+    }
 }

@@ -316,6 +316,24 @@ proptest! {
     fn http1_raw_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
         http1_framing(&data);
     }
+
+    #[test]
+    fn grpc_web_bodies_as_raw_bytes(data in prop::collection::vec(any::<u8>(), 0..64)) {
+        grpc_web_body(&data);
+    }
+
+    #[test]
+    fn grpc_web_bodies_of_frames(limit in any::<u8>(), frames in prop::collection::vec((prop::sample::select(&[0u8, 0, 0, 1, 0x80, 2][..]), prop::collection::vec(any::<u8>(), 0..12), any::<bool>()), 0..3)) {
+        // Well-formed frames, some with other flags, the last one maybe cut short.
+        let mut data = vec![limit];
+        for (flag, payload, cut) in &frames {
+            data.push(*flag);
+            data.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            let keep = if *cut { payload.len() / 2 } else { payload.len() };
+            data.extend_from_slice(&payload[..keep]);
+        }
+        grpc_web_body(&data);
+    }
 }
 
 proptest! {

@@ -39,6 +39,7 @@ use tracing::Instrument;
 use crate::config::LimitsConfig;
 use crate::error::GatewayError;
 use crate::graphql::bff::endpoints::Endpoint;
+use crate::grpcweb::{WebContentType, method_of_path};
 use crate::request::{
     Budget, Door, REQUEST_ID_HEADER, RequestCtx, TraceContext, parse_grpc_timeout,
 };
@@ -90,8 +91,18 @@ impl Ingress {
         })
     }
 
-    /// The door of a (normalised) path.
-    fn door(&self, snap: &Snapshot, method: &Method, path: &str) -> (Door, Option<EndpointMatch>) {
+    /// The door of a (normalised) path. A gRPC-Web content type picks the gRPC-Web door
+    /// whatever the path (when it is on): its answers must be gRPC statuses.
+    fn door(
+        &self,
+        snap: &Snapshot,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> (Door, Option<EndpointMatch>) {
+        if is_grpc_web(snap, headers) {
+            return (Door::GrpcWeb, None);
+        }
         if self.graphql_path.as_deref() == Some(path) {
             return (Door::Graphql, None);
         }
@@ -129,13 +140,28 @@ impl Ingress {
     }
 
     /// The door of a path that could not be normalised.
-    fn door_of_raw(&self, path: &str) -> Door {
-        if self.graphql_path.as_deref() == Some(path) {
+    fn door_of_raw(&self, snap: &Snapshot, path: &str, headers: &HeaderMap) -> Door {
+        if is_grpc_web(snap, headers) {
+            Door::GrpcWeb
+        } else if self.graphql_path.as_deref() == Some(path) {
             Door::Graphql
         } else {
             Door::Rest
         }
     }
+}
+
+/// Whether a request is a gRPC-Web call: its content type is one, and the door is on.
+fn is_grpc_web(snap: &Snapshot, headers: &HeaderMap) -> bool {
+    snap.config.grpc_web.enabled && WebContentType::of(headers).is_some()
+}
+
+/// The route of a gRPC-Web request, for its access line and metrics: its gRPC path when it
+/// names a method this snapshot serves (bounded: never a raw path).
+fn grpc_web_route(snap: &Snapshot, path: &str) -> Option<String> {
+    method_of_path(path)
+        .filter(|m| snap.targets.get(m).is_some())
+        .map(|_| path.to_owned())
 }
 
 /// The route path of a literal path (a leading `/` ensured).
@@ -148,7 +174,8 @@ pub fn route_path(path: &str) -> String {
 }
 
 /// The one responder: writes `err` in the renderer of `door` (GraphQL errors for the GraphQL
-/// door, negotiated from `headers`; a `google.rpc.Status` body for every other door).
+/// door, negotiated from `headers`; a trailers-only gRPC status for the gRPC-Web door, in the
+/// content type of `headers`; a `google.rpc.Status` body for every other door).
 pub fn respond(
     door: Door,
     err: &GatewayError,
@@ -157,6 +184,7 @@ pub fn respond(
 ) -> Response {
     match door {
         Door::Graphql => crate::graphql::transport::reject(err, headers),
+        Door::GrpcWeb => crate::error::grpc_web::reject(err, headers),
         Door::Rest | Door::Endpoint | Door::Admin => err.respond(pool),
     }
 }
@@ -217,6 +245,7 @@ async fn admit_on(
                 route_of = match (&admitted.ctx.door, &admitted.endpoint) {
                     (Door::Graphql | Door::Admin, _) => Some(admitted.ctx.path.clone()),
                     (Door::Endpoint, Some(EndpointMatch::Found(ep, _))) => Some(ep.path.clone()),
+                    (Door::GrpcWeb, _) => grpc_web_route(&admitted.snapshot, &admitted.ctx.path),
                     _ => None,
                 };
                 span.record("door", admitted.ctx.door.as_str());
@@ -259,17 +288,31 @@ async fn admit_on(
                 .map(|m| m.0.template.clone())
         })
         .unwrap_or_else(|| "unmatched".to_string());
+    // A gRPC-Web failure is a 200 with its status in the headers (trailers-only): its line
+    // says the code, and is logged and levelled as the HTTP status of that code would be.
+    let grpc_status = (door_of == Door::GrpcWeb)
+        .then(|| resp.headers().get("grpc-status"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok());
+    let severity = grpc_status
+        .filter(|code| *code != 0)
+        .map_or(status, |code| {
+            crate::error::http_status_of(tonic::Code::from_i32(code)).as_u16()
+        });
     let log = &snapshot.config.log;
     if log.access
-        && (status >= 400 || log.access_sample >= 1.0 || rand::random::<f64>() < log.access_sample)
+        && (severity >= 400
+            || log.access_sample >= 1.0
+            || rand::random::<f64>() < log.access_sample)
     {
         let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let calls = ctx_of.as_ref().map_or(0, |c| c.calls.get());
         span.in_scope(|| {
-            if status >= 500 {
-                tracing::warn!(target: "portico::access", route = route.as_str(), status, latency_us, calls, "request finished");
+            if severity >= 500 {
+                tracing::warn!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, "request finished");
             } else {
-                tracing::info!(target: "portico::access", route = route.as_str(), status, latency_us, calls, "request finished");
+                tracing::info!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, "request finished");
             }
         });
     }
@@ -303,7 +346,7 @@ async fn admit_parts(
     id: crate::request::RequestId,
 ) -> Result<Admitted, (Door, GatewayError)> {
     let limits = &snapshot.config.limits;
-    let raw_door = ingress.door_of_raw(parts.uri.path());
+    let raw_door = ingress.door_of_raw(&snapshot, parts.uri.path(), &parts.headers);
     check_headers(parts, limits).map_err(|e| (raw_door, e))?;
     let normal = path::normalize(parts.uri.path())
         .map_err(|e| (raw_door, GatewayError::bad_request(None, e.to_string())))?
@@ -312,7 +355,7 @@ async fn admit_parts(
         parts.uri = with_path(&parts.uri, &normal)
             .map_err(|e| (raw_door, GatewayError::bad_request(None, e)))?;
     }
-    let (door, endpoint) = ingress.door(&snapshot, &parts.method, &normal);
+    let (door, endpoint) = ingress.door(&snapshot, &parts.method, &normal, &parts.headers);
     let timeout = match parts.headers.get("grpc-timeout") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {

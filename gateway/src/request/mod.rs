@@ -91,16 +91,19 @@ pub enum Door {
     Endpoint,
     /// The gateway's own endpoints (`/healthz`, `/readyz`, `/admin/...`).
     Admin,
+    /// A gRPC-Web call (`POST /package.Service/Method` with an `application/grpc-web*` body).
+    GrpcWeb,
 }
 
 impl Door {
-    /// `rest`, `graphql`, `endpoint` or `admin`.
+    /// `rest`, `graphql`, `endpoint`, `admin` or `grpc_web`.
     pub fn as_str(self) -> &'static str {
         match self {
             Door::Rest => "rest",
             Door::Graphql => "graphql",
             Door::Endpoint => "endpoint",
             Door::Admin => "admin",
+            Door::GrpcWeb => "grpc_web",
         }
     }
 }

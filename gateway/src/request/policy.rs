@@ -52,6 +52,8 @@ pub enum CallSite {
     LinkBatch(Arc<str>),
     /// A GraphQL subscription field: `Subscription.watchOrders`.
     Subscription(Arc<str>),
+    /// A gRPC-Web call, by its gRPC path: `/demo.v1.UserService/GetUser`.
+    GrpcWeb(Arc<str>),
 }
 
 impl CallSite {
@@ -62,7 +64,8 @@ impl CallSite {
             | CallSite::RootField(s)
             | CallSite::LinkField(s)
             | CallSite::LinkBatch(s)
-            | CallSite::Subscription(s) => s,
+            | CallSite::Subscription(s)
+            | CallSite::GrpcWeb(s) => s,
         }
     }
 }

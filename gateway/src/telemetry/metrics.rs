@@ -52,7 +52,7 @@ pub struct HttpLabels {
     pub http_route: String,
     /// The answer's status.
     pub http_response_status_code: u16,
-    /// `rest`, `graphql`, `endpoint` or `admin`.
+    /// `rest`, `graphql`, `endpoint`, `admin` or `grpc_web`.
     pub portico_door: &'static str,
 }
 
