@@ -9,6 +9,7 @@
 //! handle it refuses with [`Unsupported`], and the caller takes the `DynamicMessage` path.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
@@ -149,7 +150,7 @@ struct MessagePlan {
     oneofs: usize,
     /// Each field's index in `fields` by its JSON name and by its proto name (the JSON name
     /// wins where one field's JSON name is another's proto name, as in prost-reflect).
-    by_name: HashMap<Box<str>, usize>,
+    by_name: HashMap<Box<str>, usize, BuildHasherDefault<NameHasher>>,
 }
 
 #[derive(Debug)]
@@ -290,7 +291,7 @@ fn plan_of(
         wkt,
         fields: Vec::new(),
         oneofs: desc.oneofs().count(),
-        by_name: HashMap::new(),
+        by_name: HashMap::default(),
     });
     if well_known {
         return i;
@@ -300,7 +301,8 @@ fn plan_of(
         .map(|f| field_plan(&f, plans, index))
         .collect();
     fields.sort_by_key(|f| f.number);
-    let mut by_name = HashMap::with_capacity(fields.len() * 2);
+    let mut by_name =
+        HashMap::with_capacity_and_hasher(fields.len() * 2, BuildHasherDefault::default());
     for (n, f) in fields.iter().enumerate() {
         by_name.insert(f.names.0.clone(), n);
     }
@@ -369,6 +371,31 @@ fn field_plan(
                 .oneofs()
                 .position(|x| x.name() == o.name())
         }),
+    }
+}
+
+/// FNV-1a, for the field-name tables: a JSON key is looked up once per key of every body, and
+/// SipHash's flooding resistance buys nothing here (the tables are built from descriptors,
+/// never from what a client sends; client keys are only looked up).
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }
 
