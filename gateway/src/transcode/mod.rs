@@ -18,6 +18,10 @@
 //!
 //! With `ignore_unknown_fields`, prost-reflect also drops unknown enum *names* (the field
 //! stays unset), as the proto3 JSON spec allows.
+//!
+//! The REST door does not build that message: [`encode_request`] gives the same request as
+//! wire bytes, written straight from the JSON by [`direct`]'s decoder (the same checks, the
+//! same errors), falling back to [`decode_request`] for what it leaves.
 
 mod body;
 pub mod direct;
@@ -248,8 +252,8 @@ pub fn decode_request(
 /// Builds the request message of type `desc` from the parts of an HTTP request, as
 /// [`decode_request`] does, and returns its wire bytes: straight from the JSON with `plan`
 /// (the type's [`direct::TypePlan`]) when the direct decoder can, otherwise through a decoded
-/// message. Same result, same errors (an error is always found and named by
-/// [`decode_request`]).
+/// message. Same result, same errors, word for word (the direct decoder's refusals are the
+/// scan pass's and prost-reflect's).
 ///
 /// The direct decoder writes the body's bytes, then those of the path variables and query
 /// parameters (built as a small message and encoded), which the wire format merges into one
