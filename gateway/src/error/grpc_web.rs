@@ -1,5 +1,5 @@
 //! The gRPC-Web renderer: how the gRPC-Web door writes a failure. Never an HTTP error: an
-//! answer `200` with the error's gRPC code (from the taxonomy, [`ErrorKind::grpc_code`]) and
+//! answer `200` with the error's gRPC code (from the taxonomy, [`ErrorKind::grpc_code`](crate::error::ErrorKind::grpc_code)) and
 //! its client message as `grpc-status` / `grpc-message`, and a backend's typed details as
 //! `grpc-status-details-bin`.
 //!

@@ -1,7 +1,7 @@
 //! The REST door: match a route, transcode the request, make the call, write the reply.
 //!
 //! The ingress already read the request (its context, its snapshot, its body); below this
-//! door there is nothing REST-specific: it builds a [`Call`] with
+//! door there is nothing REST-specific: it builds a [`Call`](crate::upstream::Call) with
 //! [`RequestCtx::call_to`](crate::request::RequestCtx::call_to) and hands it to the snapshot's
 //! outbound path (policy chain, then upstream).
 

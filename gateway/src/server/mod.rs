@@ -13,10 +13,10 @@
 //! none, and its header-read timeout closes the connection without an answer. Every request
 //! carries its TCP peer's address (`ConnectInfo<SocketAddr>`) for the ingress.
 //!
-//! Two guards sit between the listener and hyper: connection admission ([`connections`]: at
+//! Two guards sit between the listener and hyper: connection admission (`connections`: at
 //! most `limits.max_connections` open, and `limits.max_connections_per_ip` per client address;
 //! past them a new connection is closed at once while the open ones are served), and the
-//! HTTP/1 framing watch ([`framing`]: a request with both `Content-Length` and
+//! HTTP/1 framing watch (`framing`: a request with both `Content-Length` and
 //! `Transfer-Encoding` is refused with 400 and the connection closed, as Envoy does).
 
 use std::future::Future;

@@ -41,7 +41,7 @@ pub enum ReplyForm {
     #[default]
     Decoded,
     /// The backend's wire bytes as they arrived, checked by whoever reads them
-    /// ([`Reply::message`] decodes them on demand).
+    /// ([`Payload::into_message`] decodes them on demand).
     Wire,
 }
 

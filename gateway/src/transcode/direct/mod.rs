@@ -2,8 +2,8 @@
 //! tree in between. A plan per message type (fields sorted by number and found by name, JSON
 //! keys pre-escaped, kinds resolved) is built once from the descriptors when a snapshot is
 //! built; two walkers use it:
-//! - [`to_json`]: a reply's wire bytes -> canonical JSON ([`encode`], [`TypePlan::encode`]);
-//! - [`from_json`]: a request's JSON -> wire bytes ([`TypePlan::decode`]).
+//! - `to_json`: a reply's wire bytes -> canonical JSON ([`encode`], [`TypePlan::encode`]);
+//! - `from_json`: a request's JSON -> wire bytes ([`TypePlan::decode`]).
 //!
 //! Each is held to prost-reflect's behaviour by differential tests; what a walker does not
 //! handle it refuses with [`Unsupported`], and the caller takes the `DynamicMessage` path.
@@ -57,7 +57,7 @@ impl TypePlan {
     }
 
     /// Encodes the JSON document `json` as a message of this type: its wire bytes (see
-    /// [`from_json`]), within the limits of `opts`.
+    /// `from_json`), within the limits of `opts`.
     pub fn decode(&self, json: &[u8], opts: &DecodeOptions) -> Result<Vec<u8>, Refusal> {
         from_json::decode_at(&self.plans, self.index, json, limits(opts))
     }

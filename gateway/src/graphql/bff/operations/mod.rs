@@ -6,7 +6,7 @@
 //! - every `*.graphql` file of the folder (not its subfolders) is read, in name order; a file
 //!   holds any number of named operations and fragments; fragments are shared by the whole
 //!   folder; operation and fragment names are unique across the folder;
-//! - each operation is turned into its canonical document (see [`print`]): the operation and
+//! - each operation is turned into its canonical document (see [`print`](mod@print)): the operation and
 //!   the fragments it uses; its id is the lowercase hex SHA-256 of that text, and it is what
 //!   runs, whichever way the operation is called (by id, or as a REST endpoint);
 //! - each canonical document is validated with async-graphql's rules against the schema; the
