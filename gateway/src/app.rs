@@ -244,6 +244,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         let settings = HttpSettings {
             graphiql: cfg.graphql.graphiql,
             path: path.clone(),
+            max_variable_values: usize::try_from(cfg.graphql.limits.max_variable_values)
+                .unwrap_or(usize::MAX),
         };
         let current = gateway.current().clone();
         GraphqlHttp::new(

@@ -383,3 +383,35 @@ async fn free_form_json_is_bounded_by_its_value_count() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn graphql_variables_are_bounded_before_they_are_parsed() {
+    // Parsed, a one-letter string in `variables` takes about 95 bytes for its 4 of JSON: the
+    // count is checked on the body first (graphql.limits.max_variable_values).
+    let env = TestEnv::start_with("graphql:\n  limits:\n    max_variable_values: 100\n").await;
+    let query = "query($ids: [String!]) { batchGetProducts(ids: $ids) { products { id } } }";
+    let ids = |n: usize| vec!["p-1"; n];
+    let refused = env
+        .json(
+            "POST",
+            "/graphql",
+            &serde_json::json!({"query": query, "variables": {"ids": ids(100)}}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("more than 100 values")
+            && refused.text.contains("graphql.limits.max_variable_values"),
+        "{}",
+        refused.text
+    );
+    // Within the limit (the variables object, the list, 98 ids): served.
+    let served = env
+        .json(
+            "POST",
+            "/graphql",
+            &serde_json::json!({"query": query, "variables": {"ids": ids(98)}}),
+        )
+        .await;
+    assert_eq!(served.status, 200, "{}", served.text);
+}

@@ -71,6 +71,9 @@ pub struct HttpSettings {
     /// The path of the endpoint, e.g. `"/graphql"`; taken literally (a missing leading `/`
     /// is added, `{` and `}` are not route parameters).
     pub path: String,
+    /// Most values in a POST body's `variables`, counted before parsing (0: no limit); see
+    /// `graphql.limits.max_variable_values`.
+    pub max_variable_values: usize,
 }
 
 impl Default for HttpSettings {
@@ -78,6 +81,7 @@ impl Default for HttpSettings {
         Self {
             graphiql: true,
             path: "/graphql".to_owned(),
+            max_variable_values: 10_000,
         }
     }
 }
@@ -260,7 +264,10 @@ async fn handle<E: Executor, P: Prepare>(
     } else {
         match request::check_content_type(&parts.headers) {
             Ok(()) => match request::read_body(body).await {
-                Ok(bytes) => request::parse_body(&bytes),
+                Ok(bytes) => {
+                    request::count_variable_values(&bytes, shared.settings.max_variable_values)
+                        .and_then(|()| request::parse_body(&bytes))
+                }
                 Err(rejection) => Err(rejection),
             },
             Err(rejection) => Err(rejection),

@@ -101,6 +101,108 @@ pub(crate) async fn read_body(body: Body) -> Result<Bytes, GatewayError> {
         .map_err(|e| bad_request(format!("could not read the request body: {e}")))
 }
 
+/// Counts the values of a POST body's `variables` (at every level) before anything is parsed,
+/// and refuses past `max` (0: no limit): parsed, each takes 50-100 bytes whatever its JSON
+/// size. A body that is not a JSON object, or not JSON, is left to [`parse_body`] to name.
+pub(crate) fn count_variable_values(body: &[u8], max: usize) -> Result<(), GatewayError> {
+    use serde::de::{
+        DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    };
+    const OVER: &str = "\u{0}over";
+
+    struct Top(usize);
+    struct Count<'a> {
+        n: &'a mut usize,
+        max: usize,
+    }
+    impl<'de> Visitor<'de> for Top {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut n = 0;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "variables" {
+                    map.next_value_seed(Count {
+                        n: &mut n,
+                        max: self.0,
+                    })?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Count<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            *self.n += 1;
+            if *self.n > self.max {
+                return Err(serde::de::Error::custom(OVER));
+            }
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Count<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq
+                .next_element_seed(Count {
+                    n: &mut *self.n,
+                    max: self.max,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value_seed(Count {
+                    n: &mut *self.n,
+                    max: self.max,
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    if max == 0 {
+        return Ok(());
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match de.deserialize_any(Top(max)) {
+        Err(e) if e.to_string().starts_with(OVER) => Err(bad_request(format!(
+            "the request's `variables` hold more than {max} values \
+             (graphql.limits.max_variable_values): send fewer, or larger, values"
+        ))),
+        // Anything else (not an object, not JSON) is named by `parse_body`.
+        _ => Ok(()),
+    }
+}
+
 /// Parses a POST body: one JSON object with the GraphQL parameters.
 pub(crate) fn parse_body(body: &[u8]) -> Result<Params, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -226,6 +328,30 @@ mod tests {
 
     fn body(value: Json) -> Result<Params, GatewayError> {
         parse_body(value.to_string().as_bytes())
+    }
+
+    #[test]
+    fn variable_values_are_counted_before_parsing() {
+        let count = |v: Json, max: usize| count_variable_values(v.to_string().as_bytes(), max);
+        // Every value counts, at every level: the object itself, 2 lists, 5 scalars, a null.
+        let vars = json!({"query": "{a}", "variables": {"ids": ["a", "b", "c"], "page": {"n": 1, "tags": [null]}}});
+        assert!(count(vars.clone(), 9).is_ok());
+        let err = count(vars.clone(), 8).unwrap_err().to_string();
+        assert!(
+            err.contains("more than 8 values") && err.contains("max_variable_values"),
+            "{err}"
+        );
+        assert!(count(vars, 0).is_ok(), "0 turns the limit off");
+        // Other members do not count; a body that is not an object is left to the parser.
+        let big: Vec<u32> = (0..100).collect();
+        assert!(count(json!({"query": "{a}", "extensions": {"x": big}}), 3).is_ok());
+        assert!(count_variable_values(b"[1, 2, 3]", 1).is_ok());
+        assert!(count_variable_values(b"{ not json", 1).is_ok());
+        // 10,000 one-letter strings (and their list, and the variables object): about 40 KB
+        // of JSON, 950 KB once parsed.
+        let many = json!({"query": "{a}", "variables": {"ids": vec!["a"; 10_000]}});
+        assert!(count(many.clone(), 10_002).is_ok());
+        assert!(count(many, 10_001).is_err());
     }
 
     #[test]

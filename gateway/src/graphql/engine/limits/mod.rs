@@ -108,6 +108,12 @@ pub struct QueryLimits {
     /// defaults an API uses beside its own names (e.g. `ids`); `[]` sizes every list as
     /// `default_list_size`.
     pub size_args: Vec<String>,
+    /// Values in a request's `variables` (objects, arrays and scalars, at every level),
+    /// counted in the POST body before it is parsed. Default 10,000 → 400 `BAD_REQUEST`.
+    /// Parsed, each value takes 50-100 bytes whatever its size in JSON (a 4-byte `"a",` becomes
+    /// about 95 bytes: 24x), so this bounds what a body's variables can make the gateway hold
+    /// (about 1 MB at the default) where the body limit alone would allow 24 MiB.
+    pub max_variable_values: u32,
 }
 
 /// The default [`QueryLimits::size_args`]: the usual names of a page size in GraphQL and REST
@@ -127,6 +133,7 @@ impl Default for QueryLimits {
             max_cost: 5000,
             default_list_size: 10,
             size_args: DEFAULT_SIZE_ARGS.iter().map(|s| (*s).to_owned()).collect(),
+            max_variable_values: 10_000,
         }
     }
 }

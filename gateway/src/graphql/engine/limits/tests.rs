@@ -64,6 +64,7 @@ fn off() -> QueryLimits {
         max_cost: 0,
         default_list_size: 10,
         size_args: Vec::new(),
+        max_variable_values: 0,
     }
 }
 

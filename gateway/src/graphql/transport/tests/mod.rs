@@ -147,6 +147,7 @@ fn app(graphiql: bool) -> Router {
     let settings = HttpSettings {
         graphiql,
         path: "/graphql".into(),
+        ..HttpSettings::default()
     };
     router(toy_schema(), Arc::new(TestPrepare), settings)
 }
