@@ -2,12 +2,11 @@
 // (An include!()d file cannot start with an inner `//!` doc line.)
 
 /// The demo .proto files, relative to `descriptors/proto`.
-const DEMO_PROTO_FILES: [&str; 5] = [
+const DEMO_PROTO_FILES: [&str; 4] = [
     "demo/v1/common.proto",
     "demo/v1/users.proto",
     "demo/v1/orders.proto",
     "demo/v1/catalog.proto",
-    "demo/v2/users.proto",
 ];
 
 /// Compiles the demo protos found under `workspace_root` (the repository root), with imports

@@ -32,7 +32,7 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/demo.v1.rs"));
 }
 
-/// Code generated from `descriptors/proto/demo/v2/users.proto` (version 2 of the user
+/// Code generated from `descriptors/versions/demo/v2/users.proto` (version 2 of the user
 /// service, served by [`users_v2`]).
 #[allow(
     missing_docs,

@@ -41,7 +41,13 @@ graphql:
     demo.v2.UserService.GetUser: {{ field: userV2 }}
   links:{DEMO_LINKS}"#
     );
-    demo_config(demo, &extra).replacen(
+    demo_config(demo, &extra)
+        .replacen(
+            "  - file: descriptors/demo.binpb\n",
+            "  - file: descriptors/demo.binpb\n  - proto: descriptors/versions\n",
+            1,
+        )
+        .replacen(
         "backends:\n",
         &format!(
             "backends:\n  users_v2:\n    endpoints: [{}]\n    services: [demo.v2.UserService]\n",
@@ -453,6 +459,13 @@ async fn a_reload_deprecates_then_retires_v1_while_requests_keep_being_served() 
     let yaml = |states: &[&str]| {
         config(&demo, &v2, states)
             .replace("descriptors/demo.binpb", &descriptors.display().to_string())
+            .replace(
+                "proto: descriptors/versions",
+                &format!(
+                    "proto: {}",
+                    repo_root().join("descriptors/versions").display()
+                ),
+            )
     };
     let (current, deprecated, retired) =
         (yaml(&[]), yaml(&[DEPRECATED]), yaml(&[DEPRECATED, RETIRED]));
