@@ -29,5 +29,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+
+    // Version 2 of the user service (descriptors/versions/), kept out of the demo set: only
+    // the API-versions tests serve it, from a .proto source of their own.
+    println!("cargo:rerun-if-changed=../descriptors/versions");
+    let mut v2 = protox::Compiler::new([
+        root.join("descriptors/versions"),
+        root.join("gateway/proto"),
+    ])?;
+    v2.include_imports(true);
+    v2.open_files(["demo/v2/users.proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(v2.file_descriptor_set())?;
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod orders;
 mod rpc;
 pub mod server;
 pub mod users;
+pub mod users_v2;
 
 pub use knobs::Knobs;
 pub use server::{
@@ -29,6 +30,20 @@ pub use server::{
 )]
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/demo.v1.rs"));
+}
+
+/// Code generated from `descriptors/versions/demo/v2/users.proto` (version 2 of the user
+/// service, served by [`users_v2`]).
+#[allow(
+    missing_docs,
+    deprecated,
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+pub mod pb_v2 {
+    include!(concat!(env!("OUT_DIR"), "/demo.v2.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of the demo protos: imports included (google/api/*,

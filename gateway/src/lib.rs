@@ -11,7 +11,8 @@
 //! policy chain ([`request::policy`]) into the [`upstream`] stack ([`resilience`], the dynamic
 //! codec); the reply goes back through the door, [`shaping`] applies per client; any error is
 //! one [`error::GatewayError`], written by the door's renderer. [`app`] assembles the stack,
-//! [`cli`] runs it, [`reload`] swaps snapshots.
+//! [`cli`] runs it, [`reload`] swaps snapshots. [`versions`] says which API version a
+//! method is, and what its answers carry when it is deprecated or retired.
 
 pub mod admin;
 pub mod app;
@@ -42,3 +43,4 @@ pub mod snapshot;
 pub mod telemetry;
 pub mod transcode;
 pub mod upstream;
+pub mod versions;

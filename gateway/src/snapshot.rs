@@ -112,6 +112,8 @@ pub struct Snapshot {
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
     /// The response cache (`cache`), also in the policy chain.
     pub cache: Option<Arc<crate::cache::ResponseCache>>,
+    /// The API versions of `versions` (empty without it).
+    pub versions: Arc<crate::versions::Versions>,
     /// The gateway's metrics, once the snapshot is installed.
     metrics: std::sync::OnceLock<Arc<crate::telemetry::Metrics>>,
     /// Where spans go, once the snapshot is installed (when spans are exported).
@@ -282,6 +284,10 @@ impl Snapshot {
             );
         }
         let (routes, skipped_routes) = (built.router, built.skipped);
+        let versions = Arc::new(
+            crate::versions::Versions::build(config.versions.as_ref(), &services)
+                .map_err(|(key, message)| invalid(key, message))?,
+        );
         let graphql = if config.graphql.enabled {
             let schema = crate::graphql::engine::schema::build_with(
                 &services,
@@ -289,6 +295,7 @@ impl Snapshot {
                 &config.graphql,
                 registry.pool(),
                 &config.shaping.redact,
+                &versions,
             )
             .map_err(|source| LoadError::Graphql {
                 file: file.clone(),
@@ -390,6 +397,17 @@ impl Snapshot {
             .await
             .map_err(|(key, message)| invalid(key, message))?;
         let mut chain = Chain::default();
+        if config
+            .versions
+            .iter()
+            .flat_map(|v| &v.list)
+            .any(|v| v.retired.is_some())
+        {
+            chain = chain.with(
+                Stage::Version,
+                Arc::new(crate::versions::policy::Retire(versions.clone())),
+            );
+        }
         for (stage, policy) in policies {
             chain = chain.with(stage, policy);
         }
@@ -432,6 +450,10 @@ impl Snapshot {
         {
             ignored_query_params.push(q);
         }
+        // The parameter naming an API version is the gateway's too.
+        if let Some(q) = versions.query_param() {
+            ignored_query_params.push(q.to_string());
+        }
         let decode = DecodeOptions {
             ignore_unknown_fields: config.rest.ignore_unknown_fields,
             max_depth: config.limits.max_json_depth,
@@ -469,6 +491,7 @@ impl Snapshot {
             limit_store,
             limiter,
             cache,
+            versions,
             metrics: std::sync::OnceLock::new(),
             tracer: std::sync::OnceLock::new(),
             openapi: std::sync::OnceLock::new(),

@@ -31,3 +31,4 @@ mod shaping;
 mod streaming;
 mod telemetry;
 mod tls;
+mod versions;

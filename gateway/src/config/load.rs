@@ -220,6 +220,15 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             message,
         ));
     }
+    if let Some(v) = &cfg.versions
+        && let Err((key, message)) = v.validate()
+    {
+        return Err(ConfigError::invalid(
+            cfg,
+            format!("versions.{key}"),
+            message,
+        ));
+    }
     if let Err((key, message)) = cfg.drain.validate() {
         return Err(ConfigError::invalid(cfg, format!("drain.{key}"), message));
     }

@@ -17,6 +17,7 @@ mod resilience;
 mod shaping;
 mod tls;
 mod units;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -53,6 +54,9 @@ pub use resilience::{
 pub use shaping::{Algorithm, CompressionConfig, RedactAction, ShapingConfig};
 pub use tls::{ClientAuth, TlsConfig};
 pub use units::{ByteSize, HumanDuration};
+pub use versions::{
+    DeprecatedConfig, RetiredConfig, Rfc3339, SelectConfig, VersionConfig, VersionsConfig,
+};
 
 /// The whole configuration of one BFF.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -140,6 +144,10 @@ pub struct Config {
     /// The response cache of backend calls (off without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,
+    /// API versions: which services each is, how callers pick one, deprecation and
+    /// retirement (nothing is versioned without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<VersionsConfig>,
     /// Folder relative paths are resolved against (the config file's folder); not read from YAML.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -39,6 +39,19 @@ pub fn extensions(
             ext.set("details", v);
         }
     }
+    if let GatewayError::Gone(r) = err {
+        if let Some(rep) = &r.replacement {
+            ext.set("replacement", rep.as_str());
+        }
+        if let Some(m) = &r.replacement_method {
+            ext.set("replacementMethod", m.as_str());
+        }
+        if let Ok(v) = async_graphql::Value::from_json(serde_json::Value::Array(vec![
+            super::status::retirement_info(r),
+        ])) {
+            ext.set("details", v);
+        }
+    }
     ext
 }
 

@@ -93,6 +93,8 @@ pub enum ErrorKind {
     PersistedQueryBadRequest,
     /// GraphQL is off in this gateway's configuration.
     GraphqlDisabled,
+    /// A method of a retired API version (`versions`): 410 Gone, naming its replacement.
+    Gone,
     // --- the gateway ---
     /// A bug or an unexpected state: the detail is logged, never sent.
     Internal,
@@ -142,6 +144,7 @@ const NAMED: &[ErrorKind] = &[
     ErrorKind::PersistedQueryRequired,
     ErrorKind::PersistedQueryBadRequest,
     ErrorKind::GraphqlDisabled,
+    ErrorKind::Gone,
     ErrorKind::Internal,
     ErrorKind::NoBackend,
     ErrorKind::Unavailable,
@@ -213,6 +216,7 @@ impl ErrorKind {
             PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
             PersistedQueryBadRequest => "PERSISTED_QUERY_BAD_REQUEST",
             GraphqlDisabled => "GRAPHQL_DISABLED",
+            Gone => "GONE",
             Internal => "INTERNAL",
             // A service without a backend is, to the client, a backend that is not there.
             NoBackend => "UNAVAILABLE",
@@ -247,7 +251,8 @@ impl ErrorKind {
             NotFound | PersistedQueryNotFound | PersistedQueryNotRegistered | GraphqlDisabled => {
                 Code::NotFound
             }
-            MethodNotAllowed | Unimplemented => Code::Unimplemented,
+            // A retired method is, to a gRPC client, a method the server no longer has.
+            MethodNotAllowed | Unimplemented | Gone => Code::Unimplemented,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
             RateLimited => Code::ResourceExhausted,
@@ -292,6 +297,7 @@ impl ErrorKind {
             | FragmentCycle
             | PersistedQueryRequired => StatusCode::BAD_REQUEST,
             PersistedQueryNotRegistered => StatusCode::OK,
+            Gone => StatusCode::GONE,
             ResponseTooLarge => StatusCode::BAD_GATEWAY,
             other => http_status_of(other.grpc_code()),
         }
@@ -402,6 +408,7 @@ mod tests {
             (ErrorKind::RequestTimeout, 408),
             (ErrorKind::HeadersTooLarge, 431),
             (ErrorKind::Unimplemented, 501),
+            (ErrorKind::Gone, 410),
             (ErrorKind::Unauthenticated, 401),
             (ErrorKind::PermissionDenied, 403),
             (ErrorKind::RateLimited, 429),

@@ -106,12 +106,32 @@ pub enum GatewayError {
         /// The `RateLimit` value of the limits that decided.
         state: String,
     },
+    /// A method of a retired API version: 410 Gone, naming the replacement.
+    #[error("{}", .0.message)]
+    Gone(Box<Retirement>),
     /// A call to a backend failed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     /// A bug or an unexpected state in the gateway; the detail is logged, never sent.
     #[error("internal gateway error")]
     Internal(String),
+}
+
+/// What the answer of a retired API version's method says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retirement {
+    /// The message for the client.
+    pub message: String,
+    /// The retired version, e.g. `v1`.
+    pub version: String,
+    /// The method called, `package.Service.Method`.
+    pub method: String,
+    /// The version that replaces it, when one is configured.
+    pub replacement: Option<String>,
+    /// The same method in the replacement version, e.g. `demo.v2.UserService.GetUser`.
+    pub replacement_method: Option<String>,
+    /// Its first REST route, e.g. `GET /v2/users/{id}`.
+    pub replacement_route: Option<String>,
 }
 
 /// Which bound a slow body broke.
@@ -160,6 +180,7 @@ impl GatewayError {
             GatewayError::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             GatewayError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             GatewayError::RateLimited { .. } => ErrorKind::RateLimited,
+            GatewayError::Gone(_) => ErrorKind::Gone,
             GatewayError::Upstream(u) => upstream_kind(u),
             GatewayError::Internal(_) => ErrorKind::Internal,
         }

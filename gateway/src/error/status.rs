@@ -69,6 +69,7 @@ impl GatewayError {
                 "@type": "type.googleapis.com/google.rpc.BadRequest",
                 "fieldViolations": [{ "field": field, "description": message }],
             })],
+            GatewayError::Gone(r) => vec![retirement_info(r)],
             _ => Vec::new(),
         };
         StatusBody {
@@ -77,6 +78,29 @@ impl GatewayError {
             details,
         }
     }
+}
+
+/// The `google.rpc.ErrorInfo` detail of a retired version's answer: reason
+/// `API_VERSION_RETIRED`, with the version, the replacement and its method and route.
+pub fn retirement_info(r: &super::Retirement) -> Json {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("version".into(), Json::from(r.version.clone()));
+    metadata.insert("method".into(), Json::from(r.method.clone()));
+    for (k, v) in [
+        ("replacement", &r.replacement),
+        ("replacementMethod", &r.replacement_method),
+        ("replacementRoute", &r.replacement_route),
+    ] {
+        if let Some(v) = v {
+            metadata.insert(k.into(), Json::from(v.clone()));
+        }
+    }
+    json!({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_VERSION_RETIRED",
+        "domain": "portico",
+        "metadata": metadata,
+    })
 }
 
 /// The headers an error implies, whichever renderer writes its body.

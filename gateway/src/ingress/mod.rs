@@ -238,6 +238,7 @@ async fn admit_on(
     let mut door_of = Door::Rest;
     let mut route_of: Option<String> = None;
     let mut ctx_of: Option<Arc<RequestCtx>> = None;
+    let mut version_of: Option<Arc<crate::versions::Version>> = None;
     let admitted = async {
         match admit_parts(ingress, snapshot.clone(), &mut parts, id).await {
             Ok(admitted) => {
@@ -254,9 +255,22 @@ async fn admit_on(
                 }
                 let notes = admitted.ctx.limit_notes.clone();
                 let cache_notes = admitted.ctx.cache_notes.clone();
+                let grpc_web_method = (admitted.ctx.door == Door::GrpcWeb)
+                    .then(|| method_of_path(&admitted.ctx.path))
+                    .flatten();
                 ctx_of = Some(admitted.ctx.clone());
                 parts.extensions.insert(admitted);
                 let mut resp = next.run(Request::from_parts(parts, body)).await;
+                // The API version of the method answered: its deprecation headers on every
+                // answer, success or failure.
+                let method = grpc_web_method.or_else(|| {
+                    resp.extensions()
+                        .get::<crate::rest::routes::MatchedRoute>()
+                        .map(|m| m.0.full_name.clone())
+                });
+                if let Some(m) = method {
+                    version_of = snapshot.versions.stamp(&m, resp.headers_mut()).cloned();
+                }
                 if let Some(notes) = notes {
                     notes.write(resp.headers_mut());
                 }
@@ -308,11 +322,12 @@ async fn admit_on(
     {
         let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let calls = ctx_of.as_ref().map_or(0, |c| c.calls.get());
+        let version = version_of.as_ref().map(|v| v.name.as_str());
         span.in_scope(|| {
             if severity >= 500 {
-                tracing::warn!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, "request finished");
+                tracing::warn!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, version, "request finished");
             } else {
-                tracing::info!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, "request finished");
+                tracing::info!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, version, "request finished");
             }
         });
     }
@@ -333,6 +348,9 @@ async fn admit_on(
         });
     }
     metrics.http_request(&method, route, status, door_of.as_str(), took);
+    if let Some(v) = &version_of {
+        metrics.api_version(&v.name, v.state.as_str());
+    }
     resp.headers_mut().insert(REQUEST_ID_HEADER, id_header);
     resp
 }

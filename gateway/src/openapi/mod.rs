@@ -48,7 +48,10 @@ pub fn document_for(snapshot: &Snapshot, title: &str, service: Option<&str>) -> 
         *n += 1;
         let id = if *n == 1 { base } else { format!("{base}_{n}") };
         tags.insert(target.method.parent_service().full_name().to_string());
-        let op = operation(&mut schemas, template, target, id);
+        let mut op = operation(&mut schemas, template, target, id);
+        if let Some(v) = snapshot.versions.of_method(&target.full_name) {
+            paths::version_note(&mut op, v);
+        }
         let item = paths
             .entry(path)
             .or_insert_with(|| Value::Object(Map::new()));

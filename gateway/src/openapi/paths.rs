@@ -73,6 +73,20 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
+/// Marks an operation with its API version (`x-api-version`), and, when that version is
+/// deprecated or retired, `deprecated: true` and the note at the end of its description.
+pub fn version_note(op: &mut Value, version: &crate::versions::Version) {
+    op["x-api-version"] = Value::String(version.name.clone());
+    if let Some(note) = &version.note {
+        op["deprecated"] = Value::Bool(true);
+        let text = match op.get("description").and_then(Value::as_str) {
+            Some(d) => format!("{d}\n\n**Deprecated:** {note}"),
+            None => format!("**Deprecated:** {note}"),
+        };
+        op["description"] = Value::String(text);
+    }
+}
+
 /// The operation object of a route; `operation_id` unique in the document.
 pub fn operation(
     schemas: &mut Schemas,

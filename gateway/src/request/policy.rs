@@ -27,6 +27,8 @@ use crate::upstream::{Call, Reply, StreamReply, Upstream};
 /// The stages of the chain, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
+    /// Which API version the method is (`versions`): a retired one is refused first.
+    Version,
     /// Where the caller is (IP allow and deny lists).
     Network,
     /// Who is calling (tokens, keys, client certificates).

@@ -27,7 +27,8 @@ use crate::upstream::{CallBody, Payload, ReplyForm, UpstreamError};
 /// Serves a request the ingress admitted to the REST door.
 pub async fn handle(admitted: Admitted, req: Request) -> Response {
     let mut matched = None;
-    let mut resp = match serve(&admitted, req, &mut matched).await {
+    let mut selected = false;
+    let mut resp = match serve(&admitted, req, &mut matched, &mut selected).await {
         Ok(resp) => resp,
         Err(e) => respond(
             admitted.ctx.door,
@@ -38,6 +39,11 @@ pub async fn handle(admitted: Admitted, req: Request) -> Response {
     };
     if let Some(target) = matched {
         resp.extensions_mut().insert(MatchedRoute(target));
+    }
+    // The version of an unversioned path came from the request's headers: caches must key on
+    // them.
+    if selected && let Some(vary) = admitted.snapshot.versions.vary() {
+        resp.headers_mut().append(header::VARY, vary);
     }
     resp
 }
@@ -55,12 +61,29 @@ async fn serve(
     admitted: &Admitted,
     req: Request,
     matched: &mut Option<Arc<RouteTarget>>,
+    selected: &mut bool,
 ) -> Result<Response, GatewayError> {
     let snap = &admitted.snapshot;
     let ctx = &admitted.ctx;
     let (parts, body) = req.into_parts();
     let path = ctx.path.as_str();
-    let (target, bindings) = match snap.routes.lookup(&parts.method, path) {
+    let mut lookup = snap.routes.lookup(&parts.method, path);
+    // An unversioned path no route has: looked up again under the prefix of the version the
+    // request names (header, Accept vendor type, query parameter), else the default one.
+    if matches!(lookup, Lookup::NotFound)
+        && !snap.versions.is_empty()
+        && !snap.versions.is_versioned(path)
+        && let Some(version) = snap.versions.select(&parts.headers, parts.uri.query())?
+    {
+        let again = snap
+            .routes
+            .lookup(&parts.method, &format!("{}{path}", version.prefix));
+        if !matches!(again, Lookup::NotFound) {
+            lookup = again;
+            *selected = true;
+        }
+    }
+    let (target, bindings) = match lookup {
         Lookup::Matched {
             value, bindings, ..
         } => (value.clone(), bindings),
@@ -86,6 +109,9 @@ async fn serve(
     };
     tracing::Span::current().record("rpc", target.full_name.as_str());
     *matched = Some(target.clone());
+    // A retired version answers 410 before its body is even read (the policy chain refuses
+    // its calls from every door too).
+    snap.versions.refuse(&target.full_name)?;
     let takes_body = !matches!(target.body, BodyTarget::None);
     if takes_body {
         check_json(&parts.headers, target.streaming == Streaming::Client)?;

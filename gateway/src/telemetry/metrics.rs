@@ -8,6 +8,7 @@
 //! | `http_server_active_requests` | gauge | |
 //! | `rpc_client_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, `portico_backend` |
 //! | `portico_reloads_total` | counter | `result` (`ok`, `error`) |
+//! | `portico_api_version_requests_total` | counter | `version`, `state` (`current`, `deprecated`, `retired`) |
 //! | `portico_rate_limit_decisions_total` | counter | `rule`, `decision` (`allowed`, `limited`) |
 //! | `portico_rate_limit_store_errors_total` | counter | `outcome` (`allowed`, `denied`, `fallback`) |
 //! | `portico_spans_dropped_total` | counter | |
@@ -69,6 +70,15 @@ pub struct RpcLabels {
     pub rpc_grpc_status_code: i32,
     /// The backend's name in the config.
     pub portico_backend: String,
+}
+
+/// The labels of an answer of a versioned method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// The API version's name (from the config: bounded).
+    pub version: String,
+    /// `current`, `deprecated` or `retired`.
+    pub state: &'static str,
 }
 
 /// The labels of a reload.
@@ -176,6 +186,8 @@ pub struct Metrics {
     pub rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
     /// Reloads by result.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Answers of versioned methods (`versions`), by version and state.
+    pub api_versions: Family<VersionLabels, Counter>,
     /// Rate-limit decisions by rule.
     pub rate_limit: Family<LimitLabels, Counter>,
     /// Decisions the Redis store could not make, by what the request got.
@@ -246,6 +258,12 @@ impl Metrics {
             "Duration of outbound gRPC calls",
             Unit::Seconds,
             rpc_duration.clone(),
+        );
+        let api_versions = Family::<VersionLabels, Counter>::default();
+        registry.register(
+            "portico_api_version_requests",
+            "Answers of the methods of an API version (the versions section), by version and state",
+            api_versions.clone(),
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
@@ -365,9 +383,20 @@ impl Metrics {
             http_active,
             rpc_duration,
             reloads,
+            api_versions,
             rate_limit,
             rate_limit_store_errors,
         }
+    }
+
+    /// Counts one answer of a method of API version `version`, in `state`.
+    pub fn api_version(&self, version: &str, state: &'static str) {
+        self.api_versions
+            .get_or_create(&VersionLabels {
+                version: version.to_string(),
+                state,
+            })
+            .inc();
     }
 
     /// Records one finished HTTP request.

@@ -181,7 +181,14 @@ pub fn build(
         .unwrap_or_else(DescriptorPool::global);
     let timeout = DeadlinesConfig::default().default.get();
     let targets = Targets::new(services, |_, _| timeout);
-    build_with(services, &targets, cfg, &pool, &BTreeMap::new())
+    build_with(
+        services,
+        &targets,
+        cfg,
+        &pool,
+        &BTreeMap::new(),
+        &crate::versions::Versions::default(),
+    )
 }
 
 /// The call target of `method`, which must be one of the exposed services'.
@@ -207,6 +214,7 @@ pub fn build_with(
     cfg: &GraphqlConfig,
     pool: &DescriptorPool,
     redact: &BTreeMap<String, RedactAction>,
+    versions: &crate::versions::Versions,
 ) -> Result<GraphqlSchema, GraphqlBuildError> {
     let roots = plan_roots(services, cfg)?;
 
@@ -360,6 +368,11 @@ pub fn build_with(
             .as_ref()
             .and_then(|o| o.deprecated)
             .unwrap_or(false);
+        // The API version's note (`versions`) first, else the proto's own deprecation.
+        let deprecation = versions
+            .note(method.full_name())
+            .map(str::to_string)
+            .or_else(|| deprecated.then(|| "Deprecated in the protobuf definition.".to_string()));
         let note = format!("Calls {}.", method.full_name());
         let description = match doc {
             Some(d) => format!("{d}\n\n{note}"),
@@ -387,8 +400,8 @@ pub fn build_with(
                 for a in args {
                     f = f.argument(a);
                 }
-                if deprecated {
-                    f = f.deprecation(Some("Deprecated in the protobuf definition."));
+                if let Some(reason) = deprecation.as_deref() {
+                    f = f.deprecation(Some(reason));
                 }
                 subscription = subscription.field(f);
             }
@@ -409,8 +422,8 @@ pub fn build_with(
                 for a in args {
                     f = f.argument(a);
                 }
-                if deprecated {
-                    f = f.deprecation(Some("Deprecated in the protobuf definition."));
+                if let Some(reason) = deprecation.as_deref() {
+                    f = f.deprecation(Some(reason));
                 }
                 if *root == Root::Query {
                     query = query.field(f);
