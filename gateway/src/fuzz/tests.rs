@@ -645,3 +645,12 @@ fn an_earlier_invalid_map_key_fails_both_writers() {
         0xd8, 0xff, 0x49, 0xff, 0xff, 0x00,
     ]);
 }
+
+/// Found by cargo-fuzz (`proto_to_json`, input kept as found): a `Struct` with the key `""`
+/// twice, the first entry's value not a valid `Value` (wire type 7). Decoding reads both and
+/// fails; the native Struct writer kept the last entry only and wrote `{"":null}`. A shadowed
+/// entry's value is decoded all the same now.
+#[test]
+fn a_shadowed_struct_entry_that_does_not_decode_fails_both_writers() {
+    proto_to_json(&[73, 50, 3, 10, 1, 105, 10, 3, 18, 1, 47, 10, 3, 82, 1, 47]);
+}
