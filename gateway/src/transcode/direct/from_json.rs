@@ -10,12 +10,14 @@
 //! order). A body prost-reflect would refuse is refused with its error, word for word
 //! ([`Refusal::Invalid`]; a second walk, with the JSON path tracked, runs only then).
 //!
-//! What it does not take ([`Refusal::Unsupported`]; the caller takes the `DynamicMessage`
-//! path): unknown keys and extensions, groups, `null` for a repeated `Value`, a field given
-//! twice, nesting deeper than [`MAX_DEPTH`]. Timestamp, Duration, FieldMask, Empty and Any are
-//! read by prost-reflect and written here. The checks of the scan pass that runs before it
-//! (duplicate keys under a field's two names, the depth and `Struct` size limits, unknown
-//! fields named with their path) are not repeated.
+//! It also refuses wherever the scan pass (`transcode::scan`) would, so a valid body needs no
+//! scan: nesting past `max_depth` (objects and arrays counted as the scan counts them), more
+//! free-form values than `max_struct_values`, a key twice in one object (a field under either
+//! name, a map key, a `Struct` key, a key of a skipped unknown value), an unknown field
+//! without `ignore_unknown`. Those refusals, and what it does not take (Any, extensions,
+//! groups, `null` for a repeated `Value`), are [`Refusal::Unsupported`]: the caller runs the
+//! scan, whose error comes first as it always did, else takes the `DynamicMessage` path.
+//! Timestamp, Duration, FieldMask and Empty are read by prost-reflect and written here.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
