@@ -654,3 +654,20 @@ fn an_earlier_invalid_map_key_fails_both_writers() {
 fn a_shadowed_struct_entry_that_does_not_decode_fails_both_writers() {
     proto_to_json(&[73, 50, 3, 10, 1, 105, 10, 3, 18, 1, 47, 10, 3, 82, 1, 47]);
 }
+
+/// Found by cargo-fuzz (`proto_to_json`, input kept as found): a map entry whose message value
+/// came once as a fixed32 field, then length-delimited; decoding refuses the first, the direct
+/// writer kept the last. Every occurrence of a message value must be length-delimited now.
+#[test]
+fn a_map_message_value_of_another_wire_type_fails_both_writers() {
+    proto_to_json(&[
+        227, 10, 123, 10, 0, 24, 24, 240, 88, 24, 24, 24, 10, 0, 24, 24, 10, 0, 24, 24, 24, 24, 24,
+        24, 24, 24, 240, 88, 24, 120, 120, 120, 65, 64, 64, 24, 21, 24, 103, 21, 24, 24, 24, 21,
+        24, 24, 24, 24, 24, 120, 120, 131, 120, 120, 120, 120, 120, 120, 24, 24, 24, 120, 120, 120,
+        120, 65, 64, 64, 24, 21, 24, 21, 24, 24, 24, 21, 24, 24, 24, 24, 24, 120, 120, 120, 120,
+        120, 120, 120, 10, 0, 18, 0, 10, 0, 50, 0, 24, 64, 65, 64, 64, 49, 120, 120, 120, 36, 24,
+        21, 120, 120, 120, 120, 10, 0, 120, 120, 120, 120, 10, 0, 18, 0, 10, 0, 24, 64, 65, 64, 64,
+        24, 21, 24, 24, 120, 120, 24, 24, 120, 0, 24, 24, 24, 24, 24, 24, 24, 24, 240, 88, 24, 120,
+        120, 120, 46,
+    ]);
+}

@@ -502,11 +502,17 @@ fn map_entry(
                 key = Some(wire);
             }
             2 => {
-                if matches!(value, Some(Wire::Len(..))) && matches!(wire, Wire::Len(..)) {
+                if matches!(value_ty, Ty::Message(_)) {
+                    // Every occurrence must be length-delimited, as decoding requires (found by
+                    // cargo-fuzz: a fixed32 one before the last was let through).
+                    if !matches!(wire, Wire::Len(..)) {
+                        return Err(Unsupported("a wire type that does not fit the field"));
+                    }
                     // A message value sent twice would be merged: not handled here.
-                    return Err(Unsupported("a map value sent twice"));
-                }
-                if !matches!(value_ty, Ty::Message(_)) {
+                    if value.is_some() {
+                        return Err(Unsupported("a map value sent twice"));
+                    }
+                } else {
                     scalar(value_ty, wire, entry)?;
                 }
                 value = Some(wire);
