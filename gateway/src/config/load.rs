@@ -197,6 +197,13 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    if let Err((key, message)) = cfg.rest.multipart.validate() {
+        return Err(ConfigError::invalid(
+            cfg,
+            format!("rest.multipart.{key}"),
+            message,
+        ));
+    }
     for (i, h) in cfg.headers.forward.iter().enumerate() {
         if http::HeaderName::from_bytes(h.trim_end_matches('*').as_bytes()).is_err() {
             return Err(ConfigError::invalid(
