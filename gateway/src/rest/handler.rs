@@ -121,10 +121,7 @@ async fn serve(
     let takes_body = !matches!(target.body, BodyTarget::None);
     // A form upload: a body that is a message, from a multipart/form-data request.
     let multipart = &snap.config.rest.multipart;
-    let form_ok = multipart.enabled
-        && !target.raw_request
-        && target.streaming != Streaming::Client
-        && takes_form(&target.body);
+    let form_ok = target.takes_form;
     let form = form_ok && is_form(&parts.headers);
     if takes_body && !target.raw_request && !form {
         check_json(&parts.headers, target.streaming == Streaming::Client).map_err(|e| match e {
@@ -319,18 +316,6 @@ fn reply_json(
     transcode::encode_response(&message, target.response_body.as_ref(), &snap.encode).map_err(|e| {
         GatewayError::Internal(format!("encoding the reply of {}: {e}", target.full_name))
     })
-}
-
-/// Whether a body target is a message a multipart form can fill (the whole request, or a
-/// message field).
-fn takes_form(body: &BodyTarget) -> bool {
-    match body {
-        BodyTarget::None => false,
-        BodyTarget::Whole => true,
-        BodyTarget::Field(f) => {
-            !f.last().is_list() && !f.last().is_map() && f.last().kind().as_message().is_some()
-        }
-    }
 }
 
 /// Counts how a request's message was written (`portico_rest_requests_total{decoder}`).

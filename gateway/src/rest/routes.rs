@@ -73,6 +73,9 @@ pub struct RouteTarget {
     /// The reply (or its `response_body` field) is a `google.api.HttpBody`: answered as its
     /// raw bytes with its content type (a server stream as a download).
     pub raw_reply: bool,
+    /// A `multipart/form-data` body may fill the message the body is (`rest.multipart`
+    /// enabled, a body that is the whole request or a message field, not a client stream).
+    pub takes_form: bool,
 }
 
 /// A problem found while building routes; names the method and the binding.
@@ -271,6 +274,21 @@ fn route_target(
             BodyTarget::Field(f) => is_http_body_field(f.last()),
             BodyTarget::None => false,
         };
+    let takes_form = cfg.rest.multipart.enabled
+        && !raw_request
+        && streaming != Streaming::Client
+        && match &body {
+            BodyTarget::None => false,
+            BodyTarget::Whole => true,
+            BodyTarget::Field(f) => {
+                !f.last().is_list()
+                    && !f.last().is_map()
+                    && f.last()
+                        .kind()
+                        .as_message()
+                        .is_some_and(|m| !m.full_name().starts_with("google.protobuf."))
+            }
+        };
     let raw_reply = match &response_body {
         None => is_http_body(&method.output()),
         Some(f) => is_http_body_field(f.last()),
@@ -304,5 +322,6 @@ fn route_target(
         request_plan,
         raw_request,
         raw_reply,
+        takes_form,
     })
 }
