@@ -346,3 +346,31 @@ async fn binary_replies_get_etags_and_are_cached_like_json_ones() {
     let not_modified = get(Some(tag)).await.unwrap();
     assert_eq!(not_modified.status(), 304);
 }
+
+#[tokio::test]
+async fn forms_can_be_turned_off() {
+    let env = TestEnv::start_with("rest:\n  multipart: { enabled: false }\n").await;
+    let r = upload(&env, "/v1/products/p-1/photo", &[("photo", None, b"1")]).await;
+    assert_error(&r, 415, 3, "multipart/form-data");
+    assert!(
+        !r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("or multipart"),
+        "{}",
+        r.text
+    );
+    let doc = env.get("/openapi.json").await.json();
+    let post = &doc["paths"]["/v1/products/{product_id}/photo"]["post"]["requestBody"]["content"];
+    assert!(post.get("multipart/form-data").is_none(), "{post}");
+    // Raw HttpBody bodies are not forms: still taken.
+    let r = env
+        .raw(
+            "POST",
+            "/v1/catalog:import?dryRun=true",
+            "text/csv",
+            "id,price_units\n",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
