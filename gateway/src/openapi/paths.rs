@@ -254,7 +254,8 @@ fn form_schema(schemas: &mut Schemas, desc: &MessageDescriptor) -> Value {
         } else {
             schemas.field(&f)
         };
-        if (file || json_text) && f.is_list() && !f.is_map() {
+        // A file per element; a JSON part is the whole field (a list as a JSON array).
+        if file && f.is_list() {
             schema = json!({ "type": "array", "items": schema });
         }
         properties.insert(schemas.name(&f), schema);
