@@ -26,6 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // package, of which only demo.v1.rs is included by the library.
     let fds = compiler.file_descriptor_set();
     tonic_prost_build::configure()
+        // google.api.HttpBody is written by hand in src/lib.rs (`pb` cannot reach a sibling
+        // package's generated module).
+        .extern_path(".google.api.HttpBody", "crate::HttpBody")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -32,6 +32,21 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/demo.v1.rs"));
 }
 
+/// `google.api.HttpBody` (`gateway/proto/google/api/httpbody.proto`): a raw HTTP body and its
+/// content type, which the gateway's REST door sends and answers as they are, not as JSON.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HttpBody {
+    /// The HTTP Content-Type header value of the body.
+    #[prost(string, tag = "1")]
+    pub content_type: String,
+    /// The body's bytes.
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+    /// Application-specific metadata (ignored by the gateway).
+    #[prost(message, repeated, tag = "3")]
+    pub extensions: Vec<prost_types::Any>,
+}
+
 /// Code generated from `descriptors/versions/demo/v2/users.proto` (version 2 of the user
 /// service, served by [`users_v2`]).
 #[allow(

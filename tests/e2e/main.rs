@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod bffs;
+mod bodies;
 mod cache;
 mod compiled;
 mod corpus;

@@ -197,6 +197,13 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    if let Err((key, message)) = cfg.rest.multipart.validate() {
+        return Err(ConfigError::invalid(
+            cfg,
+            format!("rest.multipart.{key}"),
+            message,
+        ));
+    }
     for (i, h) in cfg.headers.forward.iter().enumerate() {
         if http::HeaderName::from_bytes(h.trim_end_matches('*').as_bytes()).is_err() {
             return Err(ConfigError::invalid(
@@ -466,6 +473,13 @@ rest:
         assert!(e.contains("backends.orders.services"), "{e}");
         let e = err(&GOOD.replace("success_status: 201", "success_status: 404"));
         assert!(e.contains("success_status: 404 is not a 2xx status"), "{e}");
+        let e = err(&GOOD.replace("rest:\n", "rest:\n  multipart: { max_parts: 0 }\n"));
+        assert!(
+            e.contains("rest.multipart.max_parts: must be at least 1"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("rest:\n", "rest:\n  multipart: { max_part_size: 1 }\n"));
+        assert!(e.contains("max_part_size"), "{e}");
         let e = err(&GOOD.replace(
             "timeout: 2s",
             "timeout: 2s\n    resilience: { breaker: { error_ratio: 2 } }",

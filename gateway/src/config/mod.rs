@@ -11,6 +11,7 @@ mod cache;
 mod cors;
 mod graphql;
 mod load;
+mod multipart;
 mod operate;
 mod ratelimit;
 mod resilience;
@@ -42,6 +43,7 @@ pub use graphql::{
     BatchConfig, Execution, GraphqlConfig, GraphqlMethodConfig, LinkConfig, OperationKind,
 };
 pub use load::{ConfigError, load, parse};
+pub use multipart::MultipartConfig;
 pub use operate::{LogConfig, LogFormat, OtlpConfig, ReloadConfig, TelemetryConfig};
 pub use ratelimit::{
     CostKind, KeyPart, KeySpec, LimitRule, LimitStore, OnError, PlanLimit, RateLimitsConfig,
@@ -350,6 +352,9 @@ pub struct RestConfig {
     /// (`direct`), or decoded into a message first and encoded (`reflect`, the way back).
     #[serde(default)]
     pub decoder: RestDecoder,
+    /// `multipart/form-data` bodies (file uploads): on or off, and their limits.
+    #[serde(default)]
+    pub multipart: MultipartConfig,
 }
 
 /// How the REST door turns a JSON body into the request message's bytes.
@@ -396,6 +401,7 @@ impl Default for RestConfig {
             openapi: true,
             encoder: RestEncoder::default(),
             decoder: RestDecoder::default(),
+            multipart: MultipartConfig::default(),
         }
     }
 }

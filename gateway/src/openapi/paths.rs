@@ -2,7 +2,9 @@
 //! segments, `{name=categories/*/products/*}`, is one parameter whose pattern says so; a custom
 //! verb stays literal), the query parameters the router reads (every field the path and the
 //! body leave, by dotted name, repeated ones repeated), the body, the success answer (a stream
-//! as NDJSON or Server-Sent Events) and the error answer.
+//! as NDJSON or Server-Sent Events) and the error answer. `google.api.HttpBody` bodies and
+//! replies are raw bytes (`*/*`, `format: binary`); a body a form may fill also lists
+//! `multipart/form-data`, a part per field.
 
 use std::collections::HashSet;
 
@@ -160,12 +162,28 @@ pub fn operation(
         BodyTarget::Field(fp) => Some(schemas.field(fp.last())),
     };
     if let Some(schema) = request_schema {
-        op["requestBody"] = if target.streaming == Streaming::Client {
+        op["requestBody"] = if target.raw_request {
+            json!({
+                "required": true,
+                "description": "The raw body (a google.api.HttpBody): its bytes and its Content-Type go to the backend as they are.",
+                "content": { "*/*": { "schema": binary() } }
+            })
+        } else if target.streaming == Streaming::Client {
             json!({
                 "required": true,
                 "description": "The stream of request messages, one JSON object per line.",
                 "content": { "application/x-ndjson": { "schema": schema } }
             })
+        } else if target.takes_form {
+            let form_desc = match &target.body {
+                BodyTarget::Field(fp) => fp.last().kind().as_message().cloned(),
+                _ => Some(input.clone()),
+            };
+            let mut content = json!({ "application/json": { "schema": schema } });
+            if let Some(desc) = form_desc {
+                content["multipart/form-data"] = json!({ "schema": form_schema(schemas, &desc) });
+            }
+            json!({ "required": true, "content": content })
         } else {
             json!({ "required": true, "content": { "application/json": { "schema": schema } } })
         };
@@ -175,7 +193,14 @@ pub fn operation(
         Some(fp) => schemas.field(fp.last()),
         None => schemas.message(&output),
     };
-    let success = if target.streaming == Streaming::Server {
+    let success = if target.raw_reply {
+        let description = if target.streaming == Streaming::Server {
+            "A download: the raw bytes of the stream's google.api.HttpBody messages, one after the other, with the first one's content type. If the stream fails after it started, the body ends abruptly (incomplete)."
+        } else {
+            "The raw bytes of the reply (a google.api.HttpBody) with its content type."
+        };
+        json!({ "description": description, "content": { "*/*": { "schema": binary() } } })
+    } else if target.streaming == Streaming::Server {
         json!({
             "description": "A stream: one line per message, `{\"result\": MESSAGE}`, or `{\"error\": STATUS}` last if the stream fails after it started (Server-Sent Events with `Accept: text/event-stream`).",
             "content": {
@@ -202,6 +227,40 @@ pub fn operation(
         }
     });
     op
+}
+
+/// Raw bytes.
+fn binary() -> Value {
+    json!({ "type": "string", "format": "binary" })
+}
+
+/// A `multipart/form-data` body filling a message: a part per field, bytes (and
+/// `google.api.HttpBody`) fields as files, scalars as text, other messages and maps as JSON
+/// text.
+fn form_schema(schemas: &mut Schemas, desc: &MessageDescriptor) -> Value {
+    let mut properties = serde_json::Map::new();
+    for f in desc.fields() {
+        let file = match f.kind() {
+            Kind::Bytes => true,
+            Kind::Message(m) => crate::transcode::is_http_body(&m),
+            _ => false,
+        };
+        let json_text =
+            !file && (f.is_map() || matches!(f.kind(), Kind::Message(m) if !is_scalar_wkt(&m)));
+        let mut schema = if file {
+            binary()
+        } else if json_text {
+            json!({ "type": "string", "contentMediaType": "application/json" })
+        } else {
+            schemas.field(&f)
+        };
+        // A file per element; a JSON part is the whole field (a list as a JSON array).
+        if file && f.is_list() {
+            schema = json!({ "type": "array", "items": schema });
+        }
+        properties.insert(schemas.name(&f), schema);
+    }
+    json!({ "type": "object", "properties": properties })
 }
 
 /// The query parameters of the fields under `prefix` that neither the path nor the body

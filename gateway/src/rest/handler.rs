@@ -4,6 +4,10 @@
 //! door there is nothing REST-specific: it builds a [`Call`](crate::upstream::Call) with
 //! [`RequestCtx::call_to`](crate::request::RequestCtx::call_to) and hands it to the snapshot's
 //! outbound path (policy chain, then upstream).
+//!
+//! Bodies are JSON, except: a `google.api.HttpBody` body is the raw bytes ([`binary`] answers
+//! an HttpBody reply the same way), and a `multipart/form-data` body fills the message part by
+//! part ([`super::multipart`], then [`crate::transcode::encode_form_request`]).
 
 use std::sync::Arc;
 
@@ -13,6 +17,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
 
+use super::binary;
+use super::multipart::{is_form, read_form};
 use super::router::Lookup;
 use super::routes::{MatchedRoute, RouteTarget, Streaming};
 use super::stream::stream_response;
@@ -113,8 +119,20 @@ async fn serve(
     // its calls from every door too).
     snap.versions.refuse(&target.full_name)?;
     let takes_body = !matches!(target.body, BodyTarget::None);
-    if takes_body {
-        check_json(&parts.headers, target.streaming == Streaming::Client)?;
+    // A form upload: a body that is a message, from a multipart/form-data request.
+    let multipart = &snap.config.rest.multipart;
+    let form_ok = target.takes_form;
+    let form = form_ok && is_form(&parts.headers);
+    if takes_body && !target.raw_request && !form {
+        check_json(&parts.headers, target.streaming == Streaming::Client).map_err(|e| match e {
+            GatewayError::UnsupportedMediaType { got, .. } if form_ok => {
+                GatewayError::UnsupportedMediaType {
+                    got,
+                    expected: "application/json or multipart/form-data",
+                }
+            }
+            other => other,
+        })?;
     }
     let bytes = bytes_of(body).await?;
 
@@ -138,6 +156,29 @@ async fn serve(
         let (messages, direct) = encode_ndjson(&input, target.request_plan.as_ref(), &bytes, snap)?;
         count_request(snap, direct);
         CallBody::Stream(messages)
+    } else if target.raw_request || form {
+        let parts_in = HttpRequestParts {
+            body: &[],
+            body_target: &target.body,
+            path_bindings: &path_values,
+            query: parts.uri.query(),
+            fill_update_mask: false,
+        };
+        let encoded = if form {
+            let limit = snap.config.limits.max_body_bytes.bytes();
+            let form = read_form(&parts.headers, bytes, multipart, limit).await?;
+            transcode::encode_form_request(&input, &parts_in, &form, &snap.decode)?
+        } else {
+            let content_type = match parts.headers.get(header::CONTENT_TYPE) {
+                None => "",
+                Some(v) => v.to_str().map_err(|_| {
+                    GatewayError::bad_request(None, "the Content-Type header is not ASCII text")
+                })?,
+            };
+            transcode::encode_raw_request(&input, &parts_in, content_type, bytes, &snap.decode)?
+        };
+        count_request(snap, false);
+        CallBody::Wire(encoded.into())
     } else {
         let parts_in = HttpRequestParts {
             body: &bytes,
@@ -192,31 +233,46 @@ async fn serve(
             }
             Ok(Ok(first)) => first,
         };
-        let mut resp = stream_response(
-            snap.clone(),
-            target.clone(),
-            first,
-            reply.stream,
-            deadline,
-            timeout,
-            sse,
-        );
+        let mut resp = if target.raw_reply {
+            binary::download(
+                snap.clone(),
+                target.clone(),
+                first,
+                reply.stream,
+                deadline,
+                timeout,
+            )
+        } else {
+            stream_response(
+                snap.clone(),
+                target.clone(),
+                first,
+                reply.stream,
+                deadline,
+                timeout,
+                sse,
+            )
+        };
         snap.headers
             .response_headers(&reply.metadata, resp.headers_mut());
         return Ok(resp);
     }
 
     let reply = snap.outbound.unary(ctx, &target.site, call).await?;
-    let json = reply_json(snap, &target, direct, reply.payload)?;
-    let mut resp = (
-        target.success,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        Body::from(json),
-    )
-        .into_response();
+    let mut resp = if target.raw_reply {
+        binary::unary_reply(&target, reply.payload)?
+    } else {
+        let json = reply_json(snap, &target, direct, reply.payload)?;
+        (
+            target.success,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            Body::from(json),
+        )
+            .into_response()
+    };
     snap.headers
         .response_headers(&reply.metadata, resp.headers_mut());
     if let Some(kind) = reply.fallback {

@@ -16,7 +16,7 @@ use crate::config::{Config, RestDecoder, RestEncoder};
 use crate::descriptors::http_bindings;
 use crate::request::policy::CallSite;
 use crate::transcode::direct::{Plans, TypePlan};
-use crate::transcode::{BodyTarget, FieldPath};
+use crate::transcode::{BodyTarget, FieldPath, is_http_body, is_http_body_field};
 use crate::upstream::{Target, Targets};
 
 /// How messages flow in a method.
@@ -67,6 +67,15 @@ pub struct RouteTarget {
     /// The plan that writes the request message's bytes straight from a JSON body (`None`:
     /// `rest.decoder: reflect`).
     pub request_plan: Option<TypePlan>,
+    /// The body is a `google.api.HttpBody` (the whole request with `body: "*"`, or the field
+    /// `body` names): the raw body and its `Content-Type`, whatever they are.
+    pub raw_request: bool,
+    /// The reply (or its `response_body` field) is a `google.api.HttpBody`: answered as its
+    /// raw bytes with its content type (a server stream as a download).
+    pub raw_reply: bool,
+    /// A `multipart/form-data` body may fill the message the body is (`rest.multipart`
+    /// enabled, a body that is the whole request or a message field, not a client stream).
+    pub takes_form: bool,
 }
 
 /// A problem found while building routes; names the method and the binding.
@@ -259,7 +268,33 @@ fn route_target(
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
     let fill_update_mask = http_method == Method::PATCH && matches!(body, BodyTarget::Field(_));
+    let raw_request = streaming != Streaming::Client
+        && match &body {
+            BodyTarget::Whole => is_http_body(&input),
+            BodyTarget::Field(f) => is_http_body_field(f.last()),
+            BodyTarget::None => false,
+        };
+    let takes_form = cfg.rest.multipart.enabled
+        && !raw_request
+        && streaming != Streaming::Client
+        && match &body {
+            BodyTarget::None => false,
+            BodyTarget::Whole => true,
+            BodyTarget::Field(f) => {
+                !f.last().is_list()
+                    && !f.last().is_map()
+                    && f.last()
+                        .kind()
+                        .as_message()
+                        .is_some_and(|m| !m.full_name().starts_with("google.protobuf."))
+            }
+        };
+    let raw_reply = match &response_body {
+        None => is_http_body(&method.output()),
+        Some(f) => is_http_body_field(f.last()),
+    };
     let reply_plan = match (plans, &response_body, streaming) {
+        _ if raw_reply => None,
         (Some(plans), None, Streaming::Unary | Streaming::Client)
             if cfg.rest.encoder == RestEncoder::Direct =>
         {
@@ -285,5 +320,8 @@ fn route_target(
         fill_update_mask,
         reply_plan,
         request_plan,
+        raw_request,
+        raw_reply,
+        takes_form,
     })
 }

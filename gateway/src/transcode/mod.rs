@@ -22,11 +22,16 @@
 //! The REST door does not build that message: [`encode_request`] gives the same request as
 //! wire bytes, written straight from the JSON by [`direct`]'s decoder (the same checks, the
 //! same errors), falling back to [`decode_request`] for what it leaves.
+//!
+//! Bodies that are not JSON ([`form`]): a raw body as a `google.api.HttpBody`
+//! ([`encode_raw_request`]) and `multipart/form-data` parts as fields
+//! ([`encode_form_request`]).
 
 mod body;
 pub mod direct;
 mod error;
 mod field_path;
+mod form;
 mod query;
 mod response;
 mod scalar;
@@ -52,6 +57,9 @@ use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
 
 pub use error::{TranscodeError, TranscodeErrorKind};
 pub use field_path::FieldPath;
+pub use form::{
+    FormPart, HTTP_BODY, encode_form_request, encode_raw_request, is_http_body, is_http_body_field,
+};
 pub use response::encode_response;
 
 use body::{Recording, decode_field, decode_message, is_blank};
