@@ -10,7 +10,8 @@
 //! | `portico_bulkhead_queued` | gauge | `portico_backend` |
 //! | `portico_backend_endpoints` | gauge | `portico_backend`, `state` (`healthy`, `unhealthy`, `ejected`) |
 //!
-//! A split backend's variants each have their own series, with a `portico_variant` label.
+//! Every series also has `portico_variant`: a split backend's variants each have their own
+//! series; it is empty for other backends (which Prometheus reads as no label).
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -39,16 +40,16 @@ impl BackendsCollector {
     }
 }
 
-/// The labels of a series of backend `b`: `portico_backend`, `portico_variant` for a split
-/// backend's variant, then `rest`.
+/// The labels of a series of backend `b`: `portico_backend`, `portico_variant` (a split
+/// backend's variant; empty for other backends), then `rest`.
 fn with_variant<'a, const N: usize>(
     b: &'a Backend,
     rest: [(&'static str, &'a str); N],
 ) -> Vec<(&'static str, &'a str)> {
-    let mut labels = vec![("portico_backend", b.name())];
-    if let Some(v) = b.variant() {
-        labels.push(("portico_variant", v));
-    }
+    let mut labels = vec![
+        ("portico_backend", b.name()),
+        ("portico_variant", b.variant().unwrap_or("")),
+    ];
     labels.extend(rest);
     labels
 }

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code`, `portico_door` |
 //! | `http_server_active_requests` | gauge | |
-//! | `rpc_client_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, `portico_backend`, `portico_variant` (only for a split backend: the variant that served the call) |
+//! | `rpc_client_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, `portico_backend`, `portico_variant` (a split backend's variant that served the call; empty for other backends) |
 //! | `portico_reloads_total` | counter | `result` (`ok`, `error`) |
 //! | `portico_api_version_requests_total` | counter | `version`, `state` (`current`, `deprecated`, `retired`) |
 //! | `portico_rate_limit_decisions_total` | counter | `rule`, `decision` (`allowed`, `limited`) |
@@ -70,27 +70,9 @@ pub struct RpcLabels {
     pub rpc_grpc_status_code: i32,
     /// The backend's name in the config.
     pub portico_backend: String,
-    /// The variant of a split backend that served the call (no label for other backends).
-    #[prometheus(flatten)]
-    pub portico_variant: VariantLabel,
-}
-
-/// The `portico_variant` label: written only for a call to a split backend (its variants
-/// are named in the config: bounded).
-#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
-pub struct VariantLabel(pub Option<String>);
-
-impl prometheus_client::encoding::EncodeLabelSet for VariantLabel {
-    fn encode(
-        &self,
-        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::encoding::EncodeLabel;
-        match &self.0 {
-            Some(v) => ("portico_variant", v.as_str()).encode(encoder.encode_label()),
-            None => Ok(()),
-        }
-    }
+    /// The variant of a split backend that served the call, named in the config (bounded);
+    /// empty for other backends (which Prometheus reads as no label).
+    pub portico_variant: String,
 }
 
 /// The labels of an answer of a versioned method.
@@ -481,7 +463,7 @@ impl Metrics {
                 rpc_method: method.to_string(),
                 rpc_grpc_status_code: code,
                 portico_backend: backend.to_string(),
-                portico_variant: VariantLabel(variant.map(str::to_string)),
+                portico_variant: variant.unwrap_or_default().to_string(),
             })
             .observe(took.as_secs_f64());
     }
