@@ -141,7 +141,7 @@ impl Split {
             .rotation
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .next();
+            .pick();
         // `i` is an index of `variants`, which is never empty (validated).
         &self.variants[i.min(self.variants.len().saturating_sub(1))]
     }

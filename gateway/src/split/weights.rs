@@ -33,7 +33,7 @@ impl Rotation {
     }
 
     /// The index of the next pick.
-    pub fn next(&mut self) -> usize {
+    pub fn pick(&mut self) -> usize {
         let mut best: Option<usize> = None;
         for i in 0..self.weights.len() {
             if self.weights[i] == 0 {
@@ -96,7 +96,7 @@ mod tests {
         let mut r = Rotation::new(weights);
         let mut c = vec![0; weights.len()];
         for _ in 0..n {
-            c[r.next()] += 1;
+            c[r.pick()] += 1;
         }
         c
     }
@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(counts(&[5, 3, 2], 100), [50, 30, 20]);
         // any window of `total` picks is exact, not only from the start
         let mut r = Rotation::new(&[95, 5]);
-        let picks: Vec<usize> = (0..1000).map(|_| r.next()).collect();
+        let picks: Vec<usize> = (0..1000).map(|_| r.pick()).collect();
         for w in picks.windows(100) {
             assert_eq!(w.iter().filter(|p| **p == 1).count(), 5);
         }
