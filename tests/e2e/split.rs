@@ -460,3 +460,50 @@ async fn split_configs_that_cannot_work_are_refused_naming_the_key() {
     .await;
     assert!(e.contains("backends.users.resilience.fallbacks"), "{e}");
 }
+
+#[tokio::test]
+async fn the_response_cache_keeps_each_variants_answers_apart() {
+    let (env, canary) = start(
+        (1, 1),
+        "      override_header: x-portico-variant\n",
+        "cache:\n  methods:\n    demo.v1.UserService.GetUser: { ttl: 1h, scope: public }\n",
+    )
+    .await;
+    let stable = env.knobs(DemoService::Users).clone();
+    let as_variant = |v: &'static str| {
+        let env = &env;
+        async move { get_with(env, "/v1/users/1", &[("x-portico-variant", v)]).await }
+    };
+    assert_eq!(as_variant("canary").await.status, 200);
+    assert_eq!(as_variant("canary").await.status, 200);
+    assert_eq!(canary.knobs.calls("GetUser"), 1, "the second was a hit");
+    // canary's cached answer is not stable's
+    assert_eq!(as_variant("stable").await.status, 200);
+    assert_eq!(stable.calls("GetUser"), 1, "stable was asked");
+    assert_eq!(as_variant("stable").await.status, 200);
+    assert_eq!(
+        stable.calls("GetUser"),
+        1,
+        "then answered from its own entry"
+    );
+    // by weight, each request is answered by one variant's entry: no more backend calls
+    for _ in 0..10 {
+        assert_eq!(env.get("/v1/users/1").await.status, 200);
+    }
+    assert_eq!(
+        (stable.calls("GetUser"), canary.knobs.calls("GetUser")),
+        (1, 1)
+    );
+    let s = env.scrape().await;
+    assert_eq!(
+        metric(
+            &s,
+            "portico_cache_lookups_total",
+            &[
+                ("rpc_method", "demo.v1.UserService.GetUser"),
+                ("result", "hit")
+            ]
+        ),
+        12.0
+    );
+}

@@ -1,6 +1,6 @@
-//! The split stage of the policy chain (last, after the cache): picks the variant of every
-//! call to a split backend, whichever door planned it, and notes it for the request's access
-//! line.
+//! The split stage of the policy chain (after the limits, before the cache, which keys each
+//! variant's answers apart): picks the variant of every call to a split backend, whichever
+//! door planned it, and notes it for the request's access line.
 //!
 //! When the request comes in, it keeps the headers the splits read (sticky and override
 //! headers; the subject is in the context already). A GraphQL request's calls each choose:
