@@ -78,8 +78,8 @@ impl Split {
         cfg: &BackendConfig,
         previous: Option<&Split>,
     ) -> Result<Self, (String, String)> {
-        let Some(split) = &cfg.split else {
-            return Err(("split".into(), "no variants".into()));
+        let Some(split) = cfg.split.as_ref().filter(|s| !s.variants.is_empty()) else {
+            return Err(("split.variants".into(), "no variants".into()));
         };
         let mut variants = Vec::with_capacity(split.variants.len());
         for (i, v) in split.variants.iter().enumerate() {
@@ -142,7 +142,7 @@ impl Split {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pick();
-        // `i` is an index of `variants`, which is never empty (validated).
+        // `i` is an index of `variants`, which is never empty (see `build`).
         &self.variants[i.min(self.variants.len().saturating_sub(1))]
     }
 

@@ -1,11 +1,13 @@
 //! Backends and their resilience state, and the one place a call is actually made.
 //!
 //! [`Upstream::unary`] and [`Upstream::server_streaming`] are the single entry point of every
-//! call, whichever door it came through. A call runs: breaker admission (fail fast while
-//! open) -> bulkhead slot (bounded queue, then 503) -> endpoint choice (p2c or round robin over
-//! healthy, non-ejected endpoints) -> the gRPC call under the remaining deadline -> result
-//! recorded on the breaker and the endpoint -> maybe a retry (allowed failure, budget left,
-//! backoff fits in the deadline, on another endpoint when there is one) -> maybe a fallback.
+//! call, whichever door it came through. A call runs: its backend (for a split backend, the
+//! variant the split stage chose, else the round robin's turn; see [`crate::split`]) ->
+//! breaker admission (fail fast while open) -> bulkhead slot (bounded queue, then 503) ->
+//! endpoint choice (p2c or round robin over healthy, non-ejected endpoints) -> the gRPC call
+//! under the remaining deadline -> result recorded on the breaker and the endpoint -> maybe a
+//! retry (allowed failure, budget left, backoff fits in the deadline, on another endpoint when
+//! there is one) -> maybe a fallback.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -485,12 +487,9 @@ impl Upstream {
 
     fn prepare(&self, call: &Call) -> Result<(Backend, PathAndQuery, Duration), UpstreamError> {
         let service = call.method.parent_service().full_name();
-        let backend = call
-            .backend
-            .clone()
-            .ok_or_else(|| UpstreamError::NoBackend {
-                service: service.to_string(),
-            })?;
+        let backend = self.route(call).ok_or_else(|| UpstreamError::NoBackend {
+            service: service.to_string(),
+        })?;
         let path = PathAndQuery::try_from(call.path()).map_err(|_| UpstreamError::NoBackend {
             service: call.method.full_name().to_string(),
         })?;
