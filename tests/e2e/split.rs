@@ -281,13 +281,22 @@ async fn sticky_callers_by_subject_keep_their_variant_and_anonymous_ones_are_wei
 #[tokio::test]
 async fn the_override_header_picks_a_variant_on_every_door_and_a_wrong_name_is_a_400() {
     // canary takes no traffic by weight: only testers reach it
-    let (env, canary) = start((1, 0), "      override_header: x-portico-variant\n", "").await;
+    let (env, canary) = start(
+        (1, 0),
+        "      override_header: x-portico-variant\n      response_header: x-variant\n",
+        "",
+    )
+    .await;
     for _ in 0..10 {
-        assert_eq!(served(&env.get("/v1/users/1").await), "stable");
+        let r = env.get("/v1/users/1").await;
+        assert_eq!(served(&r), "stable");
+        // configured to tell: the answer names its variant
+        assert_eq!(r.header("x-variant"), "stable");
     }
     assert_eq!(canary.knobs.total_calls(), 0);
     let r = get_with(&env, "/v1/users/1", &[("x-portico-variant", "canary")]).await;
     assert_eq!(served(&r), "canary");
+    assert_eq!(r.header("x-variant"), "canary");
     let r = get_with(&env, "/v1/users/1", &[("x-portico-variant", "stable")]).await;
     assert_eq!(served(&r), "stable");
     // GraphQL too

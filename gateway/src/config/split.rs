@@ -20,6 +20,10 @@ pub struct SplitConfig {
     /// it wins over weights and stickiness, and reaches variants of weight 0 too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_header: Option<String>,
+    /// A response header naming the variant that answered (e.g. `x-portico-variant`); off by
+    /// default: clients are not told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header: Option<String>,
 }
 
 /// One variant of a split backend: built like a backend of its own (its own endpoints,
@@ -150,6 +154,16 @@ impl SplitConfig {
                     format!("{h:?} is not a header name"),
                 );
             }
+        }
+        if let Some(h) = self
+            .response_header
+            .as_deref()
+            .filter(|h| !is_header_name(h))
+        {
+            return bad(
+                "response_header".into(),
+                format!("{h:?} is not a header name"),
+            );
         }
         if let Some(h) = self.override_header.as_deref() {
             if !is_header_name(h) {

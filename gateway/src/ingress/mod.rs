@@ -254,6 +254,7 @@ async fn admit_on(
                     span.record("caller", id.subject.as_str());
                 }
                 let notes = admitted.ctx.limit_notes.clone();
+                let split_notes = admitted.ctx.split.clone();
                 let cache_notes = admitted.ctx.cache_notes.clone();
                 let grpc_web_method = (admitted.ctx.door == Door::GrpcWeb)
                     .then(|| method_of_path(&admitted.ctx.path))
@@ -272,6 +273,10 @@ async fn admit_on(
                     version_of = snapshot.versions.stamp(&m, resp.headers_mut()).cloned();
                 }
                 if let Some(notes) = notes {
+                    notes.write(resp.headers_mut());
+                }
+                // The variants that answered, where a split backend says to tell.
+                if let Some(notes) = split_notes {
                     notes.write(resp.headers_mut());
                 }
                 // A successful answer the handler did not mark itself.

@@ -67,6 +67,7 @@ pub struct Split {
     sticky_subject: bool,
     sticky_header: Option<HeaderName>,
     override_header: Option<HeaderName>,
+    response_header: Option<HeaderName>,
 }
 
 impl Split {
@@ -112,6 +113,7 @@ impl Split {
                 .and_then(|s| s.header.as_deref())
                 .and_then(header),
             override_header: split.override_header.as_deref().and_then(header),
+            response_header: split.response_header.as_deref().and_then(header),
         })
     }
 
@@ -133,6 +135,11 @@ impl Split {
     /// The request headers a choice may read (the sticky and the override header).
     pub fn headers(&self) -> impl Iterator<Item = &HeaderName> {
         self.sticky_header.iter().chain(self.override_header.iter())
+    }
+
+    /// The response header that names the variant that answered, when configured.
+    pub fn response_header(&self) -> Option<&HeaderName> {
+        self.response_header.as_ref()
     }
 
     /// The round robin's next variant.
@@ -227,6 +234,7 @@ impl Split {
             "split": {
                 "sticky": sticky,
                 "override_header": self.override_header.as_ref().map(HeaderName::as_str),
+                "response_header": self.response_header.as_ref().map(HeaderName::as_str),
                 "variants": variants,
             },
         })

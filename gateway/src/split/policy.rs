@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use http::HeaderMap;
 use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::Split;
 use crate::error::GatewayError;
 use crate::request::RequestCtx;
 use crate::request::policy::{CallSite, Next, Outcome, Policy};
@@ -24,17 +25,40 @@ use crate::upstream::{Call, Upstream};
 #[derive(Debug, Default)]
 pub struct SplitNotes {
     headers: HeaderMap,
-    chosen: Mutex<Vec<(Arc<str>, Arc<str>)>>,
+    chosen: Mutex<Vec<Chosen>>,
+}
+
+/// A variant a request's call went to, and the response header that may say so.
+#[derive(Debug)]
+struct Chosen {
+    backend: Arc<str>,
+    variant: Arc<str>,
+    reveal: Option<HeaderName>,
 }
 
 impl SplitNotes {
-    fn note(&self, backend: &str, variant: &Arc<str>) {
+    fn note(&self, split: &Split, variant: &Arc<str>) {
         let mut chosen = self.chosen.lock().unwrap_or_else(PoisonError::into_inner);
         if !chosen
             .iter()
-            .any(|(b, v)| &**b == backend && Arc::ptr_eq(v, variant))
+            .any(|c| &*c.backend == split.name() && Arc::ptr_eq(&c.variant, variant))
         {
-            chosen.push((backend.into(), variant.clone()));
+            chosen.push(Chosen {
+                backend: split.name().into(),
+                variant: variant.clone(),
+                reveal: split.response_header().cloned(),
+            });
+        }
+    }
+
+    /// Writes the variants that answered into the response headers of the splits that
+    /// configure one (`response_header`), one value per variant.
+    pub fn write(&self, headers: &mut HeaderMap) {
+        let chosen = self.chosen.lock().unwrap_or_else(PoisonError::into_inner);
+        for c in chosen.iter() {
+            if let (Some(name), Ok(value)) = (&c.reveal, HeaderValue::from_str(&c.variant)) {
+                headers.append(name.clone(), value);
+            }
         }
     }
 
@@ -45,7 +69,7 @@ impl SplitNotes {
         (!chosen.is_empty()).then(|| {
             chosen
                 .iter()
-                .map(|(b, v)| format!("{b}:{v}"))
+                .map(|c| format!("{}:{}", c.backend, c.variant))
                 .collect::<Vec<_>>()
                 .join(",")
         })
@@ -112,7 +136,7 @@ impl Policy for SplitStage {
                     "variant chosen"
                 );
                 if let Some(notes) = &ctx.split {
-                    notes.note(split.name(), &variant.name);
+                    notes.note(split, &variant.name);
                 }
                 call.backend = Some(variant.backend.clone());
                 next.run(ctx, site, call)
