@@ -536,6 +536,11 @@ rest:
             ),
             (
                 "override_header: x-portico-variant",
+                "override_header: x-portico-variant\n      response_header: \"a b\"",
+                "backends.orders.split.response_header: \"a b\" is not a header name",
+            ),
+            (
+                "override_header: x-portico-variant",
                 "override_header: x-user",
                 "backends.orders.split.override_header",
             ),
