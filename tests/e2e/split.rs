@@ -1,9 +1,10 @@
 //! Traffic splitting: the demo user service twice (`stable`, the demo cluster's, and `canary`,
 //! a second instance) behind one split backend. Weighted calls (95/5 over 1,000 requests:
 //! exactly 950/50), sticky callers by header and by subject, the testers' override header on
-//! REST and GraphQL, a reload to 50/50 under load (no request fails, in-flight calls finish
-//! on the variant they started on, unchanged variants are kept), the access-log field, the
-//! metric label and the admin status.
+//! REST, GraphQL and gRPC-Web, the opt-in response header, a reload to 50/50 under load (no
+//! request fails, in-flight calls finish on the variant they started on, unchanged variants
+//! are kept), the response cache keeping variants apart, the access-log field, the metric
+//! label and the admin status.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use portico::reload::ConfigSource;
+use portico_demo::pb::GetUserRequest;
 use portico_demo::{DemoCluster, DemoService, RunningService};
+use portico_e2e::grpc_web::WebMode;
 use portico_e2e::{Reply, TestEnv, build_snapshot, demo_config, logs, metric, repo_root};
 use serde_json::json;
 use sha2::Digest;
@@ -279,7 +282,7 @@ async fn sticky_callers_by_subject_keep_their_variant_and_anonymous_ones_are_wei
 }
 
 #[tokio::test]
-async fn the_override_header_picks_a_variant_on_every_door_and_a_wrong_name_is_a_400() {
+async fn the_override_header_picks_a_variant_on_every_door_and_a_wrong_name_is_refused() {
     // canary takes no traffic by weight: only testers reach it
     let (env, canary) = start(
         (1, 0),
@@ -312,6 +315,27 @@ async fn the_override_header_picks_a_variant_on_every_door_and_a_wrong_name_is_a
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["data"]["user"]["displayName"], "Ada Lovelace");
     assert_eq!(canary.knobs.calls("GetUser") - before, 1);
+    // gRPC-Web too, and a wrong name is INVALID_ARGUMENT there
+    let before = canary.knobs.calls("GetUser");
+    let web = env
+        .grpc_web(
+            "/demo.v1.UserService/GetUser",
+            &GetUserRequest { id: 1 },
+            WebMode::Binary,
+            &[("x-portico-variant", "canary")],
+        )
+        .await;
+    assert_eq!(web.code(), 0, "{web:?}");
+    assert_eq!(canary.knobs.calls("GetUser") - before, 1);
+    let web = env
+        .grpc_web(
+            "/demo.v1.UserService/GetUser",
+            &GetUserRequest { id: 1 },
+            WebMode::Binary,
+            &[("x-portico-variant", "canry")],
+        )
+        .await;
+    web.assert_status(3, "\"canry\" is not a variant of backend \"users\"");
     // a name that is no variant: 400, naming the header and the variants; no call made
     let total = canary.knobs.total_calls() + env.knobs(DemoService::Users).total_calls();
     let r = get_with(&env, "/v1/users/1", &[("x-portico-variant", "canry")]).await;
