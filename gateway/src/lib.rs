@@ -12,7 +12,8 @@
 //! codec); the reply goes back through the door, [`shaping`] applies per client; any error is
 //! one [`error::GatewayError`], written by the door's renderer. [`app`] assembles the stack,
 //! [`cli`] runs it, [`reload`] swaps snapshots. [`versions`] says which API version a
-//! method is, and what its answers carry when it is deprecated or retired.
+//! method is, and what its answers carry when it is deprecated or retired. [`split`] says
+//! which variant of a split backend (a canary release) serves each call.
 
 pub mod admin;
 pub mod app;
@@ -40,6 +41,7 @@ pub mod rest;
 pub mod server;
 pub mod shaping;
 pub mod snapshot;
+pub mod split;
 pub mod telemetry;
 pub mod transcode;
 pub mod upstream;

@@ -147,16 +147,30 @@ impl Snapshot {
         };
         crate::config::validate_bff(&config)?;
         let mut backends = HashMap::new();
+        let mut splits = HashMap::new();
         for (name, b) in &config.backends {
             // TLS files are read relative to the config file.
             let mut b = b.clone();
-            if let Some(tls) = &mut b.tls {
+            let variant_tls = b
+                .split
+                .iter_mut()
+                .flat_map(|s| s.variants.iter_mut())
+                .filter_map(|v| v.tls.as_mut());
+            for tls in b.tls.iter_mut().chain(variant_tls) {
                 for p in [&mut tls.ca, &mut tls.cert, &mut tls.key]
                     .into_iter()
                     .flatten()
                 {
                     *p = config.resolve_path(p);
                 }
+            }
+            if b.split.is_some() {
+                // Variants whose config did not change are kept, whatever their weights.
+                let old = previous.and_then(|p| p.upstream.split(name));
+                let split = crate::split::Split::build(name, &b, old.map(|s| &**s))
+                    .map_err(|(k, m)| invalid(format!("backends.{name}.{k}"), m))?;
+                splits.insert(name.clone(), Arc::new(split));
+                continue;
             }
             // A backend whose config did not change is kept, with its breaker, health,
             // outlier and connection state.
@@ -195,13 +209,25 @@ impl Snapshot {
                     );
                 }
                 Some(DescriptorKind::Reflection(name)) => {
-                    let Some(backend) = backends.get(&name) else {
+                    // A split backend is asked through its first variant.
+                    let first_variant = |s: &Arc<crate::split::Split>| {
+                        s.variants().first().map(|v| v.backend.clone())
+                    };
+                    let Some(backend) = backends
+                        .get(&name)
+                        .cloned()
+                        .or_else(|| splits.get(&name).and_then(first_variant))
+                    else {
                         continue; // validated by config loading
                     };
                     let endpoints = config
                         .backends
                         .get(&name)
-                        .map(|b| b.endpoints.join(", "))
+                        .map(|b| match &b.split {
+                            Some(s) => s.variants.first().map(|v| v.endpoints.join(", ")),
+                            None => Some(b.endpoints.join(", ")),
+                        })
+                        .unwrap_or_default()
                         .unwrap_or_default();
                     let origin = format!("reflection from backend {name:?} ({endpoints})");
                     let r = descriptors::fetch_reflection(backend.channel(), origin)
@@ -340,6 +366,7 @@ impl Snapshot {
                 &service_backend,
                 config.limits.max_response_bytes.as_usize(),
             )
+            .with_splits(splits, &service_backend)
             .with_fallbacks(&config.backends, registry.pool())
             .map_err(|(key, message)| invalid(key, message))?,
         );
@@ -434,6 +461,12 @@ impl Snapshot {
             );
             chain = chain.with(Stage::Cache, built.clone());
             cache = Some(built);
+        }
+        if upstream.splits().next().is_some() {
+            chain = chain.with(
+                Stage::Split,
+                Arc::new(crate::split::policy::SplitStage::new(upstream.clone())),
+            );
         }
         let cors = config
             .cors

@@ -29,6 +29,7 @@ mod reload;
 mod resilience;
 mod routes;
 mod shaping;
+mod split;
 mod streaming;
 mod telemetry;
 mod tls;

@@ -101,12 +101,21 @@ async fn ready(State(Admin { gateway, .. }): State<Admin>) -> Response {
         .map(|a| a.ready_backends.as_slice())
         .unwrap_or_default();
     for name in required {
-        let healthy = snapshot.upstream.backend(name).is_some_and(|b| {
+        let serves = |b: &crate::upstream::Backend| {
             let set = b.endpoints();
             set.endpoints()
                 .iter()
                 .any(|ep| ep.is_healthy() && set.ejected_for(ep).is_none())
-        });
+        };
+        // A split backend is ready when every variant that takes traffic is.
+        let healthy = match snapshot.upstream.split(name) {
+            Some(split) => split
+                .variants()
+                .iter()
+                .filter(|v| v.weight > 0)
+                .all(|v| serves(&v.backend)),
+            None => snapshot.upstream.backend(name).is_some_and(serves),
+        };
         if !healthy {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,

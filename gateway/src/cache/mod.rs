@@ -381,7 +381,11 @@ impl ResponseCache {
 
     /// The key of `call`, and whether its reply may be stored under it.
     fn key_of(&self, rule: &Rule, ctx: &RequestCtx, call: &Call, request: &[u8]) -> (Key, bool) {
-        let b = KeyBuilder::new(call.method.full_name(), request);
+        let mut b = KeyBuilder::new(call.method.full_name(), request);
+        // A split backend's variants may answer differently: each has entries of its own.
+        if let Some(variant) = call.backend.as_ref().and_then(|b| b.variant()) {
+            b = b.with("variant", Some(variant.as_bytes()));
+        }
         let Some(store) = &rule.store else {
             return (b.with_all_metadata(&call.metadata).build(), false);
         };

@@ -129,48 +129,38 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
         ));
     }
     for (name, b) in &cfg.backends {
-        if b.endpoints.is_empty() {
-            return Err(ConfigError::invalid(
-                cfg,
-                format!("backends.{name}.endpoints"),
-                "at least one endpoint is needed, e.g. http://127.0.0.1:50051",
-            ));
-        }
-        for (i, ep) in b.endpoints.iter().enumerate() {
-            if let Err(why) = check_endpoint(ep) {
-                return Err(ConfigError::invalid(
-                    cfg,
-                    format!("backends.{name}.endpoints[{i}]"),
-                    why,
-                ));
-            }
-        }
-        if let Err((key, message)) = b.resilience.validate() {
-            return Err(ConfigError::invalid(
-                cfg,
-                format!("backends.{name}.resilience.{key}"),
-                message,
-            ));
-        }
-        if let Some(tls) = &b.tls {
-            if let Some((i, ep)) = b
-                .endpoints
-                .iter()
-                .enumerate()
-                .find(|(_, ep)| !ep.starts_with("https://"))
-            {
-                return Err(ConfigError::invalid(
-                    cfg,
-                    format!("backends.{name}.endpoints[{i}]"),
-                    format!("{ep:?}: a backend with `tls` is reached over https://"),
-                ));
-            }
-            if tls.cert.is_some() != tls.key.is_some() {
-                return Err(ConfigError::invalid(
-                    cfg,
-                    format!("backends.{name}.tls"),
-                    "a client certificate needs both `cert` and `key`",
-                ));
+        let key = format!("backends.{name}");
+        match &b.split {
+            None => check_target(cfg, &key, b)?,
+            Some(split) => {
+                if !b.endpoints.is_empty() {
+                    return Err(ConfigError::invalid(
+                        cfg,
+                        format!("{key}.endpoints"),
+                        "a backend with `split` has its endpoints in each variant: move them to `split.variants[].endpoints`",
+                    ));
+                }
+                if let Err((k, message)) = b.resilience.validate() {
+                    return Err(ConfigError::invalid(
+                        cfg,
+                        format!("{key}.resilience.{k}"),
+                        message,
+                    ));
+                }
+                if let Err((k, message)) = split.validate() {
+                    return Err(ConfigError::invalid(
+                        cfg,
+                        format!("{key}.split.{k}"),
+                        message,
+                    ));
+                }
+                for (i, v) in split.variants.iter().enumerate() {
+                    check_target(
+                        cfg,
+                        &format!("{key}.split.variants[{i}]"),
+                        &b.variant_config(v),
+                    )?;
+                }
             }
         }
         let reflected = cfg
@@ -364,6 +354,56 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Checks what a backend (or a split backend's variant, under `key`) connects to: its
+/// endpoints, resilience and TLS.
+fn check_target(cfg: &Config, key: &str, b: &super::BackendConfig) -> Result<(), ConfigError> {
+    if b.endpoints.is_empty() {
+        return Err(ConfigError::invalid(
+            cfg,
+            format!("{key}.endpoints"),
+            "at least one endpoint is needed, e.g. http://127.0.0.1:50051",
+        ));
+    }
+    for (i, ep) in b.endpoints.iter().enumerate() {
+        if let Err(why) = check_endpoint(ep) {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("{key}.endpoints[{i}]"),
+                why,
+            ));
+        }
+    }
+    if let Err((k, message)) = b.resilience.validate() {
+        return Err(ConfigError::invalid(
+            cfg,
+            format!("{key}.resilience.{k}"),
+            message,
+        ));
+    }
+    if let Some(tls) = &b.tls {
+        if let Some((i, ep)) = b
+            .endpoints
+            .iter()
+            .enumerate()
+            .find(|(_, ep)| !ep.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("{key}.endpoints[{i}]"),
+                format!("{ep:?}: a backend with `tls` is reached over https://"),
+            ));
+        }
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(ConfigError::invalid(
+                cfg,
+                format!("{key}.tls"),
+                "a client certificate needs both `cert` and `key`",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_endpoint(ep: &str) -> Result<(), String> {
     let uri: http::Uri = ep
         .parse()
@@ -458,6 +498,96 @@ rest:
         assert!(e.contains("invalid duration"), "{e}");
         let e = err(&GOOD.replace("127.0.0.1:9999", "nowhere"));
         assert!(e.starts_with("bff.yaml: listen:"), "{e}");
+    }
+
+    #[test]
+    fn a_split_backend_loads_and_its_errors_name_the_key() {
+        let split = GOOD.replace(
+            "    endpoints: [http://127.0.0.1:50052]\n",
+            "    split:\n      variants:\n        - { name: stable, weight: 95, endpoints: [http://127.0.0.1:50052] }\n        - { name: canary, weight: 5, endpoints: [http://127.0.0.1:50062] }\n      sticky: { header: x-user }\n      override_header: x-portico-variant\n",
+        );
+        let cfg = parse(&split, "bff.yaml", Path::new("/etc/bff")).unwrap();
+        let orders = &cfg.backends["orders"];
+        assert!(orders.endpoints.is_empty());
+        assert_eq!(orders.split.as_ref().unwrap().variants[1].weight, 5);
+        let cases = [
+            (
+                "weight: 5,",
+                "weight: -5,",
+                "backends.orders.split.variants[1].weight",
+            ),
+            (
+                "name: canary",
+                "name: stable",
+                "backends.orders.split.variants[1].name: \"stable\" is already the name of variants[0]",
+            ),
+            (
+                "name: canary",
+                "name: \"can ary\"",
+                "backends.orders.split.variants[1].name",
+            ),
+            (
+                "http://127.0.0.1:50062",
+                "127.0.0.1:50062",
+                "backends.orders.split.variants[1].endpoints[0]",
+            ),
+            (
+                "sticky: { header: x-user }",
+                "sticky: {}",
+                "backends.orders.split.sticky: name what keeps",
+            ),
+            (
+                "sticky: { header: x-user }",
+                "sticky: { header: \"x user\" }",
+                "backends.orders.split.sticky.header",
+            ),
+            (
+                "override_header: x-portico-variant",
+                "override_header: x-portico-variant\n      response_header: \"a b\"",
+                "backends.orders.split.response_header: \"a b\" is not a header name",
+            ),
+            (
+                "override_header: x-portico-variant",
+                "override_header: x-user",
+                "backends.orders.split.override_header",
+            ),
+            (
+                "    split:\n",
+                "    endpoints: [http://127.0.0.1:1]\n    split:\n",
+                "backends.orders.endpoints: a backend with `split`",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let bad = split.replacen(from, to, 1);
+            assert_ne!(bad, split, "{from}");
+            let e = err(&bad);
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        let empty: String = split
+            .lines()
+            .filter(|l| !l.contains("- { name:"))
+            .map(|l| format!("{}\n", l.replace("variants:", "variants: []")))
+            .collect();
+        let e = err(&empty);
+        assert!(
+            e.contains("backends.orders.split.variants: at least one variant"),
+            "{e}"
+        );
+        let e = err(&split
+            .replace("weight: 95,", "weight: 0,")
+            .replace("weight: 5,", "weight: 0,"));
+        assert!(
+            e.contains("backends.orders.split.variants: every weight is 0"),
+            "{e}"
+        );
+        let e = err(&split.replace(
+            "weight: 95,",
+            "weight: 95, resilience: { fallbacks: { a.B.C: {} } },",
+        ));
+        assert!(
+            e.contains("variants[0].resilience.fallbacks: fallbacks belong to the backend"),
+            "{e}"
+        );
     }
 
     #[test]

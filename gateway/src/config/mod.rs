@@ -16,6 +16,7 @@ mod operate;
 mod ratelimit;
 mod resilience;
 mod shaping;
+mod split;
 mod tls;
 mod units;
 mod versions;
@@ -54,6 +55,7 @@ pub use resilience::{
     ResilienceConfig, RetryConfig,
 };
 pub use shaping::{Algorithm, CompressionConfig, RedactAction, ShapingConfig};
+pub use split::{SplitConfig, StickyConfig, VariantConfig};
 pub use tls::{ClientAuth, TlsConfig};
 pub use units::{ByteSize, HumanDuration};
 pub use versions::{
@@ -215,7 +217,9 @@ impl DescriptorSource {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// Endpoints, e.g. `http://127.0.0.1:50051`; calls are balanced over them.
+    /// Endpoints, e.g. `http://127.0.0.1:50051`; calls are balanced over them (none with
+    /// `split`, whose variants have their own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<String>,
     /// Fully-qualified services this backend serves; optional when it serves reflection.
     #[serde(default)]
@@ -233,6 +237,10 @@ pub struct BackendConfig {
     /// verified against the system's and Mozilla's roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<BackendTlsConfig>,
+    /// Traffic splitting: the backend is several variants (versions), each call going to one
+    /// by weight, sticky key or override header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitConfig>,
 }
 
 /// TLS to a backend: which CA to trust, the client certificate to present (mTLS), and the

@@ -254,6 +254,7 @@ async fn admit_on(
                     span.record("caller", id.subject.as_str());
                 }
                 let notes = admitted.ctx.limit_notes.clone();
+                let split_notes = admitted.ctx.split.clone();
                 let cache_notes = admitted.ctx.cache_notes.clone();
                 let grpc_web_method = (admitted.ctx.door == Door::GrpcWeb)
                     .then(|| method_of_path(&admitted.ctx.path))
@@ -272,6 +273,10 @@ async fn admit_on(
                     version_of = snapshot.versions.stamp(&m, resp.headers_mut()).cloned();
                 }
                 if let Some(notes) = notes {
+                    notes.write(resp.headers_mut());
+                }
+                // The variants that answered, where a split backend says to tell.
+                if let Some(notes) = split_notes {
                     notes.write(resp.headers_mut());
                 }
                 // A successful answer the handler did not mark itself.
@@ -323,11 +328,16 @@ async fn admit_on(
         let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let calls = ctx_of.as_ref().map_or(0, |c| c.calls.get());
         let version = version_of.as_ref().map(|v| v.name.as_str());
+        let variant = ctx_of
+            .as_ref()
+            .and_then(|c| c.split.as_ref())
+            .and_then(|s| s.chosen());
+        let variant = variant.as_deref();
         span.in_scope(|| {
             if severity >= 500 {
-                tracing::warn!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, version, "request finished");
+                tracing::warn!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, version, variant, "request finished");
             } else {
-                tracing::info!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, version, "request finished");
+                tracing::info!(target: "portico::access", route = route.as_str(), status, grpc_status, latency_us, calls, version, variant, "request finished");
             }
         });
     }
@@ -421,6 +431,7 @@ async fn admit_parts(
         limit_notes: None,
         cache_notes: None,
         calls: Default::default(),
+        split: None,
     };
     snapshot
         .outbound

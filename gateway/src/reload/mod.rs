@@ -59,7 +59,15 @@ impl ConfigSource {
                     ),
                 });
             };
-            b.endpoints = vec![endpoint.clone()];
+            match &mut b.split {
+                // A split backend's variants all point at the demo service.
+                Some(split) => {
+                    for v in &mut split.variants {
+                        v.endpoints = vec![endpoint.clone()];
+                    }
+                }
+                None => b.endpoints = vec![endpoint.clone()],
+            }
         }
         if let Some(listen) = self.listen {
             cfg.listen = listen;

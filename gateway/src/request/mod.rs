@@ -146,6 +146,9 @@ pub struct RequestCtx {
     pub cache_notes: Option<Arc<crate::cache::CacheNotes>>,
     /// How many backend calls the request made (for its access line).
     pub calls: CallCount,
+    /// The headers traffic splitting reads and the variants the calls went to (set by the
+    /// split stage, when a backend is split).
+    pub split: Option<Arc<crate::split::policy::SplitNotes>>,
 }
 
 /// A count of backend calls, bumped by [`RequestCtx::call_to`]; shared by the clones of a
@@ -183,6 +186,7 @@ impl RequestCtx {
             limit_notes: None,
             cache_notes: None,
             calls: CallCount::default(),
+            split: None,
         }
     }
 
@@ -228,6 +232,7 @@ impl RequestCtx {
                     parent_remote: false,
                 }),
             reply_form: crate::upstream::ReplyForm::Decoded,
+            backend: None,
         }
     }
 }

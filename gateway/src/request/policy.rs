@@ -1,6 +1,6 @@
 //! The policy chain: the ordered stages between the ingress and the upstream call that every
 //! request and every backend call pass through, whichever door planned them: network ->
-//! identify -> authorize -> limit -> cache -> call.
+//! identify -> authorize -> limit -> split -> cache -> call.
 //!
 //! A [`Policy`] has three hooks. [`Policy::on_request`] runs once per request, right after the
 //! ingress built its context and before the door plans anything (who is calling, may they come
@@ -37,6 +37,9 @@ pub enum Stage {
     Authorize,
     /// Rate limits and quotas.
     Limit,
+    /// Which variant of a split backend serves the call (before the cache, which keeps each
+    /// variant's answers apart).
+    Split,
     /// Response caching.
     Cache,
 }

@@ -9,6 +9,9 @@
 //! | `portico_bulkhead_in_flight` | gauge | `portico_backend` |
 //! | `portico_bulkhead_queued` | gauge | `portico_backend` |
 //! | `portico_backend_endpoints` | gauge | `portico_backend`, `state` (`healthy`, `unhealthy`, `ejected`) |
+//!
+//! Every series also has `portico_variant`: a split backend's variants each have their own
+//! series; it is empty for other backends (which Prometheus reads as no label).
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -19,7 +22,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::resilience::BreakerState;
-use crate::upstream::Upstream;
+use crate::upstream::{Backend, Upstream};
 
 /// Reads the state of the upstream it watches at every scrape.
 #[derive(Debug, Default)]
@@ -35,6 +38,20 @@ impl BackendsCollector {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(upstream);
     }
+}
+
+/// The labels of a series of backend `b`: `portico_backend`, `portico_variant` (a split
+/// backend's variant; empty for other backends), then `rest`.
+fn with_variant<'a, const N: usize>(
+    b: &'a Backend,
+    rest: [(&'static str, &'a str); N],
+) -> Vec<(&'static str, &'a str)> {
+    let mut labels = vec![
+        ("portico_backend", b.name()),
+        ("portico_variant", b.variant().unwrap_or("")),
+    ];
+    labels.extend(rest);
+    labels
 }
 
 const STATES: [BreakerState; 3] = [
@@ -54,7 +71,7 @@ impl Collector for BackendsCollector {
             return Ok(());
         };
         let backends = upstream.backends();
-        let breakers: Vec<_> = backends.iter().map(|b| (b.name(), b.breakers())).collect();
+        let breakers: Vec<_> = backends.iter().map(|b| (*b, b.breakers())).collect();
 
         let mut e = encoder.encode_descriptor(
             "portico_breaker_state",
@@ -66,11 +83,13 @@ impl Collector for BackendsCollector {
             for (method, breaker) in list {
                 let current = breaker.state();
                 for state in STATES {
-                    let labels = [
-                        ("portico_backend", *backend),
-                        ("rpc_method", method.as_deref().unwrap_or("")),
-                        ("state", state.as_str()),
-                    ];
+                    let labels = with_variant(
+                        backend,
+                        [
+                            ("rpc_method", method.as_deref().unwrap_or("")),
+                            ("state", state.as_str()),
+                        ],
+                    );
                     ConstGauge::new(i64::from(state == current))
                         .encode(e.encode_family(&labels)?)?;
                 }
@@ -86,11 +105,13 @@ impl Collector for BackendsCollector {
         for (backend, list) in &breakers {
             for (method, breaker) in list {
                 for to in STATES {
-                    let labels = [
-                        ("portico_backend", *backend),
-                        ("rpc_method", method.as_deref().unwrap_or("")),
-                        ("to", to.as_str()),
-                    ];
+                    let labels = with_variant(
+                        backend,
+                        [
+                            ("rpc_method", method.as_deref().unwrap_or("")),
+                            ("to", to.as_str()),
+                        ],
+                    );
                     ConstCounter::new(breaker.transitions_to(to))
                         .encode(e.encode_family(&labels)?)?;
                 }
@@ -104,7 +125,7 @@ impl Collector for BackendsCollector {
             MetricType::Gauge,
         )?;
         for b in &backends {
-            let labels = [("portico_backend", b.name())];
+            let labels = with_variant(b, []);
             let n = i64::try_from(b.bulkhead().in_flight()).unwrap_or(i64::MAX);
             ConstGauge::new(n).encode(e.encode_family(&labels)?)?;
         }
@@ -115,7 +136,7 @@ impl Collector for BackendsCollector {
             MetricType::Gauge,
         )?;
         for b in &backends {
-            let labels = [("portico_backend", b.name())];
+            let labels = with_variant(b, []);
             let n = i64::try_from(b.bulkhead().queued()).unwrap_or(i64::MAX);
             ConstGauge::new(n).encode(e.encode_family(&labels)?)?;
         }
@@ -143,7 +164,7 @@ impl Collector for BackendsCollector {
                 ("unhealthy", unhealthy),
                 ("ejected", ejected),
             ] {
-                let labels = [("portico_backend", b.name()), ("state", state)];
+                let labels = with_variant(b, [("state", state)]);
                 ConstGauge::new(n).encode(e.encode_family(&labels)?)?;
             }
         }

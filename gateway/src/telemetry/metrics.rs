@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code`, `portico_door` |
 //! | `http_server_active_requests` | gauge | |
-//! | `rpc_client_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, `portico_backend` |
+//! | `rpc_client_duration_seconds` | histogram | `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`, `portico_backend`, `portico_variant` (a split backend's variant that served the call; empty for other backends) |
 //! | `portico_reloads_total` | counter | `result` (`ok`, `error`) |
 //! | `portico_api_version_requests_total` | counter | `version`, `state` (`current`, `deprecated`, `retired`) |
 //! | `portico_rate_limit_decisions_total` | counter | `rule`, `decision` (`allowed`, `limited`) |
@@ -70,6 +70,9 @@ pub struct RpcLabels {
     pub rpc_grpc_status_code: i32,
     /// The backend's name in the config.
     pub portico_backend: String,
+    /// The variant of a split backend that served the call, named in the config (bounded);
+    /// empty for other backends (which Prometheus reads as no label).
+    pub portico_variant: String,
 }
 
 /// The labels of an answer of a versioned method.
@@ -441,6 +444,18 @@ impl Metrics {
 
     /// Records one finished backend call.
     pub fn rpc_call(&self, service: &str, method: &str, code: i32, backend: &str, took: Duration) {
+        self.rpc_call_to(service, method, code, (backend, None), took);
+    }
+
+    /// [`Metrics::rpc_call`], to variant `variant` of `backend` when it is a split backend.
+    pub fn rpc_call_to(
+        &self,
+        service: &str,
+        method: &str,
+        code: i32,
+        (backend, variant): (&str, Option<&str>),
+        took: Duration,
+    ) {
         self.rpc_duration
             .get_or_create(&RpcLabels {
                 rpc_system: "grpc",
@@ -448,6 +463,7 @@ impl Metrics {
                 rpc_method: method.to_string(),
                 rpc_grpc_status_code: code,
                 portico_backend: backend.to_string(),
+                portico_variant: variant.unwrap_or_default().to_string(),
             })
             .observe(took.as_secs_f64());
     }

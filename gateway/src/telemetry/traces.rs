@@ -91,6 +91,8 @@ pub struct CallSpan<'a> {
     pub code: i32,
     /// The backend's name (`portico.backend`).
     pub backend: &'a str,
+    /// The variant of a split backend that served it (`portico.variant`).
+    pub variant: Option<&'a str>,
 }
 
 impl Tracer {
@@ -226,13 +228,16 @@ impl Tracer {
 
     /// Queues the span of a finished backend call.
     pub fn call_span(&self, c: CallSpan<'_>) {
-        let attributes = vec![
+        let mut attributes = vec![
             KeyValue::new("rpc.system", "grpc"),
             KeyValue::new("rpc.service", c.service.to_string()),
             KeyValue::new("rpc.method", c.method.to_string()),
             KeyValue::new("rpc.grpc.status_code", i64::from(c.code)),
             KeyValue::new("portico.backend", c.backend.to_string()),
         ];
+        if let Some(v) = c.variant {
+            attributes.push(KeyValue::new("portico.variant", v.to_string()));
+        }
         let status = if c.code == 0 {
             Status::Unset
         } else {

@@ -1,11 +1,13 @@
 //! Backends and their resilience state, and the one place a call is actually made.
 //!
 //! [`Upstream::unary`] and [`Upstream::server_streaming`] are the single entry point of every
-//! call, whichever door it came through. A call runs: breaker admission (fail fast while
-//! open) -> bulkhead slot (bounded queue, then 503) -> endpoint choice (p2c or round robin over
-//! healthy, non-ejected endpoints) -> the gRPC call under the remaining deadline -> result
-//! recorded on the breaker and the endpoint -> maybe a retry (allowed failure, budget left,
-//! backoff fits in the deadline, on another endpoint when there is one) -> maybe a fallback.
+//! call, whichever door it came through. A call runs: its backend (for a split backend, the
+//! variant the split stage chose, else the round robin's turn; see [`crate::split`]) ->
+//! breaker admission (fail fast while open) -> bulkhead slot (bounded queue, then 503) ->
+//! endpoint choice (p2c or round robin over healthy, non-ejected endpoints) -> the gRPC call
+//! under the remaining deadline -> result recorded on the breaker and the endpoint -> maybe a
+//! retry (allowed failure, budget left, backoff fits in the deadline, on another endpoint when
+//! there is one) -> maybe a fallback.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +33,7 @@ use crate::resilience::{
     Breaker, Bulkhead, BulkheadRejection, Endpoint, EndpointSet, Failure, Fallbacks, RetryBudget,
     RetryPolicy,
 };
+use crate::split::Split;
 
 /// A gRPC client on `channel`, capped at `limit` bytes per response, once the channel can
 /// take a call.
@@ -51,6 +54,8 @@ pub struct Backend {
 #[derive(Debug)]
 struct BackendInner {
     name: Arc<str>,
+    /// The split variant this is, for a variant of a split backend (`name` is the backend's).
+    variant: Option<Arc<str>>,
     endpoints: Arc<EndpointSet>,
     /// The channel of the first configured endpoint, for [`Backend::channel`].
     first: Channel,
@@ -70,17 +75,32 @@ impl Backend {
     /// starts its background tasks; must run inside a tokio runtime. Errors name the bad
     /// endpoint.
     pub fn new(name: &str, cfg: &BackendConfig) -> Result<Self, String> {
-        let endpoints = EndpointSet::new(name, cfg)?;
+        Self::build(name, None, cfg)
+    }
+
+    /// [`Backend::new`] for variant `variant` of the split backend `name`, from the config
+    /// [`BackendConfig::variant_config`] gives; its logs say `name/variant`.
+    pub fn new_variant(name: &str, variant: &str, cfg: &BackendConfig) -> Result<Self, String> {
+        Self::build(name, Some(variant), cfg)
+    }
+
+    fn build(name: &str, variant: Option<&str>, cfg: &BackendConfig) -> Result<Self, String> {
+        let label = match variant {
+            Some(v) => format!("{name}/{v}"),
+            None => name.to_string(),
+        };
+        let endpoints = EndpointSet::new(&label, cfg)?;
         let first = endpoints
             .endpoints()
             .first()
             .map(|e| e.channel())
-            .ok_or_else(|| format!("backend {name:?}: no endpoint"))?;
+            .ok_or_else(|| format!("backend {label:?}: no endpoint"))?;
         let r = &cfg.resilience;
-        let breaker = (!r.breaker.per_method).then(|| Arc::new(Breaker::new(name, &r.breaker)));
+        let breaker = (!r.breaker.per_method).then(|| Arc::new(Breaker::new(&label, &r.breaker)));
         Ok(Self {
             inner: Arc::new(BackendInner {
                 name: name.into(),
+                variant: variant.map(Into::into),
                 endpoints,
                 first,
                 breaker,
@@ -110,14 +130,24 @@ impl Backend {
         h.finish()
     }
 
+    /// Whether `other` is this very backend (the same state, not a rebuilt one).
+    pub fn same_as(&self, other: &Backend) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Whether this backend was built from `cfg` (same [`Backend::fingerprint`]).
     pub fn built_from(&self, cfg: &BackendConfig) -> bool {
         self.inner.fingerprint == Self::fingerprint(cfg)
     }
 
-    /// The backend's name.
+    /// The backend's name (a split backend's, for one of its variants).
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The variant of a split backend this is (`None` for a backend without `split`).
+    pub fn variant(&self) -> Option<&str> {
+        self.inner.variant.as_deref()
     }
 
     /// A channel to one of its endpoints (for reflection at startup).
@@ -126,6 +156,14 @@ impl Backend {
             .endpoints
             .pick(None)
             .map_or_else(|| self.inner.first.clone(), |e| e.channel())
+    }
+
+    /// `name`, or `name/variant` for a variant of a split backend (for logs).
+    fn label(&self) -> String {
+        match &self.inner.variant {
+            Some(v) => format!("{}/{v}", self.inner.name),
+            None => self.inner.name.to_string(),
+        }
     }
 
     /// Its endpoints.
@@ -160,7 +198,7 @@ impl Backend {
         map.entry(method.into())
             .or_insert_with(|| {
                 Arc::new(Breaker::new(
-                    &format!("{}/{method}", self.inner.name),
+                    &format!("{}/{method}", self.label()),
                     &self.inner.breaker_cfg,
                 ))
             })
@@ -271,6 +309,9 @@ impl Encoded {
 pub struct Upstream {
     backends: HashMap<String, Backend>,
     by_service: HashMap<String, Backend>,
+    /// Split backends by name, and by the services they serve.
+    splits: HashMap<String, Arc<Split>>,
+    split_by_service: HashMap<String, Arc<Split>>,
     max_response_bytes: usize,
     fallbacks: Arc<Fallbacks>,
     /// Where calls are counted (set when the snapshot is installed).
@@ -291,19 +332,21 @@ impl Upstream {
         let _ = self.tracer.set(tracer);
     }
 
-    /// Records one call to `method` that took `took` and ended with `code`: its metrics, and
-    /// its span when it has one.
+    /// Records one call to `method` on `to` (a backend, or a split backend's variant) that
+    /// took `took` and ended with `code`: its metrics, and its span when it has one.
     fn record(
         &self,
         method: &prost_reflect::MethodDescriptor,
         span: Option<crate::telemetry::traces::SpanIds>,
+        to: Option<&Backend>,
         code: i32,
         took: Duration,
     ) {
         let service = method.parent_service().full_name();
-        let backend = self.by_service.get(service).map_or("none", Backend::name);
+        let backend = to.map_or("none", Backend::name);
         if let Some(m) = self.metrics.get() {
-            m.rpc_call(service, method.name(), code, backend, took);
+            let variant = to.and_then(Backend::variant);
+            m.rpc_call_to(service, method.name(), code, (backend, variant), took);
         }
         if let (Some(ids), Some(tracer)) = (span, self.tracer.get()) {
             tracer.call_span(crate::telemetry::traces::CallSpan {
@@ -313,6 +356,7 @@ impl Upstream {
                 method: method.name(),
                 code,
                 backend,
+                variant: to.and_then(Backend::variant),
             });
         }
     }
@@ -330,11 +374,28 @@ impl Upstream {
         Self {
             backends,
             by_service,
+            splits: HashMap::new(),
+            split_by_service: HashMap::new(),
             max_response_bytes,
             fallbacks: Arc::new(Fallbacks::default()),
             metrics: std::sync::OnceLock::new(),
             tracer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Adds the split backends, by name; `services` maps a fully-qualified service to a
+    /// backend name (as for [`Upstream::new`]).
+    pub fn with_splits(
+        mut self,
+        splits: HashMap<String, Arc<Split>>,
+        services: &HashMap<String, String>,
+    ) -> Self {
+        self.split_by_service = services
+            .iter()
+            .filter_map(|(svc, b)| splits.get(b).map(|s| (svc.clone(), s.clone())))
+            .collect();
+        self.splits = splits;
+        self
     }
 
     /// Checks and loads the configured static fallbacks against the descriptors. Errors give
@@ -348,7 +409,10 @@ impl Upstream {
         for (name, cfg) in configs {
             fallbacks
                 .add_backend(name, &cfg.resilience, pool, |svc| {
-                    self.by_service.get(svc).map(Backend::name)
+                    self.by_service
+                        .get(svc)
+                        .map(Backend::name)
+                        .or_else(|| self.split_by_service.get(svc).map(|s| s.name()))
                 })
                 .map_err(|(k, m)| (format!("backends.{name}.resilience.{k}"), m))?;
         }
@@ -361,38 +425,71 @@ impl Upstream {
         self.by_service.get(service)
     }
 
-    /// A backend by name.
+    /// A backend by name (not a split one: see [`Upstream::split`]).
     pub fn backend(&self, name: &str) -> Option<&Backend> {
         self.backends.get(name)
     }
 
-    /// Every backend, sorted by name.
+    /// A split backend by name.
+    pub fn split(&self, name: &str) -> Option<&Arc<Split>> {
+        self.splits.get(name)
+    }
+
+    /// The split backend serving a service, if it is split.
+    pub fn split_for(&self, service: &str) -> Option<&Arc<Split>> {
+        self.split_by_service.get(service)
+    }
+
+    /// Every split backend, in no particular order.
+    pub fn splits(&self) -> impl Iterator<Item = &Arc<Split>> {
+        self.splits.values()
+    }
+
+    /// Every backend and every variant of a split backend, sorted by name and variant.
     pub fn backends(&self) -> Vec<&Backend> {
-        let mut list: Vec<&Backend> = self.backends.values().collect();
-        list.sort_by(|a, b| a.name().cmp(b.name()));
+        let variants = self
+            .splits
+            .values()
+            .flat_map(|s| s.variants().iter().map(|v| &v.backend));
+        let mut list: Vec<&Backend> = self.backends.values().chain(variants).collect();
+        list.sort_by(|a, b| (a.name(), a.variant()).cmp(&(b.name(), b.variant())));
         list
     }
 
-    /// Every backend's state, sorted by name (for `GET /admin/backends`).
+    /// Every backend's state, sorted by name (for `GET /admin/backends`); a split backend
+    /// lists its variants with their weights.
     pub fn status(&self) -> Json {
-        let mut names: Vec<&String> = self.backends.keys().collect();
+        let mut names: Vec<&String> = self.backends.keys().chain(self.splits.keys()).collect();
         names.sort();
         let list: Vec<Json> = names
             .into_iter()
-            .filter_map(|n| self.backends.get(n).map(Backend::status))
+            .filter_map(|n| match self.backends.get(n) {
+                Some(b) => Some(b.status()),
+                None => self.splits.get(n).map(|s| s.status()),
+            })
             .collect();
         json!({ "backends": list })
     }
 
+    /// The backend `call` goes to: the one already chosen (a split backend's variant, by the
+    /// split stage), else its service's, else the next variant of its service's split.
+    fn route(&self, call: &Call) -> Option<Backend> {
+        if let Some(b) = &call.backend {
+            return Some(b.clone());
+        }
+        let service = call.method.parent_service().full_name();
+        self.by_service.get(service).cloned().or_else(|| {
+            self.split_by_service
+                .get(service)
+                .map(|s| s.weighted().backend.clone())
+        })
+    }
+
     fn prepare(&self, call: &Call) -> Result<(Backend, PathAndQuery, Duration), UpstreamError> {
         let service = call.method.parent_service().full_name();
-        let backend =
-            self.by_service
-                .get(service)
-                .cloned()
-                .ok_or_else(|| UpstreamError::NoBackend {
-                    service: service.to_string(),
-                })?;
+        let backend = self.route(call).ok_or_else(|| UpstreamError::NoBackend {
+            service: service.to_string(),
+        })?;
         let path = PathAndQuery::try_from(call.path()).map_err(|_| UpstreamError::NoBackend {
             service: call.method.full_name().to_string(),
         })?;
@@ -418,13 +515,16 @@ impl Upstream {
     /// cancels the HTTP/2 stream, so the backend stops working on it. When it fails because
     /// the backend is sick, its circuit is open or its bulkhead is full, and the method has a
     /// static fallback, the fallback is the reply (with `fallback: true`).
-    pub async fn unary(&self, call: Call) -> Result<Reply, UpstreamError> {
+    pub async fn unary(&self, mut call: Call) -> Result<Reply, UpstreamError> {
         let (method, span) = (call.method.clone(), call.span);
+        call.backend = self.route(&call);
+        let to = call.backend.clone();
         let start = std::time::Instant::now();
         let result = self.unary_call(call).await;
         self.record(
             &method,
             span,
+            to.as_ref(),
             code_of(result.as_ref().err()),
             start.elapsed(),
         );
@@ -491,14 +591,17 @@ impl Upstream {
     /// the whole stream (it is sent as `grpc-timeout`); the caller enforces it while reading
     /// with [`Call::remaining`]-based timeouts. The stream keeps its bulkhead slot until it is
     /// dropped.
-    pub async fn server_streaming(&self, call: Call) -> Result<StreamReply, UpstreamError> {
+    pub async fn server_streaming(&self, mut call: Call) -> Result<StreamReply, UpstreamError> {
         let (method, span) = (call.method.clone(), call.span);
+        call.backend = self.route(&call);
+        let to = call.backend.clone();
         let start = std::time::Instant::now();
         let result = self.server_streaming_call(call).await;
         // A stream is counted when it starts (its headers), not when it ends.
         self.record(
             &method,
             span,
+            to.as_ref(),
             code_of(result.as_ref().err()),
             start.elapsed(),
         );

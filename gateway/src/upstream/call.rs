@@ -32,6 +32,9 @@ pub struct Call {
     /// How the reply's message comes back: decoded (the default), or as the backend's bytes
     /// for a door that writes them without decoding.
     pub reply_form: ReplyForm,
+    /// The backend it goes to, once chosen: the variant the split stage picked for a split
+    /// backend (kept through retries and past a reload); `None`: the upstream decides.
+    pub backend: Option<super::Backend>,
 }
 
 /// How a unary call's reply message is handed back.
