@@ -32,3 +32,4 @@ mod streaming;
 mod telemetry;
 mod tls;
 mod versions;
+mod websocket;

@@ -46,7 +46,7 @@ descriptors:
 backends:
   users:
     endpoints: [{users}]
-    services: [demo.v1.UserService]
+    services: [demo.v1.UserService, demo.v1.ChatService]
   orders:
     endpoints: [{orders}]
     services: [demo.v1.OrderService]

@@ -15,6 +15,7 @@ mod operate;
 mod ratelimit;
 mod resilience;
 mod shaping;
+mod streams;
 mod tls;
 mod units;
 mod versions;
@@ -52,6 +53,7 @@ pub use resilience::{
     ResilienceConfig, RetryConfig,
 };
 pub use shaping::{Algorithm, CompressionConfig, RedactAction, ShapingConfig};
+pub use streams::StreamsConfig;
 pub use tls::{ClientAuth, TlsConfig};
 pub use units::{ByteSize, HumanDuration};
 pub use versions::{
@@ -141,6 +143,9 @@ pub struct Config {
     /// gRPC-Web on the client port (browser gRPC clients).
     #[serde(default)]
     pub grpc_web: GrpcWebConfig,
+    /// Client streams over WebSocket and NDJSON: on/off and limits.
+    #[serde(default)]
+    pub streams: StreamsConfig,
     /// The response cache of backend calls (off without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,

@@ -128,14 +128,9 @@ pub fn build_routes(
                 (false, false) => Streaming::Unary,
                 (false, true) => Streaming::Server,
                 (true, false) => Streaming::Client,
-                (true, true) => {
-                    skip(RouteError {
-                        method: method.full_name().to_string(),
-                        binding: "every binding".into(),
-                        message: "bidirectional streaming is not served over REST (GraphQL and gRPC clients can call it)".into(),
-                    })?;
-                    continue;
-                }
+                // Bidirectional methods are served over WebSocket (`crate::websocket`), not
+                // as REST routes.
+                (true, true) => continue,
             };
             let mut bindings: Vec<(Method, String, Option<String>, Option<String>)> =
                 http_bindings(&method)
