@@ -37,7 +37,7 @@ fn room(module: &str) -> Room {
         Room::Top
     } else if within("ingress") {
         Room::Ingress
-    } else if within("rest::handler") || within("rest::stream") {
+    } else if within("rest::handler") || within("rest::stream") || within("rest::ndjson") {
         Room::Door("rest")
     } else if within("graphql::run") {
         Room::Door("graphql")

@@ -284,3 +284,105 @@ async fn a_client_that_does_not_read_holds_the_backend_back() {
     assert_eq!(frames[N as usize - 1]["result"]["seq"], N.to_string());
     assert_eq!(knobs.sent("Chat"), N);
 }
+
+/// A POST of an NDJSON body to `/v1/orders:import` whose lines the test sends one by one:
+/// the sender, and the answer (status, body) to come.
+fn import_stream(
+    env: &TestEnv,
+) -> (
+    tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+    tokio::task::JoinHandle<(u16, Value)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let req = env
+        .client
+        .post(env.url("/v1/orders:import"))
+        .header("content-type", "application/x-ndjson")
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+    let answer = tokio::spawn(async move {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap())
+    });
+    (tx, answer)
+}
+
+#[tokio::test]
+async fn an_ndjson_body_is_fed_to_the_call_line_by_line() {
+    let env = TestEnv::start().await;
+    let knobs = env.knobs(portico_demo::DemoService::Orders);
+    let (tx, answer) = import_stream(&env);
+    tx.send(Ok("{\"id\": \"a\", \"userId\": \"1\"}\n".into()))
+        .await
+        .unwrap();
+    // Read whole first, the body would reach the backend only after its end, which has not
+    // been sent yet.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        knobs.wait_until(|k| k.received("ImportOrders") == 1),
+    )
+    .await
+    .expect("the backend gets the first line before the body ends");
+    tx.send(Ok("{\"id\": \"b\", \"userId\": \"1\"}\n".into()))
+        .await
+        .unwrap();
+    drop(tx);
+    let (status, body) = answer.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["orderIds"], json!(["a", "b"]));
+}
+
+#[tokio::test]
+async fn a_bad_line_mid_stream_cancels_the_call_with_a_400_naming_it() {
+    let env = TestEnv::start().await;
+    let knobs = env.knobs(portico_demo::DemoService::Orders);
+    let (tx, answer) = import_stream(&env);
+    tx.send(Ok("{\"id\": \"a\"}\n\n".into())).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        knobs.wait_until(|k| k.received("ImportOrders") == 1),
+    )
+    .await
+    .expect("the backend gets the first line");
+    tx.send(Ok("{\"id\": 5}\n".into())).await.unwrap();
+    let (status, body) = answer.await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], 3, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("line 3"),
+        "{body}"
+    );
+    assert_eq!(knobs.received("ImportOrders"), 1);
+}
+
+#[tokio::test]
+async fn an_ndjson_stream_has_a_message_count_and_line_size_limit() {
+    let env =
+        TestEnv::start_with("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
+    let three = "{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"c\"}\n";
+    let r = env
+        .raw("POST", "/v1/orders:import", "application/x-ndjson", three)
+        .await;
+    portico_e2e::assert_error(&r, 413, 8, "more than 2 messages");
+    let long = format!("{{\"id\": \"{}\"}}\n", "x".repeat(100));
+    let r = env
+        .raw("POST", "/v1/orders:import", "application/x-ndjson", long)
+        .await;
+    portico_e2e::assert_error(&r, 413, 8, "line 1 is");
+    assert_eq!(env.knobs(portico_demo::DemoService::Orders).calls("ImportOrders"), 0);
+}
+
+#[tokio::test]
+async fn a_server_stream_over_websocket_takes_one_message_then_the_half_close() {
+    let env = TestEnv::start().await;
+    let mut ws = open(&env, "/demo.v1.OrderService/WatchOrders").await;
+    send_json(&mut ws, json!({"userId": "1", "maxEvents": 2})).await;
+    half_close(&mut ws).await;
+    let (frames, code, _) = rest_of(&mut ws).await;
+    assert_eq!(code, 1000, "{frames:?}");
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    assert_eq!(frames[1]["result"]["sequence"], "2");
+    assert_eq!(frames[2]["status"]["code"], 0);
+}

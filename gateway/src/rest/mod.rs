@@ -1,9 +1,11 @@
 //! The REST door: google.api.http path templates ([`template`]), the route table ([`router`]),
 //! the routes built from descriptors ([`routes`]), header rules ([`headers`]) and the handler
-//! that turns a matched route into an upstream call ([`handler`]).
+//! that turns a matched route into an upstream call ([`handler`]), feeding a client stream
+//! from its NDJSON body line by line while the call runs (`ndjson`).
 
 pub mod handler;
 pub mod headers;
+mod ndjson;
 pub mod router;
 pub mod routes;
 mod stream;
