@@ -68,9 +68,7 @@ fn answers(msg: &ChatMessage) -> Vec<String> {
     let flood = msg.text.strip_prefix("flood ").and_then(|rest| {
         let mut it = rest.split_whitespace().map(str::parse::<u64>);
         match (it.next(), it.next()) {
-            (Some(Ok(n)), Some(Ok(size))) if n.saturating_mul(size) <= MAX_FLOOD => {
-                Some((n, size))
-            }
+            (Some(Ok(n)), Some(Ok(size))) if n.saturating_mul(size) <= MAX_FLOOD => Some((n, size)),
             _ => None,
         }
     });

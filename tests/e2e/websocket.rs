@@ -10,9 +10,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const CHAT: &str = "/demo.v1.ChatService/Chat";
 
@@ -73,7 +72,10 @@ async fn a_chat_round_trip_with_half_close() {
     }
     half_close(&mut ws).await;
     let (frames, code, reason) = rest_of(&mut ws).await;
-    assert_eq!(frames, vec![json!({"status": {"code": 0, "message": "", "details": []}})]);
+    assert_eq!(
+        frames,
+        vec![json!({"status": {"code": 0, "message": "", "details": []}})]
+    );
     assert_eq!((code, reason.as_str()), (1000, ""));
     assert_eq!(env.demo.users.knobs.received("Chat"), 3);
     assert_eq!(env.demo.users.knobs.cancelled("Chat"), 0);
@@ -148,7 +150,10 @@ async fn a_backend_failure_ends_with_its_status_and_a_mapped_close_code() {
     let status = &frames[1]["status"];
     assert_eq!(status["code"], 7, "{status}");
     assert!(
-        status["message"].as_str().unwrap().contains("injected failure"),
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure"),
         "{status}"
     );
     assert_eq!((code, reason.as_str()), (4007, "PERMISSION_DENIED"));
@@ -182,20 +187,25 @@ async fn a_frame_that_is_not_a_message_ends_the_call_with_invalid_argument() {
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     let (frames, code, _) = rest_of(&mut ws).await;
     let message = frames[0]["status"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("binary frames are not served"), "{message}");
+    assert!(
+        message.contains("binary frames are not served"),
+        "{message}"
+    );
     assert_eq!(code, 4003);
 }
 
 #[tokio::test]
 async fn message_size_and_count_limits_end_the_call() {
-    let env =
-        TestEnv::start_with("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
+    let env = TestEnv::start_with("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "x".repeat(100)})).await;
     let (frames, code, reason) = rest_of(&mut ws).await;
     let status = &frames.last().unwrap()["status"];
     assert!(
-        status["message"].as_str().unwrap().contains("more than the limit of 64"),
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than the limit of 64"),
         "{status}"
     );
     assert_eq!((code, reason.as_str()), (4008, "RESOURCE_EXHAUSTED"));
@@ -207,7 +217,10 @@ async fn message_size_and_count_limits_end_the_call() {
     let (frames, code, _) = rest_of(&mut ws).await;
     let status = &frames.last().unwrap()["status"];
     assert!(
-        status["message"].as_str().unwrap().contains("more than 2 messages"),
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 2 messages"),
         "{status}"
     );
     assert_eq!(code, 4008);
@@ -262,9 +275,12 @@ async fn a_client_that_does_not_read_holds_the_backend_back() {
     // 50 MiB the backend wants to send, to a client that reads nothing for now.
     send_json(&mut ws, json!({"text": format!("flood {N} {SIZE}")})).await;
     half_close(&mut ws).await;
-    tokio::time::timeout(Duration::from_secs(10), knobs.wait_until(|k| k.sent("Chat") > 0))
-        .await
-        .expect("the backend starts sending");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        knobs.wait_until(|k| k.sent("Chat") > 0),
+    )
+    .await
+    .expect("the backend starts sending");
     // Buffered without bound, the whole flood would be taken from the backend at once.
     let all_sent = tokio::time::timeout(
         Duration::from_secs(3),
@@ -285,14 +301,12 @@ async fn a_client_that_does_not_read_holds_the_backend_back() {
     assert_eq!(knobs.sent("Chat"), N);
 }
 
+/// The lines of a streamed request body, sent one by one.
+type Lines = tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>;
+
 /// A POST of an NDJSON body to `/v1/orders:import` whose lines the test sends one by one:
 /// the sender, and the answer (status, body) to come.
-fn import_stream(
-    env: &TestEnv,
-) -> (
-    tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
-    tokio::task::JoinHandle<(u16, Value)>,
-) {
+fn import_stream(env: &TestEnv) -> (Lines, tokio::task::JoinHandle<(u16, Value)>) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let req = env
         .client
@@ -359,8 +373,7 @@ async fn a_bad_line_mid_stream_cancels_the_call_with_a_400_naming_it() {
 
 #[tokio::test]
 async fn an_ndjson_stream_has_a_message_count_and_line_size_limit() {
-    let env =
-        TestEnv::start_with("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
+    let env = TestEnv::start_with("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
     let three = "{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"c\"}\n";
     let r = env
         .raw("POST", "/v1/orders:import", "application/x-ndjson", three)
@@ -371,7 +384,11 @@ async fn an_ndjson_stream_has_a_message_count_and_line_size_limit() {
         .raw("POST", "/v1/orders:import", "application/x-ndjson", long)
         .await;
     portico_e2e::assert_error(&r, 413, 8, "line 1 is");
-    assert_eq!(env.knobs(portico_demo::DemoService::Orders).calls("ImportOrders"), 0);
+    assert_eq!(
+        env.knobs(portico_demo::DemoService::Orders)
+            .calls("ImportOrders"),
+        0
+    );
 }
 
 #[tokio::test]

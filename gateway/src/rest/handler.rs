@@ -14,9 +14,9 @@ use http::{HeaderMap, HeaderValue, header};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::ndjson;
 use super::router::Lookup;
 use super::routes::{MatchedRoute, RouteTarget, Streaming};
-use super::ndjson;
 use super::stream::stream_response;
 use crate::error::GatewayError;
 use crate::ingress::body::{BodyLimits, BodyReader, bytes_of, check_json};
@@ -359,12 +359,7 @@ async fn client_stream(
             },
         }
     };
-    let json = reply_json(
-        snap,
-        target,
-        None,
-        Payload::Decoded(Arc::new(msg)),
-    )?;
+    let json = reply_json(snap, target, None, Payload::Decoded(Arc::new(msg)))?;
     let mut resp = (
         target.success,
         [(

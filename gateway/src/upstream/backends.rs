@@ -477,8 +477,9 @@ impl Upstream {
                 &call.method,
                 call.deadline,
                 timeout,
-                call.idempotent,
-                true,
+                Retries::Policy {
+                    idempotent: call.idempotent,
+                },
                 attempt,
             )
             .await?;
@@ -535,8 +536,9 @@ impl Upstream {
                 &call.method,
                 call.deadline,
                 timeout,
-                call.idempotent,
-                true,
+                Retries::Policy {
+                    idempotent: call.idempotent,
+                },
                 attempt,
             )
             .await?;
@@ -597,8 +599,7 @@ impl Upstream {
                 &call.method,
                 call.deadline,
                 timeout,
-                call.idempotent,
-                false,
+                Retries::Never,
                 attempt,
             )
             .await?;
@@ -616,8 +617,7 @@ impl Upstream {
         method: &prost_reflect::MethodDescriptor,
         deadline: Instant,
         timeout: Duration,
-        idempotent: bool,
-        retry: bool,
+        retries: Retries,
         mut attempt: F,
     ) -> Result<(T, CallGuard), UpstreamError>
     where
@@ -709,7 +709,11 @@ impl Upstream {
             permit.record(sick);
             b.endpoints.record(&ep, sick);
             drop((in_flight, slot));
-            if !retry || !b.retry.should_retry(n, failure, idempotent) {
+            let may_retry = match retries {
+                Retries::Policy { idempotent } => b.retry.should_retry(n, failure, idempotent),
+                Retries::Never => false,
+            };
+            if !may_retry {
                 return Err(err);
             }
             let backoff = b.retry.backoff(n);
@@ -730,6 +734,18 @@ impl Upstream {
             avoid = Some(ep);
         }
     }
+}
+
+/// Which failed attempts of a call may be tried again.
+#[derive(Clone, Copy, Debug)]
+enum Retries {
+    /// Those the backend's retry policy allows, for a method that is idempotent or not.
+    Policy {
+        /// Whether the method is idempotent.
+        idempotent: bool,
+    },
+    /// None: the request cannot be sent twice (a live stream).
+    Never,
 }
 
 /// The metadata of an attempt: moved into the last one, cloned for the others.

@@ -100,7 +100,10 @@ async fn upgrade(
     let ws = WebSocketUpgrade::from_request_parts(parts, &())
         .await
         .map_err(|r| {
-            GatewayError::bad_request(None, format!("not a WebSocket handshake: {}", r.body_text()))
+            GatewayError::bad_request(
+                None,
+                format!("not a WebSocket handshake: {}", r.body_text()),
+            )
         })?;
     let limit = snap.config.streams.max_message_bytes.as_usize();
     // Frames a little over the limit are read and refused with a status; far over it, the
@@ -163,12 +166,11 @@ async fn session(admitted: Admitted, target: Arc<Target>, socket: WebSocket) {
 
     let outcome = {
         let calling = async {
-            let reply = snap
-                .outbound
-                .call(&ctx, &site, call)
-                .await?
-                .into_stream()?;
-            pump(&snap, &target, reply, &mut sink, &counts, start, deadline, timeout).await
+            let reply = snap.outbound.call(&ctx, &site, call).await?.into_stream()?;
+            pump(
+                &snap, &target, reply, &mut sink, &counts, start, deadline, timeout,
+            )
+            .await
         };
         let feeding = feed(&snap, &target, &mut source, tx, &counts, start);
         let idling = async {
@@ -196,7 +198,13 @@ async fn session(admitted: Admitted, target: Arc<Target>, socket: WebSocket) {
     };
     let (code, message) = match outcome {
         Err(None) => {
-            log_end(&target, start, &counts, tonic::Code::Cancelled as i32, "the client left");
+            log_end(
+                &target,
+                start,
+                &counts,
+                tonic::Code::Cancelled as i32,
+                "the client left",
+            );
             return;
         }
         Ok(()) => (ok_status(), "call finished"),
@@ -217,7 +225,8 @@ async fn finish(
 ) {
     let (code, reason) = close_of(status.code);
     let sent = async {
-        sink.send(Message::Text(status_frame(status).into())).await?;
+        sink.send(Message::Text(status_frame(status).into()))
+            .await?;
         sink.send(Message::Close(Some(CloseFrame {
             code,
             reason: reason.into(),
@@ -374,7 +383,10 @@ async fn pump(
         };
         snap.shaping.redact(&mut msg);
         let json = transcode::encode_response(&msg, None, &snap.encode).map_err(|e| {
-            GatewayError::Internal(format!("encoding a reply of {}: {e}", target.method.full_name()))
+            GatewayError::Internal(format!(
+                "encoding a reply of {}: {e}",
+                target.method.full_name()
+            ))
         })?;
         counts.touch(start);
         if sink
