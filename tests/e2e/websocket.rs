@@ -15,6 +15,18 @@ type Ws =
 
 const CHAT: &str = "/demo.v1.ChatService/Chat";
 
+/// The test gateway, with the demo's chat served by the users backend; `extra` is appended.
+async fn start(extra: &str) -> TestEnv {
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .expect("demo backends start");
+    let yaml = portico_e2e::demo_config(&demo, extra).replace(
+        "    services: [demo.v1.UserService]\n",
+        "    services: [demo.v1.UserService, demo.v1.ChatService]\n",
+    );
+    TestEnv::start_config(demo, &yaml).await
+}
+
 async fn open(env: &TestEnv, path: &str) -> Ws {
     let url = env.url(path).replace("http://", "ws://");
     let (ws, resp) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -59,7 +71,7 @@ async fn next_json(ws: &mut Ws) -> Value {
 
 #[tokio::test]
 async fn a_chat_round_trip_with_half_close() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let mut ws = open(&env, CHAT).await;
     // Interleaved: each message is answered before the next is sent.
     for (i, text) in ["hello", "how are you", "bye"].iter().enumerate() {
@@ -83,7 +95,7 @@ async fn a_chat_round_trip_with_half_close() {
 
 #[tokio::test]
 async fn a_client_streaming_method_answers_once_after_the_half_close() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let mut ws = open(&env, "/demo.v1.OrderService/ImportOrders").await;
     for id in ["a", "b"] {
         send_json(
@@ -104,7 +116,7 @@ async fn a_client_streaming_method_answers_once_after_the_half_close() {
 
 #[tokio::test]
 async fn the_client_closing_mid_call_cancels_it_at_the_backend() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "one"})).await;
     assert_eq!(next_json(&mut ws).await["result"]["text"], "one");
@@ -120,7 +132,7 @@ async fn the_client_closing_mid_call_cancels_it_at_the_backend() {
 
 #[tokio::test]
 async fn a_dropped_connection_cancels_the_call_too() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "one"})).await;
     assert_eq!(next_json(&mut ws).await["result"]["text"], "one");
@@ -136,7 +148,7 @@ async fn a_dropped_connection_cancels_the_call_too() {
 
 #[tokio::test]
 async fn a_backend_failure_ends_with_its_status_and_a_mapped_close_code() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     env.demo.users.knobs.fail_stream_after(Some(1));
     env.demo
         .users
@@ -161,7 +173,7 @@ async fn a_backend_failure_ends_with_its_status_and_a_mapped_close_code() {
 
 #[tokio::test]
 async fn a_frame_that_is_not_a_message_ends_the_call_with_invalid_argument() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "fine"})).await;
     assert_eq!(next_json(&mut ws).await["result"]["text"], "fine");
@@ -196,7 +208,7 @@ async fn a_frame_that_is_not_a_message_ends_the_call_with_invalid_argument() {
 
 #[tokio::test]
 async fn message_size_and_count_limits_end_the_call() {
-    let env = TestEnv::start_with("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
+    let env = start("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "x".repeat(100)})).await;
     let (frames, code, reason) = rest_of(&mut ws).await;
@@ -228,7 +240,7 @@ async fn message_size_and_count_limits_end_the_call() {
 
 #[tokio::test]
 async fn unary_methods_and_unknown_methods_are_refused_before_the_upgrade() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     for (path, needle) in [
         ("/demo.v1.UserService/GetUser", "is unary"),
         ("/demo.v1.ChatService/Talk", "unknown method Talk"),
@@ -246,7 +258,7 @@ async fn unary_methods_and_unknown_methods_are_refused_before_the_upgrade() {
 
 #[tokio::test]
 async fn authentication_applies_at_the_upgrade() {
-    let env = TestEnv::start_with(
+    let env = start(
         "auth:\n  api_keys: { keys: [{ id: a, sha256: 0000000000000000000000000000000000000000000000000000000000000000 }] }\n",
     )
     .await;
@@ -267,7 +279,7 @@ async fn authentication_applies_at_the_upgrade() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_holds_the_backend_back() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     const N: u64 = 400;
     const SIZE: u64 = 128 * 1024;
     let knobs = env.demo.users.knobs.clone();
@@ -325,7 +337,7 @@ fn import_stream(env: &TestEnv) -> (Lines, tokio::task::JoinHandle<(u16, Value)>
 
 #[tokio::test]
 async fn an_ndjson_body_is_fed_to_the_call_line_by_line() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let knobs = env.knobs(portico_demo::DemoService::Orders);
     let (tx, answer) = import_stream(&env);
     tx.send(Ok("{\"id\": \"a\", \"userId\": \"1\"}\n".into()))
@@ -350,7 +362,7 @@ async fn an_ndjson_body_is_fed_to_the_call_line_by_line() {
 
 #[tokio::test]
 async fn a_bad_line_mid_stream_cancels_the_call_with_a_400_naming_it() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let knobs = env.knobs(portico_demo::DemoService::Orders);
     let (tx, answer) = import_stream(&env);
     tx.send(Ok("{\"id\": \"a\"}\n\n".into())).await.unwrap();
@@ -373,7 +385,7 @@ async fn a_bad_line_mid_stream_cancels_the_call_with_a_400_naming_it() {
 
 #[tokio::test]
 async fn an_ndjson_stream_has_a_message_count_and_line_size_limit() {
-    let env = TestEnv::start_with("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
+    let env = start("streams: { max_messages: 2, max_message_bytes: 64 }\n").await;
     let three = "{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"c\"}\n";
     let r = env
         .raw("POST", "/v1/orders:import", "application/x-ndjson", three)
@@ -393,7 +405,7 @@ async fn an_ndjson_stream_has_a_message_count_and_line_size_limit() {
 
 #[tokio::test]
 async fn a_server_stream_over_websocket_takes_one_message_then_the_half_close() {
-    let env = TestEnv::start().await;
+    let env = start("").await;
     let mut ws = open(&env, "/demo.v1.OrderService/WatchOrders").await;
     send_json(&mut ws, json!({"userId": "1", "maxEvents": 2})).await;
     half_close(&mut ws).await;
@@ -402,4 +414,33 @@ async fn a_server_stream_over_websocket_takes_one_message_then_the_half_close() 
     assert_eq!(frames.len(), 3, "{frames:?}");
     assert_eq!(frames[1]["result"]["sequence"], "2");
     assert_eq!(frames[2]["status"]["code"], 0);
+}
+
+#[tokio::test]
+async fn with_cors_only_allowed_origins_may_open_a_call() {
+    let env = start("cors: { origins: [\"https://app.example.com\"] }\n").await;
+    let upgrade = |origin: &str| {
+        let mut req = env
+            .url(CHAT)
+            .replace("http://", "ws://")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    let err = upgrade("https://evil.example").await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+        panic!("expected an HTTP answer, got {err:?}");
+    };
+    assert_eq!(resp.status(), 403);
+    let (mut ws, resp) = upgrade("https://app.example.com").await.unwrap();
+    assert_eq!(resp.status(), 101);
+    // A trailing newline (as websocat sends each line) is fine; a blank frame half-closes.
+    ws.send(Message::text("{\"text\": \"hi\"}\n"))
+        .await
+        .unwrap();
+    ws.send(Message::text("\n")).await.unwrap();
+    let (frames, code, _) = rest_of(&mut ws).await;
+    assert_eq!(code, 1000, "{frames:?}");
+    assert_eq!(frames[0]["result"]["text"], "hi");
 }

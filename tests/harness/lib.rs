@@ -46,7 +46,7 @@ descriptors:
 backends:
   users:
     endpoints: [{users}]
-    services: [demo.v1.UserService, demo.v1.ChatService]
+    services: [demo.v1.UserService]
   orders:
     endpoints: [{orders}]
     services: [demo.v1.OrderService]

@@ -129,8 +129,21 @@ pub fn build_routes(
                 (false, true) => Streaming::Server,
                 (true, false) => Streaming::Client,
                 // Bidirectional methods are served over WebSocket (`crate::websocket`), not
-                // as REST routes.
-                (true, true) => continue,
+                // as REST routes: `google.api.http` bindings of one are reported.
+                (true, true) => {
+                    if !http_bindings(&method).is_empty() {
+                        skip(RouteError {
+                            method: method.full_name().to_string(),
+                            binding: "every binding".into(),
+                            message: format!(
+                                "bidirectional streaming is not a REST route: call it over WebSocket (GET /{}/{} with Upgrade: websocket)",
+                                service.full_name(),
+                                method.name()
+                            ),
+                        })?;
+                    }
+                    continue;
+                }
             };
             let mut bindings: Vec<(Method, String, Option<String>, Option<String>)> =
                 http_bindings(&method)

@@ -90,11 +90,34 @@ fn target_of(snap: &Snapshot, path: &str) -> Result<Arc<Target>, GatewayError> {
     Ok(target.clone())
 }
 
+/// Browsers do not apply CORS to WebSockets: with a `cors` section, an upgrade from a page
+/// whose `Origin` it does not allow is refused here (403). A request without `Origin` (not a
+/// browser's) passes.
+fn check_origin(snap: &Snapshot, headers: &http::HeaderMap) -> Result<(), GatewayError> {
+    let (Some(cors), Some(origin)) = (&snap.config.cors, headers.get(http::header::ORIGIN)) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let allowed = cors
+        .origins
+        .iter()
+        .any(|o| o == "*" || crate::config::origin_pattern(o).is_ok_and(|p| p.matches(origin)));
+    if allowed {
+        Ok(())
+    } else {
+        Err(GatewayError::rejected(
+            ErrorKind::PermissionDenied,
+            format!("origin {origin:?} may not open WebSocket calls (cors.origins)"),
+        ))
+    }
+}
+
 async fn upgrade(
     admitted: &Admitted,
     parts: &mut http::request::Parts,
 ) -> Result<Response, GatewayError> {
     let snap = &admitted.snapshot;
+    check_origin(snap, &parts.headers)?;
     let target = target_of(snap, &admitted.ctx.path)?;
     tracing::Span::current().record("rpc", target.method.full_name());
     let ws = WebSocketUpgrade::from_request_parts(parts, &())
