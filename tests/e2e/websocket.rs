@@ -444,3 +444,22 @@ async fn with_cors_only_allowed_origins_may_open_a_call() {
     assert_eq!(code, 1000, "{frames:?}");
     assert_eq!(frames[0]["result"]["text"], "hi");
 }
+
+#[tokio::test]
+async fn a_silent_call_and_a_call_past_its_deadline_end_with_deadline_exceeded() {
+    let env = start("streams: { idle_timeout: 200ms }\n").await;
+    let mut ws = open(&env, CHAT).await;
+    // Nothing sent either way.
+    let (frames, code, reason) = rest_of(&mut ws).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["status"]["code"], 4);
+    assert_eq!((code, reason.as_str()), (4004, "DEADLINE_EXCEEDED"));
+
+    let env = start("rest:\n  methods:\n    demo.v1.ChatService.Chat: { timeout: 300ms }\n").await;
+    let mut ws = open(&env, CHAT).await;
+    send_json(&mut ws, json!({"text": "still there?"})).await;
+    let (frames, code, _) = rest_of(&mut ws).await;
+    assert_eq!(frames[0]["result"]["text"], "still there?");
+    assert_eq!(frames.last().unwrap()["status"]["code"], 4, "{frames:?}");
+    assert_eq!(code, 4004);
+}

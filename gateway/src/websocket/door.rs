@@ -215,6 +215,13 @@ async fn session(admitted: Admitted, target: Arc<Target>, socket: WebSocket) {
                 backend: target.backend.to_string(),
                 timeout: idle,
             }))),
+            // The deadline holds even while a reply waits for a client that does not read.
+            () = tokio::time::sleep_until(deadline) => {
+                Err(Some(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
+                    backend: target.backend.to_string(),
+                    timeout,
+                })))
+            }
         }
         // The call, if still running, is dropped here: its HTTP/2 stream is reset, and the
         // backend sees CANCELLED.
@@ -240,7 +247,8 @@ async fn session(admitted: Admitted, target: Arc<Target>, socket: WebSocket) {
     log_end(&target, start, &counts, code.code, message);
 }
 
-/// Writes the final status and the Close frame, then waits (briefly) for the client's Close.
+/// Writes the final status and the Close frame, then waits for the client's Close; a client
+/// that reads nothing gets [`CLOSE_GRACE`] for all of it, then the connection is dropped.
 async fn finish(
     sink: &mut SplitSink<WebSocket, Message>,
     source: &mut SplitStream<WebSocket>,
@@ -256,7 +264,7 @@ async fn finish(
         })))
         .await
     };
-    if sent.await.is_err() {
+    if !matches!(tokio::time::timeout(CLOSE_GRACE, sent).await, Ok(Ok(()))) {
         return;
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
