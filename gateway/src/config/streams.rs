@@ -72,3 +72,28 @@ impl StreamsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_on_and_bad_limits_name_their_key() {
+        let cfg = StreamsConfig::default();
+        assert!(cfg.websocket);
+        assert!(cfg.validate().is_ok());
+        let zero = StreamsConfig {
+            max_messages: 0,
+            ..StreamsConfig::default()
+        };
+        assert_eq!(zero.validate().unwrap_err().0, "streams.max_messages");
+        let zero = StreamsConfig {
+            max_message_bytes: ByteSize(0),
+            ..StreamsConfig::default()
+        };
+        assert_eq!(zero.validate().unwrap_err().0, "streams.max_message_bytes");
+        let unknown: Result<StreamsConfig, _> = yaml_serde::from_str("max_frames: 3");
+        assert!(unknown.is_err());
+    }
+}
