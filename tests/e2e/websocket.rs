@@ -15,6 +15,10 @@ type Ws =
 
 const CHAT: &str = "/demo.v1.ChatService/Chat";
 
+/// A chat deadline far past the tests' waits: a call the gateway did not cancel would still
+/// be running when they give up.
+const LONG_CHATS: &str = "rest:\n  methods:\n    demo.v1.ChatService.Chat: { timeout: 50s }\n";
+
 /// The test gateway, with the demo's chat served by the users backend; `extra` is appended.
 async fn start(extra: &str) -> TestEnv {
     let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
@@ -116,7 +120,7 @@ async fn a_client_streaming_method_answers_once_after_the_half_close() {
 
 #[tokio::test]
 async fn the_client_closing_mid_call_cancels_it_at_the_backend() {
-    let env = start("").await;
+    let env = start(LONG_CHATS).await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "one"})).await;
     assert_eq!(next_json(&mut ws).await["result"]["text"], "one");
@@ -132,7 +136,7 @@ async fn the_client_closing_mid_call_cancels_it_at_the_backend() {
 
 #[tokio::test]
 async fn a_dropped_connection_cancels_the_call_too() {
-    let env = start("").await;
+    let env = start(LONG_CHATS).await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "one"})).await;
     assert_eq!(next_json(&mut ws).await["result"]["text"], "one");
@@ -173,7 +177,7 @@ async fn a_backend_failure_ends_with_its_status_and_a_mapped_close_code() {
 
 #[tokio::test]
 async fn a_frame_that_is_not_a_message_ends_the_call_with_invalid_argument() {
-    let env = start("").await;
+    let env = start(LONG_CHATS).await;
     let mut ws = open(&env, CHAT).await;
     send_json(&mut ws, json!({"text": "fine"})).await;
     assert_eq!(next_json(&mut ws).await["result"]["text"], "fine");
