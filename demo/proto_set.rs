@@ -2,11 +2,12 @@
 // (An include!()d file cannot start with an inner `//!` doc line.)
 
 /// The demo .proto files, relative to `descriptors/proto`.
-const DEMO_PROTO_FILES: [&str; 4] = [
+const DEMO_PROTO_FILES: [&str; 5] = [
     "demo/v1/common.proto",
     "demo/v1/users.proto",
     "demo/v1/orders.proto",
     "demo/v1/catalog.proto",
+    "demo/v1/chat.proto",
 ];
 
 /// Compiles the demo protos found under `workspace_root` (the repository root), with imports

@@ -15,6 +15,8 @@ use tonic::{Code, Status};
 #[derive(Clone, Default)]
 pub struct Knobs {
     inner: Arc<Mutex<State>>,
+    /// Woken whenever a stream counter changes ([`Knobs::wait_until`]).
+    events: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Knobs {
@@ -48,6 +50,12 @@ struct State {
     cache_control: Option<String>,
     /// More metadata sent with those replies.
     reply_metadata: Vec<(String, String)>,
+    /// Stream messages received, by method.
+    received: HashMap<String, u64>,
+    /// Stream messages sent (handed to the transport), by method.
+    sent: HashMap<String, u64>,
+    /// Calls whose client went away before the call ended, by method.
+    cancelled: HashMap<String, u64>,
 }
 
 impl Knobs {
@@ -163,6 +171,55 @@ impl Knobs {
     /// How many calls the method with this short rpc name (e.g. `"GetUser"`) has received.
     pub fn calls(&self, method: &str) -> u64 {
         self.lock().calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// Counts a stream message `method` received from its client.
+    pub(crate) fn count_received(&self, method: &str) {
+        *self.lock().received.entry(method.to_owned()).or_insert(0) += 1;
+        self.events.notify_waiters();
+    }
+
+    /// Counts a stream message `method` handed to the transport for its client.
+    pub(crate) fn count_sent(&self, method: &str) {
+        *self.lock().sent.entry(method.to_owned()).or_insert(0) += 1;
+        self.events.notify_waiters();
+    }
+
+    /// Records that a call of `method` was cancelled: its client went away before it ended.
+    pub(crate) fn count_cancelled(&self, method: &str) {
+        *self.lock().cancelled.entry(method.to_owned()).or_insert(0) += 1;
+        self.events.notify_waiters();
+    }
+
+    /// How many stream messages the method with this short rpc name received.
+    pub fn received(&self, method: &str) -> u64 {
+        self.lock().received.get(method).copied().unwrap_or(0)
+    }
+
+    /// How many stream messages the method sent (handed to the transport; a client that does
+    /// not read stops it through flow control).
+    pub fn sent(&self, method: &str) -> u64 {
+        self.lock().sent.get(method).copied().unwrap_or(0)
+    }
+
+    /// How many calls of the method were cancelled by their client.
+    pub fn cancelled(&self, method: &str) -> u64 {
+        self.lock().cancelled.get(method).copied().unwrap_or(0)
+    }
+
+    /// Waits until `done(self)` holds, checked again whenever a stream counter changes
+    /// ([`Knobs::received`], [`Knobs::sent`], [`Knobs::cancelled`]): how tests wait for the
+    /// backend to see something, without sleeping.
+    pub async fn wait_until(&self, done: impl Fn(&Knobs) -> bool) {
+        loop {
+            let notified = self.events.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done(self) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// How many calls all methods together have received.

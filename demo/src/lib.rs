@@ -5,6 +5,7 @@
 //! latency and failures from tests. Start one with [`spawn`], all three with [`spawn_all`].
 
 pub mod catalog;
+pub mod chat;
 pub mod cli;
 pub mod data;
 pub mod knobs;

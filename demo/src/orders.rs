@@ -212,6 +212,7 @@ impl OrderService for OrdersApi {
         let mut stream = request.into_inner();
         let mut summary = ImportOrdersResponse::default();
         while let Some(order) = stream.message().await? {
+            self.knobs.count_received("ImportOrders");
             if let Some(item) = order.items.iter().position(|i| i.quantity <= 0) {
                 let index = summary.imported;
                 return Err(rpc::invalid_field(

@@ -12,9 +12,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::catalog::CatalogApi;
+use crate::chat::ChatApi;
 use crate::knobs::Knobs;
 use crate::orders::OrdersApi;
 use crate::pb::catalog_service_server::CatalogServiceServer;
+use crate::pb::chat_service_server::ChatServiceServer;
 use crate::pb::order_service_server::OrderServiceServer;
 use crate::pb::user_service_server::UserServiceServer;
 use crate::users::UsersApi;
@@ -22,6 +24,8 @@ use crate::{DESCRIPTOR_SET, DemoService};
 
 /// Name of the gRPC health service.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// The chat service, served by the users backend beside its own.
+const CHAT_SERVICE: &str = "demo.v1.ChatService";
 /// Names of the two reflection services.
 const REFLECTION_SERVICES: [&str; 2] = [
     "grpc.reflection.v1.ServerReflection",
@@ -49,6 +53,9 @@ fn reflection(service: DemoService) -> tonic_reflection::server::Builder<'static
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .with_service_name(service.grpc_name())
         .with_service_name(HEALTH_SERVICE);
+    if service == DemoService::Users {
+        builder = builder.with_service_name(CHAT_SERVICE);
+    }
     for name in REFLECTION_SERVICES {
         builder = builder.with_service_name(name);
     }
@@ -57,7 +64,7 @@ fn reflection(service: DemoService) -> tonic_reflection::server::Builder<'static
 
 /// Serves one demo backend on `listener` until `shutdown` completes, then stops gracefully.
 ///
-/// Besides `service`, the server answers `grpc.health.v1.Health` (the service and "" report
+/// Besides `service` (and `demo.v1.ChatService` beside the users service), the server answers `grpc.health.v1.Health` (the service and "" report
 /// SERVING) and server reflection v1 and v1alpha (registered from the raw [`DESCRIPTOR_SET`], so
 /// custom options such as `google.api.http` reach reflection clients). Gzip is accepted and
 /// used for responses when the client accepts it.
@@ -96,11 +103,13 @@ pub async fn serve_tls(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let router = match service {
-        DemoService::Users => router.add_service(
-            UserServiceServer::new(UsersApi::new(knobs))
-                .accept_compressed(gzip)
-                .send_compressed(gzip),
-        ),
+        DemoService::Users => router
+            .add_service(
+                UserServiceServer::new(UsersApi::new(knobs.clone()))
+                    .accept_compressed(gzip)
+                    .send_compressed(gzip),
+            )
+            .add_service(ChatServiceServer::new(ChatApi::new(knobs))),
         DemoService::Orders => router.add_service(
             OrderServiceServer::new(OrdersApi::new(knobs))
                 .accept_compressed(gzip)

@@ -103,6 +103,7 @@ async fn doors(State(doors): State<Doors>, req: Request) -> Response {
         (Door::Endpoint, _) => crate::graphql::bff::endpoints::handle(admitted, req).await,
         (Door::Admin, _) => admin(&doors.gateway, &admitted, req).await,
         (Door::GrpcWeb, _) => crate::grpcweb::door::handle(admitted, req).await,
+        (Door::WebSocket, _) => crate::websocket::door::handle(admitted, req).await,
         (Door::Rest | Door::Graphql, _) => crate::rest::handler::handle(admitted, req).await,
     }
 }

@@ -6,7 +6,8 @@
 //! limits, the normalised path routed to a door, the deadline budget) into a
 //! [`request::RequestCtx`]; a door plans the calls: [`rest`] (a route, [`transcode`]d into a
 //! message), [`graphql`] (the engine's resolvers, or an operation published as an endpoint) or
-//! [`grpcweb`] (a browser's gRPC call, its message passed through);
+//! [`grpcweb`] (a browser's gRPC call, its message passed through) or [`websocket`] (a
+//! streaming call, JSON messages both ways over one WebSocket);
 //! every call is built by [`request::RequestCtx::call_to`] and leaves through the snapshot's
 //! policy chain ([`request::policy`]) into the [`upstream`] stack ([`resilience`], the dynamic
 //! codec); the reply goes back through the door, [`shaping`] applies per client; any error is
@@ -46,3 +47,4 @@ pub mod telemetry;
 pub mod transcode;
 pub mod upstream;
 pub mod versions;
+pub mod websocket;

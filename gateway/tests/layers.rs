@@ -37,7 +37,7 @@ fn room(module: &str) -> Room {
         Room::Top
     } else if within("ingress") {
         Room::Ingress
-    } else if within("rest::handler") || within("rest::stream") {
+    } else if within("rest::handler") || within("rest::stream") || within("rest::ndjson") {
         Room::Door("rest")
     } else if within("graphql::run") {
         Room::Door("graphql")
@@ -45,6 +45,8 @@ fn room(module: &str) -> Room {
         Room::Door("endpoint")
     } else if within("grpcweb::door") {
         Room::Door("grpc_web")
+    } else if within("websocket::door") {
+        Room::Door("websocket")
     } else {
         Room::Core
     }
@@ -302,6 +304,7 @@ fn no_import_cycle_passes_through_the_front_door() {
         "graphql::run::prepare",
         "graphql::bff::endpoints::door",
         "grpcweb::door",
+        "websocket::door",
     ] {
         assert!(all.contains_key(m), "no module {m}");
     }

@@ -38,7 +38,7 @@ const GRPC_GATEWAY: Corpus = Corpus {
     skipped: &[
         // grpc-gateway binds repeated fields in paths (comma-separated); not served yet.
         "grpc.gateway.examples.examplepb.ABitOfEverythingService.GetRepeatedQuery: GET /v1/example/a_bit_of_everything_repeated/",
-        // Bidirectional streams are not served over REST.
+        // Bidirectional streams are not REST routes (they are served over WebSocket).
         "grpc.gateway.examples.examplepb.FlowCombination.StreamEmptyStream: every binding",
         // grpc-gateway's own examples bind two methods to one route (the first keeps it).
         "grpc.gateway.examples.examplepb.FlowCombination.RpcPathNestedRpc: POST /rpc/path-nested/{a.str}/rpc",

@@ -34,3 +34,4 @@ mod streaming;
 mod telemetry;
 mod tls;
 mod versions;
+mod websocket;

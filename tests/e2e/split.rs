@@ -1,10 +1,10 @@
 //! Traffic splitting: the demo user service twice (`stable`, the demo cluster's, and `canary`,
 //! a second instance) behind one split backend. Weighted calls (95/5 over 1,000 requests:
 //! exactly 950/50), sticky callers by header and by subject, the testers' override header on
-//! REST, GraphQL and gRPC-Web, the opt-in response header, a reload to 50/50 under load (no
-//! request fails, in-flight calls finish on the variant they started on, unchanged variants
-//! are kept), the response cache keeping variants apart, the access-log field, the metric
-//! label and the admin status.
+//! REST, GraphQL, gRPC-Web and WebSocket (whose session log line names its variant), the
+//! opt-in response header, a reload to 50/50 under load (no request fails, in-flight calls
+//! finish on the variant they started on, unchanged variants are kept), the response cache
+//! keeping variants apart, the access-log field, the metric label and the admin status.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -539,4 +539,75 @@ async fn the_response_cache_keeps_each_variants_answers_apart() {
         ),
         12.0
     );
+}
+
+#[tokio::test]
+async fn a_websocket_call_goes_to_a_variant_and_its_log_line_names_it() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let logs = logs();
+    let (demo, canary) = backends().await;
+    // the chat is served by the users backend, so it is split with it
+    let yaml = config(
+        &demo,
+        &canary,
+        (1, 0),
+        "      override_header: x-portico-variant\n",
+        "",
+    )
+    .replace(
+        "    services: [demo.v1.UserService]\n",
+        "    services: [demo.v1.UserService, demo.v1.ChatService]\n",
+    );
+    let snapshot = build_snapshot(&yaml)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let env = TestEnv::serve(demo, snapshot).await;
+
+    let mut req = env
+        .url("/demo.v1.ChatService/Chat")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("x-portico-variant", "canary".parse().unwrap());
+    req.headers_mut()
+        .insert("x-request-id", "split-ws-1".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text(r#"{"user":"ana","text":"hi"}"#))
+        .await
+        .unwrap();
+    let reply = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                break serde_json::from_str::<serde_json::Value>(&t).unwrap();
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected the reply, got {other:?}"),
+        }
+    };
+    assert_eq!(reply["result"]["text"], "hi", "{reply}");
+    ws.send(Message::text("")).await.unwrap();
+    // the final status, then the gateway's Close, answered by the client as it reads on
+    // until the socket ends
+    while let Some(Ok(_)) = ws.next().await {}
+    // weight 0: only the override reached canary
+    assert_eq!(canary.knobs.received("Chat"), 1);
+    assert_eq!(env.demo.users.knobs.received("Chat"), 0);
+    // the session's own line (written when the socket is closed) names the variant
+    portico_e2e::faults::wait_until("the WebSocket session's log line", async || {
+        logs.of_requests("split-ws-")
+            .iter()
+            .any(|l| l["message"] == "websocket call finished")
+    })
+    .await;
+    let line = logs
+        .of_requests("split-ws-")
+        .into_iter()
+        .find(|l| l["message"] == "websocket call finished")
+        .unwrap();
+    assert_eq!(line["variant"], "users:canary", "{line}");
 }

@@ -431,7 +431,7 @@ impl ResponseCache {
                 Ok(m) => key::request_bytes(&m, rule.has_maps),
                 Err(_) => return next.run(ctx, site, call).await,
             },
-            CallBody::Stream(_) => {
+            CallBody::Stream(_) | CallBody::Live(_) => {
                 if let Some(n) = notes {
                     n.uncacheable();
                 }

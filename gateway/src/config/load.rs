@@ -226,6 +226,9 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             message,
         ));
     }
+    if let Err((key, message)) = cfg.streams.validate() {
+        return Err(ConfigError::invalid(cfg, key, message));
+    }
     if let Err((key, message)) = cfg.drain.validate() {
         return Err(ConfigError::invalid(cfg, format!("drain.{key}"), message));
     }

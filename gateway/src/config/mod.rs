@@ -17,6 +17,7 @@ mod ratelimit;
 mod resilience;
 mod shaping;
 mod split;
+mod streams;
 mod tls;
 mod units;
 mod versions;
@@ -56,6 +57,7 @@ pub use resilience::{
 };
 pub use shaping::{Algorithm, CompressionConfig, RedactAction, ShapingConfig};
 pub use split::{SplitConfig, StickyConfig, VariantConfig};
+pub use streams::StreamsConfig;
 pub use tls::{ClientAuth, TlsConfig};
 pub use units::{ByteSize, HumanDuration};
 pub use versions::{
@@ -145,6 +147,9 @@ pub struct Config {
     /// gRPC-Web on the client port (browser gRPC clients).
     #[serde(default)]
     pub grpc_web: GrpcWebConfig,
+    /// Client streams over WebSocket and NDJSON: on/off and limits.
+    #[serde(default)]
+    pub streams: StreamsConfig,
     /// The response cache of backend calls (off without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,

@@ -47,6 +47,8 @@ impl Dedup {
                 key.extend_from_slice(m);
                 key
             }),
+            // A live stream is read once: never shared.
+            CallBody::Live(_) => return make(call).await,
         };
         let key = (call.method.full_name().to_string(), bytes);
         let shared = {

@@ -24,6 +24,17 @@ pub struct BodyLimits {
     pub total: Duration,
 }
 
+impl BodyLimits {
+    /// The limits of the `limits` section.
+    pub fn of(l: &crate::config::LimitsConfig) -> Self {
+        Self {
+            max_bytes: l.max_body_bytes.bytes(),
+            idle: l.body_idle_timeout.get(),
+            total: l.body_timeout.get(),
+        }
+    }
+}
+
 /// Reads the whole body under `limits`. A `Content-Length` over the limit is refused before
 /// anything is read (unless the body is compressed: the limit counts decompressed bytes).
 pub async fn read(
@@ -31,53 +42,85 @@ pub async fn read(
     headers: &HeaderMap,
     limits: BodyLimits,
 ) -> Result<Bytes, GatewayError> {
-    let max = limits.max_bytes;
-    if headers.get(header::CONTENT_ENCODING).is_none()
-        && let Some(len) = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        && len > max
-    {
-        return Err(GatewayError::PayloadTooLarge { limit: max });
-    }
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
-    let total_deadline = Instant::now() + limits.total;
-    let mut body = body;
+    let mut reader = BodyReader::new(body, headers, limits)?;
     let mut buf = BytesMut::new();
-    loop {
-        let now = Instant::now();
-        if now >= total_deadline {
-            return Err(GatewayError::BodyTimeout(BodyTimeout::Total(limits.total)));
+    while let Some(data) = reader.next().await? {
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
+}
+
+/// A body read piece by piece under `limits` (for a door that streams it: an NDJSON client
+/// stream); [`read`] is this, collected.
+pub struct BodyReader {
+    body: Body,
+    limits: BodyLimits,
+    total_deadline: Instant,
+    seen: u64,
+}
+
+impl BodyReader {
+    /// A reader of `body`; a `Content-Length` over the limit is refused now (unless the body
+    /// is compressed: the limit counts decompressed bytes).
+    pub fn new(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<Self, GatewayError> {
+        let max = limits.max_bytes;
+        if headers.get(header::CONTENT_ENCODING).is_none()
+            && let Some(len) = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+            && len > max
+        {
+            return Err(GatewayError::PayloadTooLarge { limit: max });
         }
-        let total_left = total_deadline - now;
-        let (wait, bound) = if limits.idle <= total_left {
-            (limits.idle, BodyTimeout::Idle(limits.idle))
-        } else {
-            (total_left, BodyTimeout::Total(limits.total))
-        };
-        match tokio::time::timeout(wait, body.frame()).await {
-            Err(_) => return Err(GatewayError::BodyTimeout(bound)),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(GatewayError::bad_request(
-                    None,
-                    format!("the request body could not be read: {e}"),
-                ));
+        Ok(Self {
+            body,
+            limits,
+            total_deadline: Instant::now() + limits.total,
+            seen: 0,
+        })
+    }
+
+    /// The next piece of the body, `None` at its end; an error once a bound is broken.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        let limits = self.limits;
+        loop {
+            if self.body.is_end_stream() {
+                return Ok(None);
             }
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if (buf.len() + data.len()) as u64 > max {
-                        return Err(GatewayError::PayloadTooLarge { limit: max });
+            let now = Instant::now();
+            if now >= self.total_deadline {
+                return Err(GatewayError::BodyTimeout(BodyTimeout::Total(limits.total)));
+            }
+            let total_left = self.total_deadline - now;
+            let (wait, bound) = if limits.idle <= total_left {
+                (limits.idle, BodyTimeout::Idle(limits.idle))
+            } else {
+                (total_left, BodyTimeout::Total(limits.total))
+            };
+            match tokio::time::timeout(wait, self.body.frame()).await {
+                Err(_) => return Err(GatewayError::BodyTimeout(bound)),
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    return Err(GatewayError::bad_request(
+                        None,
+                        format!("the request body could not be read: {e}"),
+                    ));
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.seen += data.len() as u64;
+                        if self.seen > limits.max_bytes {
+                            return Err(GatewayError::PayloadTooLarge {
+                                limit: limits.max_bytes,
+                            });
+                        }
+                        return Ok(Some(data));
                     }
-                    buf.extend_from_slice(&data);
                 }
             }
         }
     }
-    Ok(buf.freeze())
 }
 
 /// Checks that a body is declared JSON (`application/json` or `*+json`; with `ndjson`, also

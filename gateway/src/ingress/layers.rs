@@ -67,7 +67,8 @@ where
 
 /// Reads the body once, under the snapshot's limits, and hands it on in memory. A request
 /// without a body passes untouched; so does a WebSocket upgrade (its "body" is the
-/// connection).
+/// connection), and so does the body of a client-streaming REST route, which its door reads
+/// line by line under the same limits ([`body::BodyReader`]) while the call runs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReadBodyLayer;
 
@@ -113,12 +114,10 @@ where
                     GatewayError::Internal("a request reached the body reader unadmitted".into());
                 return Ok(err.respond(None));
             };
-            let l = &admitted.snapshot.config.limits;
-            let limits = BodyLimits {
-                max_bytes: l.max_body_bytes.bytes(),
-                idle: l.body_idle_timeout.get(),
-                total: l.body_timeout.get(),
-            };
+            if streamed_by_door(&admitted, req.method()) {
+                return inner.call(req).await;
+            }
+            let limits = BodyLimits::of(&admitted.snapshot.config.limits);
             let (parts, body) = req.into_parts();
             match body::read(body, &parts.headers, limits).await {
                 Ok(bytes) => {
@@ -135,4 +134,15 @@ where
             }
         }))
     }
+}
+
+/// Whether the REST door reads this request's body itself: it is for a client-streaming
+/// route.
+fn streamed_by_door(admitted: &Admitted, method: &Method) -> bool {
+    admitted.ctx.door == crate::request::Door::Rest
+        && matches!(
+            admitted.snapshot.routes.lookup(method, &admitted.ctx.path),
+            crate::rest::router::Lookup::Matched { value, .. }
+                if value.streaming == crate::rest::routes::Streaming::Client
+        )
 }

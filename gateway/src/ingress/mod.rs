@@ -106,6 +106,9 @@ impl Ingress {
         if self.graphql_path.as_deref() == Some(path) {
             return (Door::Graphql, None);
         }
+        if snap.config.streams.websocket && crate::websocket::is_call(method, path, headers) {
+            return (Door::WebSocket, None);
+        }
         if ADMIN_PATHS.contains(&path)
             || (path.starts_with("/openapi/") && path.ends_with(".json"))
             || path == "/portal"
@@ -156,8 +159,8 @@ fn is_grpc_web(snap: &Snapshot, headers: &HeaderMap) -> bool {
     snap.config.grpc_web.enabled && WebContentType::of(headers).is_some()
 }
 
-/// The route of a gRPC-Web request, for its access line and metrics: its gRPC path when it
-/// names a method this snapshot serves (bounded: never a raw path).
+/// The route of a gRPC-Web or WebSocket request, for its access line and metrics: its gRPC
+/// path when it names a method this snapshot serves (bounded: never a raw path).
 fn grpc_web_route(snap: &Snapshot, path: &str) -> Option<String> {
     method_of_path(path)
         .filter(|m| snap.targets.get(m).is_some())
@@ -185,7 +188,7 @@ pub fn respond(
     match door {
         Door::Graphql => crate::graphql::transport::reject(err, headers),
         Door::GrpcWeb => crate::error::grpc_web::reject(err, headers),
-        Door::Rest | Door::Endpoint | Door::Admin => err.respond(pool),
+        Door::Rest | Door::Endpoint | Door::Admin | Door::WebSocket => err.respond(pool),
     }
 }
 
@@ -246,7 +249,9 @@ async fn admit_on(
                 route_of = match (&admitted.ctx.door, &admitted.endpoint) {
                     (Door::Graphql | Door::Admin, _) => Some(admitted.ctx.path.clone()),
                     (Door::Endpoint, Some(EndpointMatch::Found(ep, _))) => Some(ep.path.clone()),
-                    (Door::GrpcWeb, _) => grpc_web_route(&admitted.snapshot, &admitted.ctx.path),
+                    (Door::GrpcWeb | Door::WebSocket, _) => {
+                        grpc_web_route(&admitted.snapshot, &admitted.ctx.path)
+                    }
                     _ => None,
                 };
                 span.record("door", admitted.ctx.door.as_str());

@@ -93,10 +93,13 @@ pub enum Door {
     Admin,
     /// A gRPC-Web call (`POST /package.Service/Method` with an `application/grpc-web*` body).
     GrpcWeb,
+    /// A streaming method over WebSocket (`GET /package.Service/Method` with
+    /// `Upgrade: websocket`).
+    WebSocket,
 }
 
 impl Door {
-    /// `rest`, `graphql`, `endpoint`, `admin` or `grpc_web`.
+    /// `rest`, `graphql`, `endpoint`, `admin`, `grpc_web` or `websocket`.
     pub fn as_str(self) -> &'static str {
         match self {
             Door::Rest => "rest",
@@ -104,6 +107,7 @@ impl Door {
             Door::Endpoint => "endpoint",
             Door::Admin => "admin",
             Door::GrpcWeb => "grpc_web",
+            Door::WebSocket => "websocket",
         }
     }
 }

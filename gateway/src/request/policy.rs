@@ -22,7 +22,7 @@ use http::request::Parts;
 
 use super::RequestCtx;
 use crate::error::GatewayError;
-use crate::upstream::{Call, Reply, StreamReply, Upstream};
+use crate::upstream::{Call, CallBody, Reply, StreamReply, Upstream};
 
 /// The stages of the chain, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +59,8 @@ pub enum CallSite {
     Subscription(Arc<str>),
     /// A gRPC-Web call, by its gRPC path: `/demo.v1.UserService/GetUser`.
     GrpcWeb(Arc<str>),
+    /// A call over WebSocket, by its gRPC path: `/demo.v1.ChatService/Chat`.
+    WebSocket(Arc<str>),
 }
 
 impl CallSite {
@@ -70,7 +72,8 @@ impl CallSite {
             | CallSite::LinkField(s)
             | CallSite::LinkBatch(s)
             | CallSite::Subscription(s)
-            | CallSite::GrpcWeb(s) => s,
+            | CallSite::GrpcWeb(s)
+            | CallSite::WebSocket(s) => s,
         }
     }
 }
@@ -284,9 +287,11 @@ impl<'a> Next<'a> {
     }
 }
 
-/// The upstream call itself: server streaming or not, by the method.
+/// The upstream call itself: a live request stream, server streaming or not, by the method.
 async fn make(upstream: &Upstream, call: Call) -> Result<Outcome, GatewayError> {
-    if call.method.is_server_streaming() {
+    if matches!(call.body, CallBody::Live(_)) {
+        Ok(Outcome::Stream(Box::new(upstream.streaming(call).await?)))
+    } else if call.method.is_server_streaming() {
         Ok(Outcome::Stream(Box::new(
             upstream.server_streaming(call).await?,
         )))

@@ -14,21 +14,23 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::binary;
 use super::multipart::{is_form, read_form};
+use super::ndjson;
 use super::router::Lookup;
 use super::routes::{MatchedRoute, RouteTarget, Streaming};
 use super::stream::stream_response;
 use crate::error::GatewayError;
-use crate::ingress::body::{bytes_of, check_json};
+use crate::ingress::body::{BodyLimits, BodyReader, bytes_of, check_json};
 use crate::ingress::{Admitted, respond};
 use crate::snapshot::Snapshot;
 use crate::transcode::direct::{TypePlan, Unsupported};
 use crate::transcode::{self, BodyTarget, FieldPath, HttpRequestParts, TranscodeError};
-use crate::upstream::{CallBody, Payload, ReplyForm, UpstreamError};
+use crate::upstream::{CallBody, Payload, ReplyForm, RequestStream, UpstreamError};
 
 /// Serves a request the ingress admitted to the REST door.
 pub async fn handle(admitted: Admitted, req: Request) -> Response {
@@ -134,6 +136,9 @@ async fn serve(
             other => other,
         })?;
     }
+    if target.streaming == Streaming::Client {
+        return client_stream(admitted, &target, &parts.headers, body).await;
+    }
     let bytes = bytes_of(body).await?;
 
     let mut path_values: Vec<(&FieldPath, &str)> = Vec::with_capacity(bindings.len());
@@ -152,11 +157,7 @@ async fn serve(
         path_values.push((fp, b.value.as_str()));
     }
     let input = target.method.input();
-    let body = if target.streaming == Streaming::Client {
-        let (messages, direct) = encode_ndjson(&input, target.request_plan.as_ref(), &bytes, snap)?;
-        count_request(snap, direct);
-        CallBody::Stream(messages)
-    } else if target.raw_request || form {
+    let body = if target.raw_request || form {
         let parts_in = HttpRequestParts {
             body: &[],
             body_target: &target.body,
@@ -340,37 +341,92 @@ fn wants_sse(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Encodes a newline-delimited JSON body as the messages of a client stream, each written
-/// straight from its line when `plan` is given (see `transcode::encode_request`); the flag
-/// says whether every line went that way.
-fn encode_ndjson(
-    input: &prost_reflect::MessageDescriptor,
-    plan: Option<&TypePlan>,
-    bytes: &[u8],
-    snap: &Snapshot,
-) -> Result<(Vec<Bytes>, bool), GatewayError> {
-    let mut out = Vec::new();
-    let mut direct = true;
-    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+/// A client-streaming call fed from the body, line by line ([`ndjson`]), while it runs; its
+/// one reply written as the JSON body. A bad line cancels the call and answers 400 naming it.
+async fn client_stream(
+    admitted: &Admitted,
+    target: &Arc<RouteTarget>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let snap = &admitted.snapshot;
+    let ctx = &admitted.ctx;
+    let reader = BodyReader::new(body, headers, BodyLimits::of(&snap.config.limits))?;
+    let (tx, rx) = mpsc::channel(ndjson::REQUEST_BUFFER);
+    let (start, started) = oneshot::channel();
+    let call = ctx.call_to(
+        &target.call,
+        CallBody::Live(RequestStream::new(ReceiverStream::new(rx))),
+    );
+    let (deadline, timeout) = (call.deadline, call.remaining());
+    let input = target.method.input();
+    let feeding = ndjson::feed(
+        reader,
+        &input,
+        target.request_plan.as_ref(),
+        snap,
+        tx,
+        start,
+    );
+    let calling = async {
+        // Nothing reaches the backend before the first lines are checked.
+        if started.await.is_err() {
+            return Err(GatewayError::Internal(
+                "the body reader stopped without a word".into(),
+            ));
         }
-        let parts = HttpRequestParts {
-            body: line,
-            body_target: &BodyTarget::Whole,
-            path_bindings: &[],
-            query: None,
-            fill_update_mask: false,
+        let mut reply = snap
+            .outbound
+            .call(ctx, &target.site, call)
+            .await?
+            .into_stream()?;
+        let fail = |status| {
+            GatewayError::Upstream(UpstreamError::from_call_status(
+                &target.call.backend,
+                status,
+                deadline,
+                timeout,
+                snap.config.limits.max_response_bytes.as_usize(),
+            ))
         };
-        let encoded =
-            transcode::encode_request(input, plan, &parts, &snap.decode).map_err(|e| {
-                GatewayError::BadRequest {
-                    field: e.field.clone(),
-                    message: format!("line {}: {e}", i + 1),
+        match tokio::time::timeout_at(deadline, reply.stream.message()).await {
+            Err(_) => Err(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
+                backend: target.call.backend.to_string(),
+                timeout,
+            })),
+            Ok(Err(status)) => Err(fail(status)),
+            Ok(Ok(None)) => Err(GatewayError::Internal(format!(
+                "{} ended without its reply",
+                target.full_name
+            ))),
+            Ok(Ok(Some(msg))) => Ok((msg, reply.metadata)),
+        }
+    };
+    tokio::pin!(feeding, calling);
+    let mut fed = false;
+    let (msg, metadata) = loop {
+        tokio::select! {
+            reply = &mut calling => break reply?,
+            read = &mut feeding, if !fed => match read {
+                Ok(direct) => {
+                    fed = true;
+                    count_request(snap, direct);
                 }
-            })?;
-        direct &= encoded.direct;
-        out.push(Bytes::from(encoded.bytes));
-    }
-    Ok((out, direct))
+                // Dropping the call cancels it at the backend.
+                Err(e) => return Err(e),
+            },
+        }
+    };
+    let json = reply_json(snap, target, None, Payload::Decoded(Arc::new(msg)))?;
+    let mut resp = (
+        target.success,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Body::from(json),
+    )
+        .into_response();
+    snap.headers.response_headers(&metadata, resp.headers_mut());
+    Ok(resp)
 }

@@ -137,12 +137,20 @@ pub fn build_routes(
                 (false, false) => Streaming::Unary,
                 (false, true) => Streaming::Server,
                 (true, false) => Streaming::Client,
+                // Bidirectional methods are served over WebSocket (`crate::websocket`), not
+                // as REST routes: `google.api.http` bindings of one are reported.
                 (true, true) => {
-                    skip(RouteError {
-                        method: method.full_name().to_string(),
-                        binding: "every binding".into(),
-                        message: "bidirectional streaming is not served over REST (GraphQL and gRPC clients can call it)".into(),
-                    })?;
+                    if !http_bindings(&method).is_empty() {
+                        skip(RouteError {
+                            method: method.full_name().to_string(),
+                            binding: "every binding".into(),
+                            message: format!(
+                                "bidirectional streaming is not a REST route: call it over WebSocket (GET /{}/{} with Upgrade: websocket)",
+                                service.full_name(),
+                                method.name()
+                            ),
+                        })?;
+                    }
                     continue;
                 }
             };

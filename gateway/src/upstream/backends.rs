@@ -292,6 +292,9 @@ impl Encoded {
             CallBody::Unary(m) => Encoded::One(m.encode_to_vec().into()),
             CallBody::Wire(b) => Encoded::One(b),
             CallBody::Stream(v) => Encoded::Many(v),
+            // Live bodies go through `Upstream::streaming` (see `make` in the policy chain);
+            // one that reaches here sends no message.
+            CallBody::Live(_) => Encoded::Many(Vec::new()),
         }
     }
 
@@ -574,7 +577,9 @@ impl Upstream {
                 &call.method,
                 call.deadline,
                 timeout,
-                call.idempotent,
+                Retries::Policy {
+                    idempotent: call.idempotent,
+                },
                 attempt,
             )
             .await?;
@@ -634,7 +639,73 @@ impl Upstream {
                 &call.method,
                 call.deadline,
                 timeout,
-                call.idempotent,
+                Retries::Policy {
+                    idempotent: call.idempotent,
+                },
+                attempt,
+            )
+            .await?;
+        let (metadata, stream, _) = resp.into_parts();
+        Ok(StreamReply {
+            metadata,
+            stream: ReplyStream::new(stream, guard),
+        })
+    }
+
+    /// Starts a call whose request messages arrive as they come ([`CallBody::Live`]): a
+    /// client-streaming or bidirectional call (or a server stream fed its one message that
+    /// way), returning once the backend sent its headers; a client-streaming method's one
+    /// reply is the stream's one message. It is admitted like every call (breaker, bulkhead,
+    /// endpoint choice, deadline sent as `grpc-timeout`, metrics) but made once: a stream
+    /// already read from its client cannot be sent again. The reply stream keeps the bulkhead
+    /// slot until it is dropped; dropping it (or this future) cancels the call.
+    pub async fn streaming(&self, mut call: Call) -> Result<StreamReply, UpstreamError> {
+        let (method, span) = (call.method.clone(), call.span);
+        call.backend = self.route(&call);
+        let to = call.backend.clone();
+        let start = std::time::Instant::now();
+        let result = self.streaming_call(call).await;
+        self.record(
+            &method,
+            span,
+            to.as_ref(),
+            code_of(result.as_ref().err()),
+            start.elapsed(),
+        );
+        result
+    }
+
+    async fn streaming_call(&self, call: Call) -> Result<StreamReply, UpstreamError> {
+        let (backend, path, timeout) = self.prepare(&call)?;
+        let codec = EncodedCodec::stream(call.method.output());
+        let limit = self.max_response_bytes;
+        let mut body = match call.body {
+            CallBody::Live(s) => Some(s),
+            CallBody::Stream(v) => Some(super::RequestStream::new(tokio_stream::iter(v))),
+            other => Some(super::RequestStream::new(tokio_stream::iter([
+                Encoded::new(other).single(Bytes::new),
+            ]))),
+        };
+        let mut metadata = Some(call.metadata);
+        let attempt = |channel: Channel, remaining: Duration, _last: bool| {
+            let (md, body) = (metadata.take().unwrap_or_default(), body.take());
+            let (codec, path) = (codec.clone(), path.clone());
+            async move {
+                let Some(body) = body else {
+                    return Err(tonic::Status::internal("a stream is made once"));
+                };
+                let mut grpc = ready_client(channel, limit).await?;
+                grpc.streaming(Self::request(body, md, remaining), path, codec)
+                    .await
+            }
+        };
+        let (resp, guard) = self
+            .run(
+                &backend,
+                &call.method,
+                call.deadline,
+                timeout,
+                Retries::Never,
                 attempt,
             )
             .await?;
@@ -652,7 +723,7 @@ impl Upstream {
         method: &prost_reflect::MethodDescriptor,
         deadline: Instant,
         timeout: Duration,
-        idempotent: bool,
+        retries: Retries,
         mut attempt: F,
     ) -> Result<(T, CallGuard), UpstreamError>
     where
@@ -744,7 +815,11 @@ impl Upstream {
             permit.record(sick);
             b.endpoints.record(&ep, sick);
             drop((in_flight, slot));
-            if !b.retry.should_retry(n, failure, idempotent) {
+            let may_retry = match retries {
+                Retries::Policy { idempotent } => b.retry.should_retry(n, failure, idempotent),
+                Retries::Never => false,
+            };
+            if !may_retry {
                 return Err(err);
             }
             let backoff = b.retry.backoff(n);
@@ -765,6 +840,18 @@ impl Upstream {
             avoid = Some(ep);
         }
     }
+}
+
+/// Which failed attempts of a call may be tried again.
+#[derive(Clone, Copy, Debug)]
+enum Retries {
+    /// Those the backend's retry policy allows, for a method that is idempotent or not.
+    Policy {
+        /// Whether the method is idempotent.
+        idempotent: bool,
+    },
+    /// None: the request cannot be sent twice (a live stream).
+    Never,
 }
 
 /// The metadata of an attempt: moved into the last one, cloned for the others.

@@ -1,5 +1,6 @@
 //! The call type every door builds, and the replies the upstream stack hands back.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,39 @@ pub enum CallBody {
     Wire(Bytes),
     /// A sequence of request messages, encoded (client-streaming methods).
     Stream(Vec<Bytes>),
+    /// Request messages, encoded, sent as they arrive (client-streaming and bidirectional
+    /// methods over WebSocket, NDJSON bodies read line by line). The stream's end is the
+    /// client's half-close. Such a call is made once ([`Upstream::streaming`]), never retried.
+    ///
+    /// [`Upstream::streaming`]: super::Upstream::streaming
+    Live(RequestStream),
+}
+
+/// The request messages of a live call, pulled as the backend takes them: a bounded source
+/// (a channel) keeps a slow backend from making the gateway buffer more.
+pub struct RequestStream(pub Pin<Box<dyn futures::Stream<Item = Bytes> + Send>>);
+
+impl RequestStream {
+    /// The messages of `stream`.
+    pub fn new(stream: impl futures::Stream<Item = Bytes> + Send + 'static) -> Self {
+        Self(Box::pin(stream))
+    }
+}
+
+impl std::fmt::Debug for RequestStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestStream")
+    }
+}
+
+impl futures::Stream for RequestStream {
+    type Item = Bytes;
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Bytes>> {
+        self.get_mut().0.as_mut().poll_next(cx)
+    }
 }
 
 impl Call {

@@ -15,7 +15,9 @@ mod error;
 mod target;
 
 pub use backends::{Backend, Upstream};
-pub use call::{Call, CallBody, Fallback, Payload, Reply, ReplyForm, ReplyStream, StreamReply};
+pub use call::{
+    Call, CallBody, Fallback, Payload, Reply, ReplyForm, ReplyStream, RequestStream, StreamReply,
+};
 pub use codec::DynamicCodec;
 pub use error::{UpstreamError, whole_secs};
 pub use target::{Target, Targets, is_idempotent};
