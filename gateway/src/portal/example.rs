@@ -104,6 +104,11 @@ mod tests {
         for desc in pool.all_messages().filter(|m| !m.is_map_entry()) {
             let example = of(&desc, false);
             let text = example.to_string();
+            // An Any's example names a placeholder type for the reader to fill in (as in
+            // google.api.HttpBody's `extensions`): not a type of the pool.
+            if text.contains("type.googleapis.com/package.Message") {
+                continue;
+            }
             let mut de = serde_json::Deserializer::from_str(&text);
             DynamicMessage::deserialize(desc.clone(), &mut de)
                 .unwrap_or_else(|e| panic!("{}: {e}: {text}", desc.full_name()));
