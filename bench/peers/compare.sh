@@ -166,7 +166,7 @@ gateway=$(grep -o 'http://[0-9.:]*' "$work/gw.out" | head -1)
 tc=$work/tailcall
 mkdir -p "$tc/protos/demo/v1" "$tc/protos/google/api"
 cp "$root"/descriptors/proto/demo/v1/*.proto "$tc/protos/demo/v1/"
-cp "$root"/gateway/proto/google/api/{annotations,http}.proto "$tc/protos/google/api/"
+cp "$root"/gateway/proto/google/api/{annotations,http,httpbody}.proto "$tc/protos/google/api/"
 cat >"$tc/protos/all.proto" <<'PROTO'
 syntax = "proto3";
 package demo.v1;
