@@ -120,3 +120,46 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf[..n]));
     assert_eq!(env.knobs(DemoService::Users).total_calls(), 0);
 }
+
+/// An `Upgrade` header does not make a request with a body skip the body limits: a POST
+/// saying `Upgrade: x` (no door upgrades a POST) is read under them like any other, on the
+/// REST, multipart and gRPC-Web doors alike.
+#[tokio::test]
+async fn an_upgrade_header_does_not_lift_the_body_limit() {
+    let env = TestEnv::start_with("limits:\n  max_body_bytes: 1KiB\n").await;
+    let addr = env.base.trim_start_matches("http://").to_string();
+    let cases = [
+        ("/v1/users", "application/json"),
+        ("/v1/products/p-3/photo", "multipart/form-data; boundary=b"),
+        (
+            "/demo.v1.UserService/GetUser",
+            "application/grpc-web+proto",
+        ),
+    ];
+    for (path, content_type) in cases {
+        let body = vec![b'a'; 4000];
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nupgrade: x\r\nconnection: upgrade\r\n\
+             content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        // the gateway may answer before it has read everything: a failed write is fine
+        let _ = s.write_all(&body).await;
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if content_type.starts_with("application/grpc-web") {
+            // gRPC-Web answers 200 with the status in its headers: RESOURCE_EXHAUSTED
+            assert!(text.contains("grpc-status: 8"), "{path}: {text}");
+        } else {
+            assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
+        }
+    }
+    assert_eq!(env.knobs(DemoService::Users).total_calls(), 0);
+    assert_eq!(env.knobs(DemoService::Catalog).total_calls(), 0);
+}

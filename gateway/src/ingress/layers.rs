@@ -99,10 +99,10 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        if req.body().is_end_stream()
-            || req.method() == Method::CONNECT
-            || req.headers().contains_key(header::UPGRADE)
-        {
+        // An `Upgrade` header alone does not pass: a WebSocket handshake is a GET without a
+        // body (passed by the first test), and a POST saying `Upgrade: x` is still read under
+        // the body limits before it reaches a door that would collect it.
+        if req.body().is_end_stream() || req.method() == Method::CONNECT {
             return Either::Left(self.inner.call(req));
         }
         // The inner service was made ready for this call: take it, leave a clone behind.
