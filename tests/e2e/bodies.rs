@@ -374,3 +374,93 @@ async fn forms_can_be_turned_off() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// A form or a raw body is what a page of another site can send without a CORS preflight:
+/// with no `cors` section only the gateway's own pages (and clients that are not pages, which
+/// send no `Origin`) may; with one, its origins.
+#[tokio::test]
+async fn forms_and_raw_bodies_from_other_sites_are_refused() {
+    let send = async |env: &TestEnv,
+                      path: &str,
+                      content_type: &str,
+                      body: Vec<u8>,
+                      origin: Option<&str>| {
+        let mut req = env
+            .client
+            .post(env.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        env.send(req).await
+    };
+    let form = format!("multipart/form-data; boundary={BOUNDARY}");
+    let photo = || multipart(&[("photo", Some(("a.png", "image/png")), b"png")]);
+    let csv = || b"id,price_units\np-1,12\n".to_vec();
+    let import = "/v1/catalog:import?dryRun=true";
+
+    let env = TestEnv::start().await;
+    let own = env.base.clone();
+    for origin in [None, Some(own.as_str())] {
+        let r = send(&env, "/v1/products/p-3/photo", &form, photo(), origin).await;
+        assert_eq!(r.status, 200, "{origin:?}: {}", r.text);
+        let r = send(&env, import, "text/csv", csv(), origin).await;
+        assert_eq!(r.status, 200, "{origin:?}: {}", r.text);
+    }
+    let calls = env.knobs(DemoService::Catalog).total_calls();
+    let r = send(
+        &env,
+        "/v1/products/p-3/photo",
+        &form,
+        photo(),
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_error(&r, 403, 7, "form uploads");
+    let r = send(
+        &env,
+        import,
+        "text/csv",
+        csv(),
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_error(&r, 403, 7, "raw bodies");
+    assert_eq!(
+        env.knobs(DemoService::Catalog).total_calls(),
+        calls,
+        "no call made"
+    );
+    // JSON bodies need a preflight, which CORS answers: not refused here
+    let r = env
+        .send(
+            env.client
+                .post(env.url("/v1/users"))
+                .header("origin", "https://evil.example")
+                .json(&serde_json::json!({"user": {"displayName": "J", "email": "j@x.io"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // with a cors section, its origins decide
+    let env = TestEnv::start_with("cors: { origins: [\"https://app.example.com\"] }\n").await;
+    let r = send(
+        &env,
+        "/v1/products/p-3/photo",
+        &form,
+        photo(),
+        Some("https://app.example.com"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = send(
+        &env,
+        "/v1/products/p-3/photo",
+        &form,
+        photo(),
+        Some(&env.base),
+    )
+    .await;
+    assert_error(&r, 403, 7, "cors.origins");
+}

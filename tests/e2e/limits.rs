@@ -131,10 +131,7 @@ async fn an_upgrade_header_does_not_lift_the_body_limit() {
     let cases = [
         ("/v1/users", "application/json"),
         ("/v1/products/p-3/photo", "multipart/form-data; boundary=b"),
-        (
-            "/demo.v1.UserService/GetUser",
-            "application/grpc-web+proto",
-        ),
+        ("/demo.v1.UserService/GetUser", "application/grpc-web+proto"),
     ];
     for (path, content_type) in cases {
         let body = vec![b'a'; 4000];

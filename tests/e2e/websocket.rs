@@ -467,3 +467,33 @@ async fn a_silent_call_and_a_call_past_its_deadline_end_with_deadline_exceeded()
     assert_eq!(frames.last().unwrap()["status"]["code"], 4, "{frames:?}");
     assert_eq!(code, 4004);
 }
+
+#[tokio::test]
+async fn without_cors_only_the_gateways_own_pages_may_open_a_call() {
+    let env = start("").await;
+    let upgrade = |origin: Option<&str>| {
+        let mut req = env
+            .url(CHAT)
+            .replace("http://", "ws://")
+            .into_client_request()
+            .unwrap();
+        if let Some(o) = origin {
+            req.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+    };
+    let err = upgrade(Some("https://evil.example")).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+        panic!("expected an HTTP answer, got {err:?}");
+    };
+    assert_eq!(resp.status(), 403);
+    // the gateway's own page, and a client that is not a page
+    for origin in [Some(env.base.as_str()), None] {
+        let (mut ws, resp) = upgrade(origin).await.unwrap();
+        assert_eq!(resp.status(), 101);
+        ws.send(Message::text("{\"text\": \"hi\"}")).await.unwrap();
+        half_close(&mut ws).await;
+        let (frames, code, _) = rest_of(&mut ws).await;
+        assert_eq!(code, 1000, "{frames:?}");
+    }
+}

@@ -125,6 +125,15 @@ async fn serve(
     let multipart = &snap.config.rest.multipart;
     let form_ok = target.takes_form;
     let form = form_ok && is_form(&parts.headers);
+    // A form or a raw body is what a page of another site can send without a preflight.
+    if takes_body && (form || target.raw_request) {
+        crate::cors::refuse_cross_site(
+            snap.config.cors.as_ref(),
+            &parts.headers,
+            &parts.uri,
+            if form { "form uploads" } else { "raw bodies" },
+        )?;
+    }
     if takes_body && !target.raw_request && !form {
         check_json(&parts.headers, target.streaming == Streaming::Client).map_err(|e| match e {
             GatewayError::UnsupportedMediaType { got, .. } if form_ok => {

@@ -40,6 +40,8 @@ pub(crate) async fn feed(
     let mut messages: u64 = 0;
     let mut direct = true;
     let mut open = true;
+    // How much of `pending` has been searched for a newline.
+    let mut scanned = 0;
     while open {
         let piece = reader.next().await?;
         match &piece {
@@ -48,11 +50,33 @@ pub(crate) async fn feed(
         }
         let mut batch = Vec::new();
         loop {
-            let line = match pending.iter().position(|b| *b == b'\n') {
-                Some(at) => pending.split_to(at + 1).freeze(),
+            // Only bytes not yet searched are searched: a long line arriving in small pieces
+            // is scanned once, not once per piece.
+            let found = pending
+                .get(scanned..)
+                .and_then(|rest| rest.iter().position(|b| *b == b'\n'));
+            let line = match found {
+                Some(at) => {
+                    let line = pending.split_to(scanned + at + 1).freeze();
+                    scanned = 0;
+                    line
+                }
                 // The last line may lack its newline.
                 None if !open && !pending.is_empty() => pending.split().freeze(),
-                None => break,
+                None => {
+                    scanned = pending.len();
+                    // A line already over the limit is refused before the rest of it comes.
+                    if scanned > max_line {
+                        return Err(GatewayError::rejected(
+                            crate::error::ErrorKind::PayloadTooLarge,
+                            format!(
+                                "line {} is more than the limit of {max_line} bytes (streams.max_message_bytes)",
+                                line_no + 1
+                            ),
+                        ));
+                    }
+                    break;
+                }
             };
             line_no += 1;
             let text = line.strip_suffix(b"\n").unwrap_or(&line);

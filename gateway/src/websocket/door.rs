@@ -91,34 +91,18 @@ fn target_of(snap: &Snapshot, path: &str) -> Result<Arc<Target>, GatewayError> {
     Ok(target.clone())
 }
 
-/// Browsers do not apply CORS to WebSockets: with a `cors` section, an upgrade from a page
-/// whose `Origin` it does not allow is refused here (403). A request without `Origin` (not a
-/// browser's) passes.
-fn check_origin(snap: &Snapshot, headers: &http::HeaderMap) -> Result<(), GatewayError> {
-    let (Some(cors), Some(origin)) = (&snap.config.cors, headers.get(http::header::ORIGIN)) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("");
-    let allowed = cors
-        .origins
-        .iter()
-        .any(|o| o == "*" || crate::config::origin_pattern(o).is_ok_and(|p| p.matches(origin)));
-    if allowed {
-        Ok(())
-    } else {
-        Err(GatewayError::rejected(
-            ErrorKind::PermissionDenied,
-            format!("origin {origin:?} may not open WebSocket calls (cors.origins)"),
-        ))
-    }
-}
-
 async fn upgrade(
     admitted: &Admitted,
     parts: &mut http::request::Parts,
 ) -> Result<Response, GatewayError> {
     let snap = &admitted.snapshot;
-    check_origin(snap, &parts.headers)?;
+    // Browsers do not apply CORS to WebSockets: a page of another site is refused here.
+    crate::cors::refuse_cross_site(
+        snap.config.cors.as_ref(),
+        &parts.headers,
+        &parts.uri,
+        "WebSocket calls",
+    )?;
     let target = target_of(snap, &admitted.ctx.path)?;
     tracing::Span::current().record("rpc", target.method.full_name());
     let ws = WebSocketUpgrade::from_request_parts(parts, &())
@@ -200,7 +184,11 @@ async fn session(admitted: Admitted, target: Arc<Target>, socket: WebSocket) {
         let idling = async {
             loop {
                 let last = counts.last_activity_ms.load(Ordering::Relaxed);
-                tokio::time::sleep_until(start + Duration::from_millis(last) + idle).await;
+                // (an idle timeout too far to add to now never fires)
+                match (start + Duration::from_millis(last)).checked_add(idle) {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
                 if counts.last_activity_ms.load(Ordering::Relaxed) == last {
                     break;
                 }
@@ -318,6 +306,9 @@ async fn feed(
     let max_bytes = limits.max_message_bytes.as_usize();
     let input = target.method.input();
     let mut tx = Some(tx);
+    // The call stopped taking messages (it ended, or is ending): later frames are ignored,
+    // and its end is the pump's to report, with its real status.
+    let mut call_ended = false;
     let mut n: u64 = 0;
     loop {
         let text = match source.next().await {
@@ -337,6 +328,7 @@ async fn feed(
                 tx = None;
                 continue;
             }
+            ClientFrame::Message(_) if call_ended => continue,
             ClientFrame::Message(json) => json,
         };
         let Some(sender) = &tx else {
@@ -386,6 +378,7 @@ async fn feed(
         // call that ended takes none; its end is the pump's to report.
         if sender.send(bytes).await.is_err() {
             tx = None;
+            call_ended = true;
         }
     }
 }
