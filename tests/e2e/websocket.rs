@@ -497,3 +497,62 @@ async fn without_cors_only_the_gateways_own_pages_may_open_a_call() {
         assert_eq!(code, 1000, "{frames:?}");
     }
 }
+
+/// A connection from `local` (a 127.0.0.0/8 address of its own, under its own per-address
+/// limit) to the gateway.
+async fn connect_from(env: &TestEnv, local: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let addr = env.base.trim_start_matches("http://").parse().unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Whether a fresh connection from `local` gets an answer to a GET (else it was closed at once,
+/// past the connection limits).
+async fn served_from(env: &TestEnv, local: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = connect_from(env, local).await;
+    if s.write_all(b"GET /v1/users/1 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("an answer or a close")
+        .unwrap_or(0);
+    buf[..n].starts_with(b"HTTP/1.1 200")
+}
+
+#[tokio::test]
+async fn an_open_socket_keeps_its_place_under_the_connection_limits() {
+    let env = start("limits:\n  max_connections_per_ip: 1\n").await;
+    let local = "127.0.0.7";
+    let req = env
+        .url(CHAT)
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(connect_from(&env, local).await);
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    send_json(&mut ws, json!({"text": "hi"})).await;
+    assert_eq!(next_json(&mut ws).await["result"]["text"], "hi");
+    // the upgraded socket is still this address's one connection
+    assert!(!served_from(&env, local).await);
+    assert!(
+        served_from(&env, "127.0.0.8").await,
+        "other addresses are served"
+    );
+    half_close(&mut ws).await;
+    let (_, code, _) = rest_of(&mut ws).await;
+    assert_eq!(code, 1000);
+    drop(ws);
+    // once the socket is gone, the address may connect again
+    portico_e2e::faults::wait_until("the socket's place released", async || {
+        served_from(&env, local).await
+    })
+    .await;
+}

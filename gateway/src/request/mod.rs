@@ -43,6 +43,19 @@ pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'stati
 #[derive(Clone, Copy, Debug)]
 pub struct AmbiguousFraming;
 
+/// The connection's place under the connection limits (`limits.max_connections`,
+/// `max_connections_per_ip`), travelling with every request of the connection: a door that
+/// keeps the connection past its request (an upgraded WebSocket) holds a clone for as long,
+/// so the socket still counts against the limits after hyper let the connection go.
+#[derive(Clone)]
+pub struct ConnectionHold(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for ConnectionHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionHold")
+    }
+}
+
 /// Who is calling, as the identify stage established it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Identity {

@@ -33,7 +33,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::LimitsConfig;
-use crate::request::{AmbiguousFraming, PeerCertificates};
+use crate::request::{AmbiguousFraming, ConnectionHold, PeerCertificates};
 use connections::{Admission, Refusal};
 use framing::{Framing, Watched};
 pub use tls::{ServerTls, TlsError};
@@ -229,13 +229,17 @@ pub async fn serve_tls(
         match &tls {
             None => {
                 let (io, framing) = Watched::new(stream, max_head, max_headers);
-                let svc = TowerToHyperService::new(Stamped::new(&app, peer, None, framing));
+                // The connection's place under the limits: released when the connection and
+                // every upgraded socket of it are gone.
+                let hold = ConnectionHold(Arc::new(open));
+                let svc =
+                    TowerToHyperService::new(Stamped::new(&app, peer, None, framing, hold.clone()));
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(io), svc)
                     .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    let _open = open;
+                    let _open = hold;
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -244,8 +248,9 @@ pub async fn serve_tls(
             Some(tls) => {
                 let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
                 let app = app.clone();
+                let hold = ConnectionHold(Arc::new(open));
                 tokio::spawn(async move {
-                    let _open = open;
+                    let _open = hold.clone();
                     let (io, certs) = match tls.accept(stream, handshake_timeout).await {
                         Ok(accepted) => accepted,
                         Err(e) => {
@@ -254,7 +259,8 @@ pub async fn serve_tls(
                         }
                     };
                     let (io, framing) = Watched::new(io, max_head, max_headers);
-                    let svc = TowerToHyperService::new(Stamped::new(&app, peer, certs, framing));
+                    let svc =
+                        TowerToHyperService::new(Stamped::new(&app, peer, certs, framing, hold));
                     let conn = builder
                         .serve_connection_with_upgrades(TokioIo::new(io), svc)
                         .into_owned();
@@ -308,6 +314,7 @@ struct Stamped {
     peer: SocketAddr,
     certs: Option<PeerCertificates>,
     framing: Arc<Framing>,
+    hold: ConnectionHold,
 }
 
 impl Stamped {
@@ -316,12 +323,14 @@ impl Stamped {
         peer: SocketAddr,
         certs: Option<PeerCertificates>,
         framing: Arc<Framing>,
+        hold: ConnectionHold,
     ) -> Self {
         Self {
             app: app.clone(),
             peer,
             certs,
             framing,
+            hold,
         }
     }
 }
@@ -341,6 +350,7 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for Stamped {
     fn call(&mut self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
+        req.extensions_mut().insert(self.hold.clone());
         if let Some(certs) = &self.certs {
             req.extensions_mut().insert(certs.clone());
         }

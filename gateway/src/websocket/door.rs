@@ -36,8 +36,8 @@ use super::{ClientFrame, close_of, ok_status, result_frame, status_frame};
 use crate::error::{ErrorKind, GatewayError, StatusBody};
 use crate::grpcweb::method_of_path;
 use crate::ingress::{Admitted, respond};
-use crate::request::RequestCtx;
 use crate::request::policy::CallSite;
+use crate::request::{ConnectionHold, RequestCtx};
 use crate::snapshot::Snapshot;
 use crate::transcode::{self, BodyTarget, HttpRequestParts};
 use crate::upstream::{CallBody, RequestStream, Target, UpstreamError};
@@ -118,6 +118,8 @@ async fn upgrade(
     // WebSocket layer drops the connection without reading them.
     let hard = limit.saturating_mul(2).saturating_add(1024);
     let admitted = admitted.clone();
+    // The socket keeps its connection's place under the connection limits until it ends.
+    let hold = parts.extensions.get::<ConnectionHold>().cloned();
     Ok(ws
         .max_message_size(hard)
         .max_frame_size(hard)
@@ -128,6 +130,7 @@ async fn upgrade(
                 rpc = %target.method.full_name(),
             );
             tracing::Instrument::instrument(session(admitted, target, socket), span).await;
+            drop(hold);
         }))
 }
 
