@@ -556,3 +556,29 @@ async fn an_open_socket_keeps_its_place_under_the_connection_limits() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_shutdown_ends_open_calls_with_unavailable() {
+    let mut env = start(LONG_CHATS).await;
+    let mut ws = open(&env, CHAT).await;
+    send_json(&mut ws, json!({"text": "hi"})).await;
+    assert_eq!(next_json(&mut ws).await["result"]["text"], "hi");
+    env.begin_shutdown();
+    let (frames, code, reason) = rest_of(&mut ws).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["status"]["code"], 14, "{frames:?}");
+    assert!(
+        frames[0]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{frames:?}"
+    );
+    assert_eq!((code, reason.as_str()), (4014, "UNAVAILABLE"));
+    // the backend's call was cancelled, not left running
+    let knobs = env.demo.users.knobs.clone();
+    portico_e2e::faults::wait_until("the chat cancelled at the backend", async || {
+        knobs.cancelled("Chat") == 1
+    })
+    .await;
+}

@@ -358,6 +358,13 @@ impl TestEnv {
         )
         .await
     }
+
+    /// Starts the gateway's shutdown (as SIGTERM would): the drain begins.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 impl Drop for TestEnv {

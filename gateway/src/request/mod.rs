@@ -56,6 +56,18 @@ impl std::fmt::Debug for ConnectionHold {
     }
 }
 
+/// Tells a door that keeps a connection past its request (an upgraded WebSocket) that the
+/// gateway is shutting down: end the socket cleanly within the drain grace period.
+#[derive(Clone, Debug)]
+pub struct ShuttingDown(pub tokio::sync::watch::Receiver<bool>);
+
+impl ShuttingDown {
+    /// Resolves once shutdown started (or the server is gone).
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
+
 /// Who is calling, as the identify stage established it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Identity {

@@ -33,7 +33,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::LimitsConfig;
-use crate::request::{AmbiguousFraming, ConnectionHold, PeerCertificates};
+use crate::request::{AmbiguousFraming, ConnectionHold, PeerCertificates, ShuttingDown};
 use connections::{Admission, Refusal};
 use framing::{Framing, Watched};
 pub use tls::{ServerTls, TlsError};
@@ -207,6 +207,9 @@ pub async fn serve_tls(
         .max(8192);
     let max_headers = limits.max_headers.saturating_mul(2);
     let graceful = GracefulShutdown::new();
+    // Upgraded sockets outlive hyper's connections: they are told when the drain starts, and
+    // the drain waits for them too (every receiver gone: the connections and their sockets).
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| {
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -232,8 +235,14 @@ pub async fn serve_tls(
                 // The connection's place under the limits: released when the connection and
                 // every upgraded socket of it are gone.
                 let hold = ConnectionHold(Arc::new(open));
-                let svc =
-                    TowerToHyperService::new(Stamped::new(&app, peer, None, framing, hold.clone()));
+                let svc = TowerToHyperService::new(Stamped::new(
+                    &app,
+                    peer,
+                    None,
+                    framing,
+                    hold.clone(),
+                    ShuttingDown(stopping.clone()),
+                ));
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(io), svc)
                     .into_owned();
@@ -249,6 +258,7 @@ pub async fn serve_tls(
                 let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
                 let app = app.clone();
                 let hold = ConnectionHold(Arc::new(open));
+                let stopping = ShuttingDown(stopping.clone());
                 tokio::spawn(async move {
                     let _open = hold.clone();
                     let (io, certs) = match tls.accept(stream, handshake_timeout).await {
@@ -259,8 +269,9 @@ pub async fn serve_tls(
                         }
                     };
                     let (io, framing) = Watched::new(io, max_head, max_headers);
-                    let svc =
-                        TowerToHyperService::new(Stamped::new(&app, peer, certs, framing, hold));
+                    let svc = TowerToHyperService::new(Stamped::new(
+                        &app, peer, certs, framing, hold, stopping,
+                    ));
                     let conn = builder
                         .serve_connection_with_upgrades(TokioIo::new(io), svc)
                         .into_owned();
@@ -296,10 +307,13 @@ pub async fn serve_tls(
     }
     drop(listener);
     tracing::info!(connections = graceful.count(), "draining");
-    if tokio::time::timeout(drain.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(stopping);
+    let _ = stop.send(true);
+    let all_gone = async {
+        graceful.shutdown().await;
+        stop.closed().await;
+    };
+    if tokio::time::timeout(drain.grace, all_gone).await.is_err() {
         tracing::warn!("drain grace period over; closing remaining connections");
     }
     Ok(())
@@ -315,6 +329,7 @@ struct Stamped {
     certs: Option<PeerCertificates>,
     framing: Arc<Framing>,
     hold: ConnectionHold,
+    stopping: ShuttingDown,
 }
 
 impl Stamped {
@@ -324,6 +339,7 @@ impl Stamped {
         certs: Option<PeerCertificates>,
         framing: Arc<Framing>,
         hold: ConnectionHold,
+        stopping: ShuttingDown,
     ) -> Self {
         Self {
             app: app.clone(),
@@ -331,6 +347,7 @@ impl Stamped {
             certs,
             framing,
             hold,
+            stopping,
         }
     }
 }
@@ -351,6 +368,7 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for Stamped {
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
         req.extensions_mut().insert(self.hold.clone());
+        req.extensions_mut().insert(self.stopping.clone());
         if let Some(certs) = &self.certs {
             req.extensions_mut().insert(certs.clone());
         }

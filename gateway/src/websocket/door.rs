@@ -37,7 +37,7 @@ use crate::error::{ErrorKind, GatewayError, StatusBody};
 use crate::grpcweb::method_of_path;
 use crate::ingress::{Admitted, respond};
 use crate::request::policy::CallSite;
-use crate::request::{ConnectionHold, RequestCtx};
+use crate::request::{ConnectionHold, RequestCtx, ShuttingDown};
 use crate::snapshot::Snapshot;
 use crate::transcode::{self, BodyTarget, HttpRequestParts};
 use crate::upstream::{CallBody, RequestStream, Target, UpstreamError};
@@ -120,6 +120,7 @@ async fn upgrade(
     let admitted = admitted.clone();
     // The socket keeps its connection's place under the connection limits until it ends.
     let hold = parts.extensions.get::<ConnectionHold>().cloned();
+    let stopping = parts.extensions.get::<ShuttingDown>().cloned();
     Ok(ws
         .max_message_size(hard)
         .max_frame_size(hard)
@@ -129,7 +130,8 @@ async fn upgrade(
                 request_id = %admitted.ctx.id.as_str(),
                 rpc = %target.method.full_name(),
             );
-            tracing::Instrument::instrument(session(admitted, target, socket), span).await;
+            tracing::Instrument::instrument(session(admitted, target, socket, stopping), span)
+                .await;
             drop(hold);
         }))
 }
@@ -159,7 +161,12 @@ impl Counts {
 }
 
 /// Runs one call over `socket` (see the module docs).
-async fn session(admitted: Admitted, target: Arc<Target>, socket: WebSocket) {
+async fn session(
+    admitted: Admitted,
+    target: Arc<Target>,
+    socket: WebSocket,
+    stopping: Option<ShuttingDown>,
+) {
     let start = Instant::now();
     let snap = admitted.snapshot.clone();
     let ctx = admitted.ctx.clone();
@@ -207,6 +214,17 @@ async fn session(admitted: Admitted, target: Arc<Target>, socket: WebSocket) {
                 backend: target.backend.to_string(),
                 timeout: idle,
             }))),
+            // The gateway shutting down ends the call (the client may open it again on
+            // another replica).
+            () = async {
+                match stopping {
+                    Some(stopping) => stopping.wait().await,
+                    None => std::future::pending().await,
+                }
+            } => Err(Some(GatewayError::rejected(
+                ErrorKind::Unavailable,
+                "the gateway is shutting down: open the call again",
+            ))),
             // The deadline holds even while a reply waits for a client that does not read.
             () = tokio::time::sleep_until(deadline) => {
                 Err(Some(GatewayError::Upstream(UpstreamError::DeadlineExceeded {

@@ -25,6 +25,7 @@ use super::signal::Witness;
 use super::{ConnectionInitPayload, Prepare};
 use crate::error::graphql::request_error;
 use crate::error::{ErrorKind, GatewayError};
+use crate::request::ShuttingDown;
 
 /// The executor a WebSocket connection runs: `Prepare` with the upgrade request, then `E`.
 struct Prepared<E, P> {
@@ -154,6 +155,7 @@ pub(crate) async fn upgrade<E: Executor, P: Prepare>(
             return rejection(&err, MediaType::Json);
         }
     };
+    let stopping = parts.extensions.get::<ShuttingDown>().cloned();
     let executor = Prepared {
         inner: executor,
         prepare,
@@ -161,14 +163,24 @@ pub(crate) async fn upgrade<E: Executor, P: Prepare>(
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, executor, protocol)
+        .on_upgrade(move |socket| async move {
+            let serve = GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(|payload| async move {
                     let mut data = Data::default();
                     data.insert(ConnectionInitPayload(payload));
                     Ok(data)
                 })
-                .serve()
+                .serve();
+            // The gateway shutting down closes the socket (clients reconnect).
+            match stopping {
+                Some(stopping) => {
+                    tokio::select! {
+                        () = serve => {}
+                        () = stopping.wait() => {}
+                    }
+                }
+                None => serve.await,
+            }
         })
         .into_response()
 }
