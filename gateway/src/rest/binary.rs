@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::routes::RouteTarget;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
-use crate::upstream::{Payload, ReplyStream, UpstreamError};
+use crate::upstream::{Payload, ReplyStream};
 
 /// The content type of a reply whose `content_type` is empty or refused.
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -144,27 +144,24 @@ pub(crate) fn download(
             yield Ok::<Bytes, std::io::Error>(first_data);
         }
         loop {
-            let next = tokio::time::timeout_at(deadline, rest.message()).await;
+            let next = rest
+                .next_by(
+                    &target.call.backend,
+                    deadline,
+                    timeout,
+                    snap.config.limits.max_response_bytes.as_usize(),
+                )
+                .await;
             let err = match next {
-                Ok(Ok(Some(msg))) => {
+                Ok(Some(msg)) => {
                     let (_, data) = parts_of(&target, &msg);
                     if !data.is_empty() {
                         yield Ok(data);
                     }
                     continue;
                 }
-                Ok(Ok(None)) => break,
-                Ok(Err(status)) => GatewayError::Upstream(UpstreamError::from_call_status(
-                    &target.call.backend,
-                    status,
-                    deadline,
-                    timeout,
-                    snap.config.limits.max_response_bytes.as_usize(),
-                )),
-                Err(_) => GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                    backend: target.call.backend.to_string(),
-                    timeout,
-                }),
+                Ok(None) => break,
+                Err(e) => GatewayError::Upstream(e),
             };
             tracing::warn!(
                 rpc = %target.full_name,

@@ -30,7 +30,7 @@ use crate::ingress::{Admitted, respond};
 use crate::snapshot::Snapshot;
 use crate::transcode::direct::{TypePlan, Unsupported};
 use crate::transcode::{self, BodyTarget, FieldPath, HttpRequestParts, TranscodeError};
-use crate::upstream::{CallBody, Payload, ReplyForm, RequestStream, UpstreamError};
+use crate::upstream::{CallBody, Payload, ReplyForm, RequestStream};
 
 /// Serves a request the ingress admitted to the REST door.
 pub async fn handle(admitted: Admitted, req: Request) -> Response {
@@ -225,24 +225,15 @@ async fn serve(
             .server_streaming(ctx, &target.site, call)
             .await?;
         // An error before the first message is an ordinary HTTP error.
-        let first = match tokio::time::timeout_at(deadline, reply.stream.message()).await {
-            Err(_) => {
-                return Err(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                    backend: target.call.backend.to_string(),
-                    timeout,
-                }));
-            }
-            Ok(Err(status)) => {
-                return Err(GatewayError::Upstream(UpstreamError::from_call_status(
-                    &target.call.backend,
-                    status,
-                    deadline,
-                    timeout,
-                    snap.config.limits.max_response_bytes.as_usize(),
-                )));
-            }
-            Ok(Ok(first)) => first,
-        };
+        let first = reply
+            .stream
+            .next_by(
+                &target.call.backend,
+                deadline,
+                timeout,
+                snap.config.limits.max_response_bytes.as_usize(),
+            )
+            .await?;
         let mut resp = if target.raw_reply {
             binary::download(
                 snap.clone(),
@@ -389,26 +380,21 @@ async fn client_stream(
             .call(ctx, &target.site, call)
             .await?
             .into_stream()?;
-        let fail = |status| {
-            GatewayError::Upstream(UpstreamError::from_call_status(
+        let next = reply
+            .stream
+            .next_by(
                 &target.call.backend,
-                status,
                 deadline,
                 timeout,
                 snap.config.limits.max_response_bytes.as_usize(),
-            ))
-        };
-        match tokio::time::timeout_at(deadline, reply.stream.message()).await {
-            Err(_) => Err(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                backend: target.call.backend.to_string(),
-                timeout,
-            })),
-            Ok(Err(status)) => Err(fail(status)),
-            Ok(Ok(None)) => Err(GatewayError::Internal(format!(
+            )
+            .await?;
+        match next {
+            None => Err(GatewayError::Internal(format!(
                 "{} ended without its reply",
                 target.full_name
             ))),
-            Ok(Ok(Some(msg))) => Ok((msg, reply.metadata)),
+            Some(msg) => Ok((msg, reply.metadata)),
         }
     };
     tokio::pin!(feeding, calling);

@@ -23,7 +23,7 @@ use super::routes::RouteTarget;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::transcode;
-use crate::upstream::{ReplyStream, UpstreamError};
+use crate::upstream::ReplyStream;
 
 /// Builds the streaming response; `first` is already received (so errors before it were
 /// answered as plain HTTP errors by the caller). The whole stream must end by `deadline`,
@@ -44,24 +44,21 @@ pub(crate) fn stream_response(
             Err(e) => { yield Ok(error_frame(&snap, &e, sse)); return; }
         }
         loop {
-            let next = tokio::time::timeout_at(deadline, rest.message()).await;
-            let err = match next {
-                Ok(Ok(Some(mut msg))) => match message_frame(&snap, &target, &mut msg, sse) {
-                    Ok(b) => { yield Ok(b); continue; }
-                    Err(e) => e,
-                },
-                Ok(Ok(None)) => break,
-                Ok(Err(status)) => GatewayError::Upstream(UpstreamError::from_call_status(
+            let next = rest
+                .next_by(
                     &target.call.backend,
-                    status,
                     deadline,
                     timeout,
                     snap.config.limits.max_response_bytes.as_usize(),
-                )),
-                Err(_) => GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                    backend: target.call.backend.to_string(),
-                    timeout,
-                }),
+                )
+                .await;
+            let err = match next {
+                Ok(Some(mut msg)) => match message_frame(&snap, &target, &mut msg, sse) {
+                    Ok(b) => { yield Ok(b); continue; }
+                    Err(e) => e,
+                },
+                Ok(None) => break,
+                Err(e) => GatewayError::Upstream(e),
             };
             tracing::warn!(method = %target.full_name, error = %err, "stream ended with an error");
             yield Ok(error_frame(&snap, &err, sse));

@@ -596,19 +596,33 @@ impl Upstream {
     /// the whole stream (it is sent as `grpc-timeout`); the caller enforces it while reading
     /// with [`Call::remaining`]-based timeouts. The stream keeps its bulkhead slot until it is
     /// dropped.
-    pub async fn server_streaming(&self, mut call: Call) -> Result<StreamReply, UpstreamError> {
+    pub async fn server_streaming(&self, call: Call) -> Result<StreamReply, UpstreamError> {
+        self.stream_recorded(call, |call| self.server_streaming_call(call))
+            .await
+    }
+
+    /// Routes a stream's `call` (a split backend's variant) and starts it with `start`,
+    /// recording it when it starts (its headers), not when it ends.
+    async fn stream_recorded<'a, F, Fut>(
+        &'a self,
+        mut call: Call,
+        start: F,
+    ) -> Result<StreamReply, UpstreamError>
+    where
+        F: FnOnce(Call) -> Fut,
+        Fut: Future<Output = Result<StreamReply, UpstreamError>> + 'a,
+    {
         let (method, span) = (call.method.clone(), call.span);
         call.backend = self.route(&call);
         let to = call.backend.clone();
-        let start = std::time::Instant::now();
-        let result = self.server_streaming_call(call).await;
-        // A stream is counted when it starts (its headers), not when it ends.
+        let began = std::time::Instant::now();
+        let result = start(call).await;
         self.record(
             &method,
             span,
             to.as_ref(),
             code_of(result.as_ref().err()),
-            start.elapsed(),
+            began.elapsed(),
         );
         result
     }
@@ -659,20 +673,9 @@ impl Upstream {
     /// endpoint choice, deadline sent as `grpc-timeout`, metrics) but made once: a stream
     /// already read from its client cannot be sent again. The reply stream keeps the bulkhead
     /// slot until it is dropped; dropping it (or this future) cancels the call.
-    pub async fn streaming(&self, mut call: Call) -> Result<StreamReply, UpstreamError> {
-        let (method, span) = (call.method.clone(), call.span);
-        call.backend = self.route(&call);
-        let to = call.backend.clone();
-        let start = std::time::Instant::now();
-        let result = self.streaming_call(call).await;
-        self.record(
-            &method,
-            span,
-            to.as_ref(),
-            code_of(result.as_ref().err()),
-            start.elapsed(),
-        );
-        result
+    pub async fn streaming(&self, call: Call) -> Result<StreamReply, UpstreamError> {
+        self.stream_recorded(call, |call| self.streaming_call(call))
+            .await
     }
 
     async fn streaming_call(&self, call: Call) -> Result<StreamReply, UpstreamError> {

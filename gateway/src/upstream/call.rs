@@ -220,6 +220,28 @@ impl ReplyStream {
             _guard: guard,
         }
     }
+
+    /// The next reply message (`None` once the stream ended with OK), by `deadline`: a
+    /// failure is the backend's status, or `DeadlineExceeded` when the deadline (`timeout`
+    /// after the call started) passes first; `limit` is the reply size limit its errors name.
+    pub async fn next_by(
+        &mut self,
+        backend: &str,
+        deadline: tokio::time::Instant,
+        timeout: std::time::Duration,
+        limit: usize,
+    ) -> Result<Option<DynamicMessage>, super::UpstreamError> {
+        match tokio::time::timeout_at(deadline, self.inner.message()).await {
+            Ok(Ok(next)) => Ok(next),
+            Ok(Err(status)) => Err(super::UpstreamError::from_call_status(
+                backend, status, deadline, timeout, limit,
+            )),
+            Err(_) => Err(super::UpstreamError::DeadlineExceeded {
+                backend: backend.to_string(),
+                timeout,
+            }),
+        }
+    }
 }
 
 impl std::ops::Deref for ReplyStream {

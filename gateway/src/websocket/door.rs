@@ -418,25 +418,17 @@ async fn pump(
     timeout: Duration,
 ) -> Result<(), GatewayError> {
     loop {
-        let next = tokio::time::timeout_at(deadline, reply.stream.message()).await;
-        let mut msg = match next {
-            Ok(Ok(Some(msg))) => msg,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Err(status)) => {
-                return Err(GatewayError::Upstream(UpstreamError::from_call_status(
-                    &target.backend,
-                    status,
-                    deadline,
-                    timeout,
-                    snap.config.limits.max_response_bytes.as_usize(),
-                )));
-            }
-            Err(_) => {
-                return Err(GatewayError::Upstream(UpstreamError::DeadlineExceeded {
-                    backend: target.backend.to_string(),
-                    timeout,
-                }));
-            }
+        let next = reply
+            .stream
+            .next_by(
+                &target.backend,
+                deadline,
+                timeout,
+                snap.config.limits.max_response_bytes.as_usize(),
+            )
+            .await?;
+        let Some(mut msg) = next else {
+            return Ok(());
         };
         snap.shaping.redact(&mut msg);
         let json = transcode::encode_response(&msg, None, &snap.encode).map_err(|e| {
