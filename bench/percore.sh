@@ -1,24 +1,17 @@
 #!/usr/bin/env bash
-# The per-core runtime experiment: is the BFF faster as N single-threaded tokio runtimes, one
-# per core, each with its own listener and its own upstream connections (the thread-per-core
-# shape, SO_REUSEPORT spreading the connections), than as one multi-threaded runtime (the
-# default: one worker per core, work stealing, shared connections)?
+# One runtime per core against one multi-threaded runtime: the BFF's `runtime.mode` measured.
 #
 #   cargo build --release -p portico-bench
 #   bench/percore.sh                          # PATHS="rest graphql-flat graphql-nested"
 #
-# "multi": one BFF (`portico-load bff`, default workers), wrk -t2 -cC against it.
-# "per-core": one BFF per core, each `portico-load bff --current-thread` (a current-thread
-# runtime, its own snapshot, channels and connections), and one wrk -t1 -c(C/N) per BFF, run
-# together: the kernel's SO_REUSEPORT would spread connections over the N listeners the same
-# way (each gets its share, each connection stays on its runtime). Separate processes rather
-# than threads of one process: the same CPU behaviour, minus the shared snapshot (memory is
-# reported apart).
-#
-# Both over the same demo backends, alternating rounds; prints throughput, the BFFs' CPU time
-# per request (utime + stime from /proc/PID/stat, summed over the per-core processes) and
-# their resident memory after the load. Knobs: BIN, CONNECTIONS (32), DURATION (8), ROUNDS (3),
-# WARMUP (2), PATHS, KEEP_WORK=1.
+# Two BFFs over the same demo backends, each one process (`portico-load bff`, the code of
+# `bff-web --config FILE`): "multi" with `runtime: { mode: multi_thread }` (one tokio worker per
+# core, work stealing, shared backend connections) and "per-core" with `runtime: { mode:
+# per_core }` (one single-threaded runtime per core, each with its own SO_REUSEPORT listener
+# and its own backend connections). The same wrk -t2 -cC load against each, alternating
+# rounds; prints throughput, the BFF's CPU time per request (utime + stime from
+# /proc/PID/stat) and its resident memory after the load. Knobs: BIN, CONNECTIONS (32),
+# DURATION (8), ROUNDS (3), WARMUP (2), PATHS, KEEP_WORK=1.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,16 +35,14 @@ cleanup() {
 trap cleanup EXIT
 
 start_backends
-write_bff_config "$work/bff.yaml"
-start multi bff --config "$work/bff.yaml"
+write_bff_config "$work/multi.yaml" "runtime: { mode: multi_thread }"
+write_bff_config "$work/percore.yaml" "runtime: { mode: per_core }"
+start multi bff --config "$work/multi.yaml"
 multi_pid=$pid
 multi=$(addr_of multi)
-core_pids=() core_addrs=()
-for i in $(seq "$cores"); do
-  start "core$i" bff --config "$work/bff.yaml" --current-thread
-  core_pids+=("$pid")
-  core_addrs+=("$(addr_of "core$i")")
-done
+start percore bff --config "$work/percore.yaml"
+percore_pid=$pid
+percore=$(addr_of percore)
 write_queries
 declare -A target lua
 target[rest]=/v1/users/1; lua[rest]=
@@ -61,7 +52,7 @@ target[graphql-nested]=/graphql; lua[graphql-nested]=$work/nested.lua
 # The same answer from both shapes.
 for p in $paths; do
   [ -n "${target[$p]:-}" ] || { echo "unknown path $p" >&2; exit 2; }
-  for base in "$multi" "${core_addrs[@]}"; do
+  for base in "$multi" "$percore"; do
     if [ -n "${lua[$p]}" ]; then
       curl -sS -H 'content-type: application/json' --data-binary "@${lua[$p]%.lua}.json" "$base${target[$p]}"
     else
@@ -90,28 +81,14 @@ check_wrk() {
 declare -A reqs secs cpu
 # measure PATH multi|percore [SECONDS]: one round (added to the totals unless a warm-up).
 measure() {
-  local p=$1 who=$2 d=${3:-$duration} t0=0 t1=0 n=0 s=0 i
-  local pids=("$multi_pid")
-  [ "$who" = percore ] && pids=("${core_pids[@]}")
-  for i in "${pids[@]}"; do t0=$((t0 + $(ticks "$i"))); done
-  if [ "$who" = multi ]; then
-    wrk_to "$d" "$p" "$multi" 2 "$connections" "$work/wrk.0"
-  else
-    local per=$((connections / cores)) jobs=()
-    for i in $(seq 0 $((cores - 1))); do
-      wrk_to "$d" "$p" "${core_addrs[$i]}" 1 "$per" "$work/wrk.$i" &
-      jobs+=($!)
-    done
-    wait "${jobs[@]}"
-  fi
-  for i in "${pids[@]}"; do t1=$((t1 + $(ticks "$i"))); done
+  local p=$1 who=$2 d=${3:-$duration} t0 t1 n s pid base
+  if [ "$who" = multi ]; then pid=$multi_pid base=$multi; else pid=$percore_pid base=$percore; fi
+  t0=$(ticks "$pid")
+  wrk_to "$d" "$p" "$base" 2 "$connections" "$work/wrk.out"
+  t1=$(ticks "$pid")
   [ -z "${3:-}" ] || return 0
-  for f in "$work"/wrk.*; do
-    check_wrk "$f"
-    n=$((n + $(wrk_n "$f")))
-    s=$(awk -v a="$s" -v b="$(wrk_s "$f")" 'BEGIN { print (b > a ? b : a) }')
-  done
-  rm -f "$work"/wrk.*
+  check_wrk "$work/wrk.out"
+  n=$(wrk_n "$work/wrk.out") s=$(wrk_s "$work/wrk.out")
   reqs[$p.$who]=$(( ${reqs[$p.$who]:-0} + n ))
   secs[$p.$who]=$(awk -v a="${secs[$p.$who]:-0}" -v b="$s" 'BEGIN { print a + b }')
   cpu[$p.$who]=$(( ${cpu[$p.$who]:-0} + t1 - t0 ))
@@ -125,20 +102,17 @@ for p in $paths; do
   echo "$p:" >&2
   measure "$p" multi "$warmup"
   measure "$p" percore "$warmup"
-  rm -f "$work"/wrk.*
   for r in $(seq "$rounds"); do
     if [ $((r % 2)) -eq 1 ]; then measure "$p" multi; measure "$p" percore
     else measure "$p" percore; measure "$p" multi; fi
   done
 done
 multi_rss=$(rss_kb "$multi_pid")
-core_rss=0
-for i in "${core_pids[@]}"; do core_rss=$((core_rss + $(rss_kb "$i"))); done
+percore_rss=$(rss_kb "$percore_pid")
 
 echo
 echo "$cores cores, $started, load average before $load_before; $rounds alternating rounds of" \
-  "${duration}s, $connections connections in all (multi: wrk -t2 -c$connections on one BFF;" \
-  "per-core: $cores x wrk -t1 -c$((connections / cores)), one per BFF)"
+  "${duration}s, wrk -t2 -c$connections against each BFF"
 echo
 echo "| path | multi-threaded req/s | per-core req/s | ratio | CPU µs/req multi | per-core | ratio |"
 echo "|---|--:|--:|--:|--:|--:|--:|"
@@ -150,6 +124,4 @@ for p in $paths; do
       printf "| %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.2fx |\n", p, r1, r2, r2 / r1, u1, u2, u2 / u1 }'
 done
 echo
-echo "Resident memory after the load: multi-threaded $((multi_rss / 1024)) MB; per-core" \
-  "$((core_rss / 1024)) MB over $cores processes (threads of one process would share the" \
-  "snapshot: descriptors, schema, plans)."
+echo "Resident memory after the load: multi-threaded $((multi_rss / 1024)) MB, per-core $((percore_rss / 1024)) MB."

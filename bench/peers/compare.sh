@@ -27,8 +27,9 @@
 # Knobs (environment): BIN (portico-load; default target/release/portico-load of this
 # checkout), BIN_WAIT (seconds to wait for BIN to appear, polled every 30 s; default 0),
 # CONNECTIONS (32), THREADS (wrk threads, 2), DURATION (seconds per round, 8), ROUNDS (3),
-# WARMUP (seconds, unmeasured, per gateway and path, 2), WORKERS (Portico's tokio workers;
-# default one per core, as Tailcall's and Go's defaults), PEERS_CACHE (setup.sh's cache,
+# WARMUP (seconds, unmeasured, per gateway and path, 2), WORKERS (Portico's tokio workers, or
+# cores with per_core; default one per core, as Tailcall's and Go's defaults), RUNTIME
+# (Portico's `runtime.mode`: multi_thread or per_core; default: the config's default), PEERS_CACHE (setup.sh's cache,
 # default $HOME/.cache/portico-peers), TAILCALL_PORT (the first port tried, 18090; Tailcall
 # takes no port 0), ALLOW_MISMATCH=1 (measure even when the answers differ), KEEP_WORK=1 (keep
 # the temporary folder: configs, logs).
@@ -113,6 +114,8 @@ cp "$root/descriptors/demo.binpb" "$work/"
 links=$(sed -n '/GRAPHQL_LINKS_YAML: &str = r#"/,/"#;/p' "$root/demo/src/lib.rs" | sed '1d;$d')
 links_unbatched=$(printf '%s\n' "$links" \
   | awk '/^ *batch:$/ { skip = 1; next } skip && /^        / { next } { skip = 0; print }')
+runtime_yaml=''
+[ -z "${RUNTIME:-}" ] || runtime_yaml="runtime: { mode: $RUNTIME }"
 write_bff_config() {
   cat >"$1" <<YAML
 listen: 127.0.0.1:0
@@ -126,6 +129,7 @@ backends:
 graphql:
   links:
 $2
+$runtime_yaml
 YAML
 }
 # start_bff NAME CONFIG FD: starts a BFF reading the FIFO held on FD; sets bff_pid, bff_addr.

@@ -1,6 +1,7 @@
 //! A SIGTERM under load loses no request: readiness turns 503 first, in-flight requests all
-//! finish with 200, and the process exits 0. Runs the real binary with `--demo` and
-//! `PORTICO_DEMO_LATENCY` so that requests are in flight when the signal arrives.
+//! finish with 200, and the process exits 0; with one multi-threaded runtime and with one
+//! runtime per core. Runs the real binary with `--demo` and `PORTICO_DEMO_LATENCY` so that
+//! requests are in flight when the signal arrives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,14 +16,23 @@ const N: usize = 8;
 
 #[tokio::test]
 async fn sigterm_under_load_loses_no_request() {
-    let dir = std::env::temp_dir().join(format!("portico-drain-{}", std::process::id()));
+    sigterm_under_load("multi_thread").await;
+}
+
+#[tokio::test]
+async fn sigterm_under_load_loses_no_request_with_one_runtime_per_core() {
+    sigterm_under_load("per_core").await;
+}
+
+async fn sigterm_under_load(runtime: &str) {
+    let dir = std::env::temp_dir().join(format!("portico-drain-{runtime}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("drain.yaml");
     let descriptors = concat!(env!("CARGO_MANIFEST_DIR"), "/../descriptors/demo.binpb");
     std::fs::write(
         &cfg,
         format!(
-            "descriptors:\n  - file: {descriptors}\nbackends:\n  users: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.UserService] }}\n  orders: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.OrderService] }}\n  catalog: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.CatalogService] }}\ndrain: {{ delay: 500ms, grace: 10s }}\nadmin: {{ listen: 127.0.0.1:0 }}\n"
+            "descriptors:\n  - file: {descriptors}\nbackends:\n  users: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.UserService] }}\n  orders: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.OrderService] }}\n  catalog: {{ endpoints: [http://127.0.0.1:1], services: [demo.v1.CatalogService] }}\ndrain: {{ delay: 500ms, grace: 10s }}\nadmin: {{ listen: 127.0.0.1:0 }}\nruntime: {{ mode: {runtime}, threads: 2 }}\n"
         ),
     )
     .unwrap();

@@ -56,6 +56,8 @@ struct State {
     sent: HashMap<String, u64>,
     /// Calls whose client went away before the call ended, by method.
     cancelled: HashMap<String, u64>,
+    /// TCP connections the server accepted (not reset by [`Knobs::reset`]).
+    connections: u64,
 }
 
 impl Knobs {
@@ -137,9 +139,10 @@ impl Knobs {
     /// Restores every knob to its default and clears the counters and recorded metadata.
     pub fn reset(&self) {
         let mut state = self.lock();
-        let health = state.health.take();
+        let (health, connections) = (state.health.take(), state.connections);
         *state = State::default();
         state.health = health;
+        state.connections = connections;
     }
 
     /// Called by the server: lets [`Knobs::set_serving`] drive its grpc.health.v1 answers.
@@ -220,6 +223,16 @@ impl Knobs {
             }
             notified.await;
         }
+    }
+
+    /// How many TCP connections the server has accepted since it started: how many
+    /// connections a gateway opened to it.
+    pub fn connections(&self) -> u64 {
+        self.lock().connections
+    }
+
+    pub(crate) fn count_connection(&self) {
+        self.lock().connections += 1;
     }
 
     /// How many calls all methods together have received.

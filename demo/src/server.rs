@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -94,6 +95,7 @@ pub async fn serve_tls(
     let reflection_v1 = reflection(service).build_v1()?;
     let reflection_v1alpha = reflection(service).build_v1alpha()?;
     let gzip = CompressionEncoding::Gzip;
+    let counted = knobs.clone();
     let mut server = Server::builder();
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;
@@ -123,7 +125,13 @@ pub async fn serve_tls(
     };
     // TcpIncoming is tonic's TcpListenerStream wrapper; TCP_NODELAY matters: with Nagle plus
     // delayed ACKs a reflection exchange took ~60 ms instead of ~1 ms.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .inspect(move |accepted| {
+            if accepted.is_ok() {
+                counted.count_connection();
+            }
+        });
     router
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;

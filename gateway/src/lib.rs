@@ -22,6 +22,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod cores;
 pub mod cors;
 pub mod descriptors;
 pub mod error;

@@ -235,6 +235,36 @@ async fn connections_past_the_limit_are_closed_while_the_open_ones_are_served() 
 }
 
 #[tokio::test]
+async fn with_one_runtime_per_core_the_limit_counts_every_cores_connections() {
+    let env = TestEnv::start_cores(
+        "limits:\n  max_connections: 16\n  max_connections_per_ip: null\n",
+        2,
+    )
+    .await;
+    // 16 connections spread over the two cores' listeners (each core alone would admit 16).
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        open.push(served_connection(&env, "127.0.0.1").await);
+    }
+    assert_eq!(
+        env.knobs(DemoService::Users).connections(),
+        2,
+        "both cores serve"
+    );
+    for _ in 0..4 {
+        let mut extra = connect_from(&env, "127.0.0.1").await;
+        assert_eq!(get_on(&mut extra).await, 0, "past the limit, on any core");
+    }
+    for s in &mut open {
+        assert_eq!(get_on(s).await, 200);
+    }
+    assert_eq!(env.gateway.readiness().refusals(), (4, 0));
+    drop(open.pop());
+    until_open(&env, 15).await;
+    let _again = served_connection(&env, "127.0.0.1").await;
+}
+
+#[tokio::test]
 async fn one_address_cannot_take_more_than_its_share_of_connections() {
     let env = TestEnv::start_with("limits:\n  max_connections_per_ip: 2\n").await;
     let _a = served_connection(&env, "127.0.0.1").await;

@@ -6,6 +6,7 @@ mod bffs;
 mod bodies;
 mod cache;
 mod compiled;
+mod cores;
 mod corpus;
 mod deploy;
 mod direct;

@@ -119,6 +119,12 @@ async fn admin_listener(
     Some(base)
 }
 
+/// Where a test gateway listens: one listener, or one per core.
+enum Bound {
+    One(TcpListener),
+    Cores(portico::server::Cores),
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -249,15 +255,44 @@ impl TestEnv {
         Self::serve_with(demo, gateway, Some(reloader)).await
     }
 
+    /// Demo backends + a gateway whose config gets `extra` appended, served with one
+    /// runtime per core (`runtime.mode: per_core`) on `cores` cores.
+    pub async fn start_cores(extra: &str, cores: usize) -> TestEnv {
+        let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+            .await
+            .expect("demo backends start");
+        // Bound first: that reserves the cores' slots in the backend channels built next.
+        let bound = portico::server::Cores::bind("127.0.0.1:0".parse().expect("addr"), cores)
+            .await
+            .expect("the cores bind");
+        let snapshot = build_snapshot(&demo_config(&demo, extra))
+            .await
+            .unwrap_or_else(|e| panic!("snapshot builds: {e}"));
+        Self::serve_bound(demo, Gateway::new(snapshot), None, Bound::Cores(bound)).await
+    }
+
     async fn serve_with(
         demo: DemoCluster,
         gateway: Arc<Gateway>,
         reloader: Option<Arc<portico::reload::Reloader>>,
     ) -> TestEnv {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve_bound(demo, gateway, reloader, Bound::One(listener)).await
+    }
+
+    async fn serve_bound(
+        demo: DemoCluster,
+        gateway: Arc<Gateway>,
+        reloader: Option<Arc<portico::reload::Reloader>>,
+        bound: Bound,
+    ) -> TestEnv {
         let snapshot = gateway.snapshot();
         let limits = snapshot.config.limits.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let local = match &bound {
+            Bound::One(listener) => listener.local_addr().expect("addr"),
+            Bound::Cores(cores) => cores.local_addr(),
+        };
+        let base = format!("http://{local}");
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(gateway.clone());
         // The gateway's readiness: the server counts its connections there.
@@ -266,16 +301,15 @@ impl TestEnv {
             ..Default::default()
         };
         tokio::spawn(async move {
-            let _ = portico::server::serve_with(
-                listener,
-                app,
-                &limits,
-                async {
-                    let _ = stopped.await;
-                },
-                drain,
-            )
-            .await;
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let _ = match bound {
+                Bound::One(listener) => {
+                    portico::server::serve_with(listener, app, &limits, shutdown, drain).await
+                }
+                Bound::Cores(cores) => cores.serve(app, &limits, shutdown, drain, None).await,
+            };
         });
         let admin = admin_listener(&gateway, reloader.clone()).await;
         TestEnv {

@@ -16,9 +16,9 @@ use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::app::{Gateway, router};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, RuntimeMode};
 use crate::reload::{ConfigSource, Record, Reloader, Trigger};
-use crate::server::ServerTls;
+use crate::server::{Cores, ServerTls};
 use crate::snapshot::{LoadError, Snapshot};
 #[cfg(feature = "demo")]
 use demo::start as start_demo;
@@ -52,7 +52,8 @@ pub struct Args {
     /// Log format (default: the config's `log.format`, else text).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Runtime worker threads (default: one per CPU). On small machines shared with other
+    /// Runtime worker threads, or with `runtime.mode: per_core` cores served (default: the
+    /// config's `runtime.threads`, else one per CPU). On small machines shared with other
     /// processes, fewer workers cost less CPU per request (see the README's Performance).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -210,6 +211,16 @@ pub async fn run(
         );
         return Ok(());
     }
+    // With one runtime per core, the backend channels need a slot per core from the start.
+    let cores_wanted = |runtime: &crate::config::RuntimeConfig| {
+        (runtime.mode == RuntimeMode::PerCore).then(|| args.workers.unwrap_or(runtime.threads()))
+    };
+    if let Some(n) = crate::config::load(&path)
+        .ok()
+        .and_then(|c| cores_wanted(&c.runtime))
+    {
+        crate::cores::reserve(n);
+    }
     let (built_at, started) = (std::time::SystemTime::now(), std::time::Instant::now());
     let snapshot = source.build().await?;
     let build_took = started.elapsed();
@@ -254,10 +265,22 @@ pub async fn run(
     }
     let addr = snapshot.config.listen;
     let limits = snapshot.config.limits.clone();
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| CliError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(CliError::Serve)?;
+    let bound = match cores_wanted(&snapshot.config.runtime) {
+        None => Bound::One(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| CliError::Bind { addr, source })?,
+        ),
+        Some(n) => Bound::Cores(
+            Cores::bind(addr, n)
+                .await
+                .map_err(|source| CliError::Bind { addr, source })?,
+        ),
+    };
+    let local = match &bound {
+        Bound::One(listener) => listener.local_addr().map_err(CliError::Serve)?,
+        Bound::Cores(cores) => cores.local_addr(),
+    };
     let banner = banner(profile.name, &snapshot, local);
     #[cfg(feature = "demo")]
     let banner = if args.demo {
@@ -334,18 +357,34 @@ pub async fn run(
         delay: drain_cfg.delay.get(),
         grace: drain_cfg.grace.get(),
     };
-    crate::server::serve_tls(
-        listener,
-        router(gateway),
-        &limits,
-        shutdown_signal(),
-        drain,
-        tls,
-    )
-    .await
+    match bound {
+        Bound::One(listener) => {
+            crate::server::serve_tls(
+                listener,
+                router(gateway),
+                &limits,
+                shutdown_signal(),
+                drain,
+                tls,
+            )
+            .await
+        }
+        Bound::Cores(cores) => {
+            tracing::info!(cores = cores.len(), "serving with one runtime per core");
+            cores
+                .serve(router(gateway), &limits, shutdown_signal(), drain, tls)
+                .await
+        }
+    }
     .map_err(CliError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The client port: one listener on the current runtime, or one per core.
+enum Bound {
+    One(TcpListener),
+    Cores(Cores),
 }
 
 /// What a BFF prints once it listens on `local`: the line `bff-NAME serving ... on
@@ -443,12 +482,29 @@ fn schema_command(snapshot: &Snapshot, check: Option<&std::path::Path>) -> Resul
 /// on stderr).
 pub fn main(profile: Profile) -> std::process::ExitCode {
     let args = Args::parse();
-    init_tracing(log_format(&args, &profile));
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    let path = args.config.as_ref().unwrap_or(&profile.default_config);
+    // Read here for what must be known before the runtime starts; a config that does not read
+    // is reported by `run`, once logging is up.
+    let startup = crate::config::load(path).ok();
+    init_tracing(log_format(&args, startup.as_ref()));
+    let per_core = startup
+        .as_ref()
+        .is_some_and(|c| c.runtime.mode == RuntimeMode::PerCore);
+    let mut rt = if per_core {
+        // The control plane's runtime (reloads, the admin port, health checks, signals, the
+        // demo backends); the client port is served by the cores' own runtimes.
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = args
+            .workers
+            .or_else(|| startup.as_ref().and_then(|c| c.runtime.threads))
+        {
+            rt.worker_threads(n.max(1));
+        }
+        rt
+    };
     rt.enable_all();
-    if let Some(n) = args.workers {
-        rt.worker_threads(n.max(1));
-    }
     match rt.build() {
         Ok(rt) => rt.block_on(main_async(args, profile)),
         Err(e) => {
@@ -460,12 +516,11 @@ pub fn main(profile: Profile) -> std::process::ExitCode {
 
 /// The log format: `--log-format`, else the config's `log.format` (when the config reads;
 /// a config that does not is reported once logging is up), else text.
-fn log_format(args: &Args, profile: &Profile) -> LogFormat {
+fn log_format(args: &Args, config: Option<&crate::config::Config>) -> LogFormat {
     if let Some(f) = args.log_format {
         return f;
     }
-    let path = args.config.as_ref().unwrap_or(&profile.default_config);
-    match crate::config::load(path).ok().and_then(|c| c.log.format) {
+    match config.and_then(|c| c.log.format) {
         Some(crate::config::LogFormat::Json) => LogFormat::Json,
         Some(crate::config::LogFormat::Text) | None => LogFormat::Text,
     }

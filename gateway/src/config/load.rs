@@ -232,6 +232,9 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
     if let Err((key, message)) = cfg.drain.validate() {
         return Err(ConfigError::invalid(cfg, format!("drain.{key}"), message));
     }
+    if let Err((key, message)) = cfg.runtime.validate() {
+        return Err(ConfigError::invalid(cfg, format!("runtime.{key}"), message));
+    }
     if let Some(tls) = &cfg.tls
         && let Err((key, message)) = tls.validate()
     {
@@ -630,6 +633,15 @@ rest:
         );
         let e = err(&format!("{GOOD}drain: {{ grace: 0s }}\n"));
         assert!(e.contains("drain.grace: must be longer than 0"), "{e}");
+        let e = err(&format!(
+            "{GOOD}runtime: {{ mode: per_core, threads: 0 }}\n"
+        ));
+        assert!(e.contains("runtime.threads: must be at least 1"), "{e}");
+        let e = err(&format!("{GOOD}runtime: {{ mode: thread_per_request }}\n"));
+        assert!(
+            e.contains("runtime.mode: unknown variant `thread_per_request`, expected `multi_thread` or `per_core`"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("  - reflection: users\n", "  - {}\n"));
         assert!(
             e.contains("descriptors[1]: each entry needs exactly one"),

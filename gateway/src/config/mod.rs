@@ -46,7 +46,9 @@ pub use graphql::{
 };
 pub use load::{ConfigError, load, parse};
 pub use multipart::MultipartConfig;
-pub use operate::{LogConfig, LogFormat, OtlpConfig, ReloadConfig, TelemetryConfig};
+pub use operate::{
+    LogConfig, LogFormat, OtlpConfig, ReloadConfig, RuntimeConfig, RuntimeMode, TelemetryConfig,
+};
 pub use ratelimit::{
     CostKind, KeyPart, KeySpec, LimitRule, LimitStore, OnError, PlanLimit, RateLimitsConfig,
     RedisLimitConfig,
@@ -83,6 +85,9 @@ pub struct Config {
     /// The gateway's spans, exported over OTLP.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// One multi-threaded runtime, or one runtime per core (read at startup).
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     /// TLS on the listener (plain HTTP without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,

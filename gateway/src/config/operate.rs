@@ -1,5 +1,6 @@
 //! How the gateway is operated: `reload` (watching files, re-polling reflection), `log`
-//! (format, the access log and its sampling) and `telemetry` (exporting spans over OTLP).
+//! (format, the access log and its sampling), `telemetry` (exporting spans over OTLP) and
+//! `runtime` (one multi-threaded runtime, or one single-threaded runtime per core).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,6 +47,59 @@ fn default_debounce() -> HumanDuration {
 
 fn default_reflection_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
+}
+
+/// The `runtime` section: how the client port's work is spread over threads. Read at startup.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// `per_core` (the default) or `multi_thread`.
+    #[serde(default)]
+    pub mode: RuntimeMode,
+    /// Worker threads (`multi_thread`) or cores served (`per_core`); default: one per CPU.
+    /// `--workers` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+/// How requests are spread over threads.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeMode {
+    /// One multi-threaded tokio runtime: every worker takes connections from one listener,
+    /// idle workers steal queued work from busy ones, backend connections are shared. Better
+    /// balanced when a few long-lived connections carry most requests (an HTTP/2 load
+    /// balancer in front with one or two connections).
+    MultiThread,
+    /// One single-threaded runtime per core, each with its own listener on the same address
+    /// (`SO_REUSEPORT`: the kernel spreads new connections over them) and its own backend
+    /// connections: a request stays on one thread from accept to answer. The control plane
+    /// (reloads, the admin port, health checks) runs on a thread of its own. The default:
+    /// less CPU per request and more throughput on every benchmarked path (README,
+    /// Performance).
+    #[default]
+    PerCore,
+}
+
+impl RuntimeConfig {
+    /// Checks what serde cannot; the error names the key under `runtime`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match self.threads {
+            Some(0) => Err(("threads".into(), "must be at least 1".into())),
+            Some(n) if n > crate::cores::MAX_CORES => Err((
+                "threads".into(),
+                format!("must be at most {} (not {n})", crate::cores::MAX_CORES),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The threads to run: `threads`, else one per CPU.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// How log lines are written.

@@ -180,6 +180,9 @@ async fn reload_once(
     {
         restart.push("admin.listen / admin.tls (the files' contents are reloaded live)");
     }
+    if a.runtime != b.runtime {
+        restart.push("runtime");
+    }
     if a.log.format != b.log.format {
         restart.push("log.format");
     }

@@ -10,7 +10,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use http::Uri;
@@ -25,7 +25,11 @@ use crate::config::{BackendConfig, BalancePolicy, OutlierConfig};
 #[derive(Debug)]
 pub struct Endpoint {
     label: String,
-    channel: Channel,
+    /// How its channels are made (address, timeouts, TLS).
+    make: tonic::transport::Endpoint,
+    /// One lazily-connecting channel per runtime slot ([`crate::cores`]): slot 0's made with
+    /// the endpoint, a core's on its first call from that core.
+    channels: Box<[OnceLock<Channel>]>,
     in_flight: AtomicUsize,
     healthy: AtomicBool,
     consecutive_failures: AtomicU32,
@@ -52,10 +56,17 @@ impl InFlight {
 }
 
 impl Endpoint {
-    fn new(label: String, channel: Channel) -> Self {
+    fn new(label: String, make: tonic::transport::Endpoint) -> Self {
+        let channels: Box<[OnceLock<Channel>]> = (0..crate::cores::slots())
+            .map(|_| OnceLock::new())
+            .collect();
+        if let Some(first) = channels.first() {
+            let _ = first.set(make.connect_lazy());
+        }
         Self {
             label,
-            channel,
+            make,
+            channels,
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             consecutive_failures: AtomicU32::new(0),
@@ -69,9 +80,24 @@ impl Endpoint {
         &self.label
     }
 
-    /// The endpoint's channel (cheap clone).
+    /// The endpoint's channel for the current thread's runtime (cheap clone): on a core's
+    /// thread the core's own (made on its first call), else slot 0's.
     pub fn channel(&self) -> Channel {
-        self.channel.clone()
+        let slot = crate::cores::current();
+        match self.channels.get(slot) {
+            Some(c) if slot > 0 => c.get_or_init(|| self.make.connect_lazy()).clone(),
+            _ => self
+                .channels
+                .first()
+                .and_then(OnceLock::get)
+                .cloned()
+                .unwrap_or_else(|| self.make.connect_lazy()),
+        }
+    }
+
+    /// How many runtimes have a channel to it so far (1 + the cores that called it).
+    pub fn channels_made(&self) -> usize {
+        self.channels.iter().filter(|c| c.get().is_some()).count()
     }
 
     /// Calls in flight.
@@ -129,14 +155,14 @@ fn client_tls(cfg: &BackendConfig) -> Result<Option<ClientTlsConfig>, String> {
     Ok(Some(out))
 }
 
-/// The channel of one address; `origin` keeps the host name as `:authority` (and, over TLS,
+/// How the channels of one address are made; `origin` keeps the host name as `:authority` (and, over TLS,
 /// as the name the backend's certificate must hold, unless `tls.server_name` says otherwise).
-fn connect_lazy(
+fn channel_maker(
     uri: &str,
     origin: Option<&Uri>,
     cfg: &BackendConfig,
     tls: Option<&ClientTlsConfig>,
-) -> Result<Channel, String> {
+) -> Result<tonic::transport::Endpoint, String> {
     let mut e = tonic::transport::Endpoint::from_shared(uri.to_string())
         .map_err(|e| format!("invalid endpoint {uri:?}: {e}"))?
         .connect_timeout(cfg.connect_timeout.get())
@@ -160,7 +186,7 @@ fn connect_lazy(
             .tls_config(tls)
             .map_err(|e| format!("tls for {uri:?}: {e}"))?;
     }
-    Ok(e.connect_lazy())
+    Ok(e)
 }
 
 /// A host name to resolve, and the group of endpoints it produced.
@@ -201,9 +227,9 @@ impl EndpointSet {
             let uri: Uri = ep
                 .parse()
                 .map_err(|e| format!("backend {backend:?}: invalid endpoint {ep:?}: {e}"))?;
-            let channel = connect_lazy(ep, None, cfg, tls.as_ref())
+            let make = channel_maker(ep, None, cfg, tls.as_ref())
                 .map_err(|e| format!("backend {backend:?}: {e}"))?;
-            groups.push(vec![Arc::new(Endpoint::new(ep.clone(), channel))]);
+            groups.push(vec![Arc::new(Endpoint::new(ep.clone(), make))]);
             let host = uri
                 .host()
                 .unwrap_or("")
@@ -333,13 +359,13 @@ impl EndpointSet {
                 next.push(old.clone());
                 continue;
             }
-            match connect_lazy(
+            match channel_maker(
                 &format!("{scheme}://{addr}"),
                 Some(&name.uri),
                 &self.cfg,
                 self.tls.as_ref(),
             ) {
-                Ok(ch) => next.push(Arc::new(Endpoint::new(label, ch))),
+                Ok(make) => next.push(Arc::new(Endpoint::new(label, make))),
                 Err(e) => {
                     tracing::warn!(backend = %self.backend, error = %e, "bad resolved address")
                 }

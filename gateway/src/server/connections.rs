@@ -23,8 +23,8 @@ pub(super) enum Refusal {
     PerAddress,
 }
 
-/// The open connections, in all and per address.
-#[derive(Debug)]
+/// The open connections, in all and per address. Clones share the counts.
+#[derive(Clone, Debug)]
 pub(super) struct Admission {
     max: usize,
     per_address: Option<usize>,

@@ -18,6 +18,9 @@
 //! past them a new connection is closed at once while the open ones are served), and the
 //! HTTP/1 framing watch (`framing`: a request with both `Content-Length` and
 //! `Transfer-Encoding` is refused with 400 and the connection closed, as Envoy does).
+//!
+//! [`serve_tls`] serves one listener on the current runtime; [`Cores`] serves one listener per
+//! core, each on a single-threaded runtime of its own (`runtime.mode: per_core`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,10 +38,12 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::config::LimitsConfig;
 use crate::request::{AmbiguousFraming, ConnectionHold, PeerCertificates, ShuttingDown};
 use connections::{Admission, Refusal};
+pub use cores::Cores;
 use framing::{Framing, Watched};
 pub use tls::{ServerTls, TlsError};
 
 mod connections;
+mod cores;
 mod framing;
 mod tls;
 
@@ -196,9 +201,23 @@ pub async fn serve_tls(
     drain: Drain,
     tls: Option<Arc<ServerTls>>,
 ) -> std::io::Result<()> {
+    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
+    serve_admitted(listener, app, limits, shutdown, drain, tls, admission).await
+}
+
+/// [`serve_tls`] with connections admitted by `admission` (shared by the listeners of
+/// [`Cores`]).
+async fn serve_admitted(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: &LimitsConfig,
+    shutdown: impl Future<Output = ()>,
+    drain: Drain,
+    tls: Option<Arc<ServerTls>>,
+    admission: Admission,
+) -> std::io::Result<()> {
     let builder = builder(limits);
     let handshake_timeout = limits.header_read_timeout.get();
-    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     // The framing watch follows heads up to the size hyper's parser accepts.
     let max_head = limits
         .max_header_bytes
