@@ -14,7 +14,7 @@ use crate::fanout::Dedup;
 use crate::fanout::batch::{Batcher, LoadFn};
 use crate::request::RequestCtx;
 use crate::request::policy::{CallSite, Outbound, Outcome};
-use crate::upstream::{Call, CallBody, Fallback, Target};
+use crate::upstream::{Call, CallBody, Fallback, Payload, ReplyForm, Target};
 
 /// Methods whose reply in this operation was a fallback, not the backend's answer (reported in
 /// the response's `extensions.fallbacks` for static ones, `extensions.stale` for cached ones).
@@ -89,6 +89,18 @@ impl GraphqlCtx {
         self.calls.call(target, site, request).await
     }
 
+    /// [`GraphqlCtx::call`], the reply in `form` (wire bytes are checked by whoever reads
+    /// them; [`Payload::into_message`] decodes them).
+    pub async fn call_as(
+        &self,
+        target: &Arc<Target>,
+        site: &CallSite,
+        request: DynamicMessage,
+        form: ReplyForm,
+    ) -> Result<Payload, GatewayError> {
+        self.calls.call_as(target, site, request, form).await
+    }
+
     /// The request the operation belongs to.
     pub fn request(&self) -> &Arc<RequestCtx> {
         &self.calls.request
@@ -130,7 +142,22 @@ impl Calls {
         site: &CallSite,
         request: DynamicMessage,
     ) -> Result<Arc<DynamicMessage>, GatewayError> {
-        let call = self.request.call_to(target, CallBody::Unary(request));
+        let payload = self
+            .call_as(target, site, request, ReplyForm::Decoded)
+            .await?;
+        Ok(payload.into_message(&target.method.output(), &target.backend)?)
+    }
+
+    /// [`Calls::call`], the reply in `form`.
+    pub(crate) async fn call_as(
+        &self,
+        target: &Arc<Target>,
+        site: &CallSite,
+        request: DynamicMessage,
+        form: ReplyForm,
+    ) -> Result<Payload, GatewayError> {
+        let mut call = self.request.call_to(target, CallBody::Unary(request));
+        call.reply_form = form;
         let terminal = |call: Call| -> BoxFuture<'_, Result<Outcome, GatewayError>> {
             let upstream = self.outbound.upstream.clone();
             async move {
@@ -156,8 +183,6 @@ impl Calls {
         {
             f.push((target.method.full_name().to_string(), kind));
         }
-        Ok(reply
-            .payload
-            .into_message(&target.method.output(), &target.backend)?)
+        Ok(reply.payload)
     }
 }

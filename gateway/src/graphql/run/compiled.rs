@@ -19,6 +19,7 @@ use futures::future::{BoxFuture, join_all};
 use prost_reflect::{DynamicMessage, Value};
 
 use crate::config::RedactAction;
+use crate::error::GatewayError;
 use crate::error::graphql::field_error;
 use crate::graphql::engine::context::GraphqlCtx;
 use crate::graphql::engine::plan::{Cond, Node, NodeKind, OpPlan, RootNode, Sel};
@@ -27,6 +28,7 @@ use crate::graphql::engine::schema::links::{LinkKey, LinkPlan};
 use crate::graphql::engine::schema::output::{map_key, scalar, wkt};
 use crate::graphql::engine::schema::shape::Shape;
 use crate::shaping::redact::redact_str;
+use crate::upstream::{Payload, ReplyForm};
 
 /// One segment of a response path.
 #[derive(Clone, Debug)]
@@ -127,7 +129,7 @@ fn settle(
     }
 }
 
-fn object_value(map: IndexMap<Name, Gql>) -> Gql {
+pub(super) fn object_value(map: IndexMap<Name, Gql>) -> Gql {
     if map.is_empty() {
         Gql::Null
     } else {
@@ -188,17 +190,44 @@ impl<'a> Run<'a> {
         }
         let path = vec![Seg::Key(r.key.clone())];
         let target = &r.def.target;
+        let rendered = |e: GatewayError| {
+            field_error(
+                &e,
+                Some(target.method.parent_service().full_name()),
+                Some(self.g.pool()),
+            )
+        };
+        // A message without links selected: its reply is projected from the wire bytes.
+        let from_wire =
+            matches!((&r.def.shape, &r.sel), (Shape::Object(_), Some(sel)) if !sel.links);
+        let form = if from_wire {
+            ReplyForm::Wire
+        } else {
+            ReplyForm::Decoded
+        };
         let reply = match args_to_message(&target.method.input(), &args, self.g.max_struct_values())
         {
-            Ok(req) => self.g.call(target, &r.def.site, req).await.map_err(|e| {
-                field_error(
-                    &e,
-                    Some(target.method.parent_service().full_name()),
-                    Some(self.g.pool()),
-                )
-            }),
+            Ok(req) => self
+                .g
+                .call_as(target, &r.def.site, req, form)
+                .await
+                .map_err(rendered),
             Err(e) => Err(e),
         };
+        if let (Ok(Payload::Wire(bytes)), Some(sel)) = (&reply, &r.sel)
+            && from_wire
+            && let Some(v) =
+                super::wire::project(bytes, &target.method.output(), sel, &|c| self.skipped(c))
+        {
+            return Out {
+                value: Some(v),
+                errors: Vec::new(),
+            };
+        }
+        let reply = reply.and_then(|p| {
+            p.into_message(&target.method.output(), &target.backend)
+                .map_err(|e| rendered(e.into()))
+        });
         let mut errors = Vec::new();
         let value = match reply {
             Err(e) => Err(e),
@@ -632,7 +661,7 @@ impl<'a> Run<'a> {
 }
 
 /// A leaf value (scalar, enum, well-known type, or a list of them).
-fn leaf(v: &Value, shape: &Shape) -> Result<Gql, Error> {
+pub(super) fn leaf(v: &Value, shape: &Shape) -> Result<Gql, Error> {
     match shape {
         Shape::Scalar(kind) => scalar(v, kind),
         Shape::Enum(e) => {

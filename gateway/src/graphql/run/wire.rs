@@ -1,0 +1,467 @@
+//! A selection projected straight from a reply's wire bytes, without decoding the whole
+//! message first: the compiled run's way for a root field whose selection has no links
+//! (the flat query's case).
+//!
+//! One scan over the message's fields notes where each selected field's occurrences are;
+//! the selection is then written in its own order, each value decoded as prost-reflect
+//! would decode it and converted by the compiled run's own [`leaf`] (so the values are the
+//! same). Anything this does not handle gives `None`, and the caller decodes the message and
+//! projects it the general way, which also reports what was wrong: malformed bytes, a value
+//! the conversion refuses (an enum number the enum lacks, a `uint32` past GraphQL's `Int`),
+//! redacted fields, maps, members of a real `oneof` (a later member clears an earlier one),
+//! a singular message sent twice (protobuf merges them), extensions, groups. Fields not
+//! selected are checked as decoding would check them (wire type, UTF-8, nested messages), not
+//! converted: a reply the general way refuses is refused here too.
+
+use async_graphql::Value as Gql;
+use async_graphql::indexmap::IndexMap;
+use prost::bytes::Buf;
+use prost::encoding::{WireType, decode_key, decode_varint};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+
+use super::compiled::{leaf, object_value};
+use crate::graphql::engine::plan::{Cond, NodeKind, Sel};
+use crate::graphql::engine::schema::shape::Shape;
+
+/// Deepest nesting of messages followed (prost-reflect's decoder stops at 100 too).
+const MAX_DEPTH: u32 = 100;
+
+/// One occurrence of a selected field: which node, its wire type and its bytes (a varint's
+/// or fixed value's encoding, or a length-delimited payload).
+struct Seen<'a> {
+    node: usize,
+    wire: WireType,
+    data: &'a [u8],
+}
+
+/// The selection `sel` (no links) of the message of type `desc` encoded in `bytes`, or `None`
+/// when the general way must do it. `skipped` says whether `@skip` / `@include` leave a node
+/// out.
+pub(super) fn project(
+    bytes: &[u8],
+    desc: &MessageDescriptor,
+    sel: &Sel,
+    skipped: &dyn Fn(&[Cond]) -> bool,
+) -> Option<Gql> {
+    object(bytes, desc, sel, skipped, 0)
+}
+
+fn object(
+    bytes: &[u8],
+    desc: &MessageDescriptor,
+    sel: &Sel,
+    skipped: &dyn Fn(&[Cond]) -> bool,
+    depth: u32,
+) -> Option<Gql> {
+    if depth > MAX_DEPTH || sel.links {
+        return None;
+    }
+    // The field number each node reads (0: none).
+    let mut numbers = Vec::with_capacity(sel.nodes.len());
+    for node in &sel.nodes {
+        numbers.push(match &node.kind {
+            NodeKind::Typename(_) => 0,
+            NodeKind::Field {
+                fd, redact: None, ..
+            } => {
+                if fd.is_map() || fd.containing_oneof().is_some_and(|o| !o.is_synthetic()) {
+                    return None;
+                }
+                fd.number()
+            }
+            _ => return None,
+        });
+    }
+    let seen = scan(bytes, &numbers, Some((desc, depth)))?;
+    let mut map = IndexMap::with_capacity(sel.nodes.len());
+    for (i, node) in sel.nodes.iter().enumerate() {
+        if !node.conds.is_empty() && skipped(&node.conds) {
+            continue;
+        }
+        let value = match &node.kind {
+            NodeKind::Typename(v) => v.clone(),
+            NodeKind::Field { fd, shape, sel, .. } => {
+                let mut occurrences = seen.iter().filter(|s| s.node == i).peekable();
+                if occurrences.peek().is_none() {
+                    unset(fd, shape)?
+                } else {
+                    field(fd, shape, sel.as_ref(), occurrences, skipped, depth)?
+                }
+            }
+            _ => return None,
+        };
+        map.insert(node.key.clone(), value);
+    }
+    Some(object_value(map))
+}
+
+/// Every occurrence of the fields in `numbers`, in wire order; `None` on malformed framing or
+/// groups. With `check`, the other fields are checked against the message type (at that
+/// depth) as decoding would check them.
+fn scan<'a>(
+    mut buf: &'a [u8],
+    numbers: &[u32],
+    check: Option<(&MessageDescriptor, u32)>,
+) -> Option<Vec<Seen<'a>>> {
+    let mut seen = Vec::with_capacity(numbers.len());
+    while buf.has_remaining() {
+        let (number, wire) = decode_key(&mut buf).ok()?;
+        let data = match wire {
+            WireType::Varint => {
+                let start = buf;
+                decode_varint(&mut buf).ok()?;
+                &start[..start.len() - buf.len()]
+            }
+            WireType::ThirtyTwoBit => take(&mut buf, 4)?,
+            WireType::SixtyFourBit => take(&mut buf, 8)?,
+            WireType::LengthDelimited => {
+                let len = usize::try_from(decode_varint(&mut buf).ok()?).ok()?;
+                take(&mut buf, len)?
+            }
+            WireType::StartGroup | WireType::EndGroup => return None,
+        };
+        let mut selected = false;
+        for (node, n) in numbers.iter().enumerate() {
+            if *n == number {
+                seen.push(Seen { node, wire, data });
+                selected = true;
+            }
+        }
+        if !selected && let Some((desc, depth)) = check {
+            unselected(desc, number, wire, data, depth)?;
+        }
+    }
+    Some(seen)
+}
+
+/// Checks a field no node selects as decoding it would: the wire type its kind takes, UTF-8
+/// strings, nested messages whole. Unknown numbers are kept by decoding, not refused;
+/// extensions give `None` (the general way decodes them).
+fn unselected(
+    desc: &MessageDescriptor,
+    number: u32,
+    wire: WireType,
+    data: &[u8],
+    depth: u32,
+) -> Option<()> {
+    let Some(fd) = desc.get_field(number) else {
+        return desc.get_extension(number).is_none().then_some(());
+    };
+    let kind = fd.kind();
+    if let Kind::Message(m) = &kind {
+        if wire != WireType::LengthDelimited || depth >= MAX_DEPTH {
+            return None;
+        }
+        return validate(data, m, depth + 1);
+    }
+    if fd.is_list() {
+        let mut sink = Vec::new();
+        return values(
+            &kind,
+            &Seen {
+                node: 0,
+                wire,
+                data,
+            },
+            &mut sink,
+        );
+    }
+    scalar(&kind, wire, data).map(|_| ())
+}
+
+/// Checks a whole message of type `desc` as decoding would.
+fn validate(bytes: &[u8], desc: &MessageDescriptor, depth: u32) -> Option<()> {
+    scan(bytes, &[], Some((desc, depth))).map(|_| ())
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if buf.len() < n {
+        return None;
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Some(head)
+}
+
+/// A field that is not in the message: null where it has presence, else its default.
+fn unset(fd: &FieldDescriptor, shape: &Shape) -> Option<Gql> {
+    if fd.is_list() {
+        return Some(Gql::List(Vec::new()));
+    }
+    if fd.supports_presence() {
+        return Some(Gql::Null);
+    }
+    leaf(&Value::default_value_for_field(fd), shape).ok()
+}
+
+/// The value of a field from its occurrences (at least one).
+fn field<'a, 'b>(
+    fd: &FieldDescriptor,
+    shape: &Shape,
+    sel: Option<&Sel>,
+    occurrences: impl Iterator<Item = &'b Seen<'a>>,
+    skipped: &dyn Fn(&[Cond]) -> bool,
+    depth: u32,
+) -> Option<Gql>
+where
+    'a: 'b,
+{
+    let kind = fd.kind();
+    match (shape, sel) {
+        (Shape::Object(_), Some(sel)) => {
+            // A singular message sent twice is merged by protobuf: the general way does that.
+            let mut it = occurrences;
+            let one = it.next()?;
+            if it.next().is_some() || one.wire != WireType::LengthDelimited {
+                return None;
+            }
+            let Shape::Object(m) = shape else {
+                return None;
+            };
+            object(one.data, m, sel, skipped, depth + 1)
+        }
+        (Shape::List(inner), Some(sel)) => {
+            let Shape::Object(m) = inner.as_ref() else {
+                return None;
+            };
+            let mut out = Vec::new();
+            for one in occurrences {
+                if one.wire != WireType::LengthDelimited {
+                    return None;
+                }
+                out.push(object(one.data, m, sel, skipped, depth + 1)?);
+            }
+            Some(Gql::List(out))
+        }
+        (Shape::Map { .. }, _) | (Shape::Object(_), None) => None,
+        (shape, _) => {
+            let value = if fd.is_list() {
+                let mut items = Vec::new();
+                for one in occurrences {
+                    values(&kind, one, &mut items)?;
+                }
+                Value::List(items)
+            } else {
+                // The last occurrence wins, except for messages (merged).
+                let mut last = None;
+                let mut count = 0;
+                for one in occurrences {
+                    last = Some(one);
+                    count += 1;
+                }
+                let last = last?;
+                if count > 1 && matches!(kind, Kind::Message(_)) {
+                    return None;
+                }
+                scalar(&kind, last.wire, last.data)?
+            };
+            leaf(&value, shape).ok()
+        }
+    }
+}
+
+/// The values of one occurrence of a repeated field: one, or a packed run of them.
+fn values(kind: &Kind, one: &Seen<'_>, out: &mut Vec<Value>) -> Option<()> {
+    let packable = !matches!(kind, Kind::String | Kind::Bytes | Kind::Message(_));
+    if packable && one.wire == WireType::LengthDelimited {
+        let wire = match kind {
+            Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => WireType::ThirtyTwoBit,
+            Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => WireType::SixtyFourBit,
+            _ => WireType::Varint,
+        };
+        let mut buf = one.data;
+        while buf.has_remaining() {
+            let data = match wire {
+                WireType::ThirtyTwoBit => take(&mut buf, 4)?,
+                WireType::SixtyFourBit => take(&mut buf, 8)?,
+                _ => {
+                    let start = buf;
+                    decode_varint(&mut buf).ok()?;
+                    &start[..start.len() - buf.len()]
+                }
+            };
+            out.push(scalar(kind, wire, data)?);
+        }
+        return Some(());
+    }
+    out.push(scalar(kind, one.wire, one.data)?);
+    Some(())
+}
+
+/// One value of `kind` from its wire bytes, as prost-reflect decodes it; `None` when the wire
+/// type does not fit the kind or the bytes do not decode.
+fn scalar(kind: &Kind, wire: WireType, data: &[u8]) -> Option<Value> {
+    let varint = || {
+        let mut b = data;
+        decode_varint(&mut b).ok()
+    };
+    let fixed32 = || <[u8; 4]>::try_from(data).ok().map(u32::from_le_bytes);
+    let fixed64 = || <[u8; 8]>::try_from(data).ok().map(u64::from_le_bytes);
+    let expected = match kind {
+        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => WireType::ThirtyTwoBit,
+        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => WireType::SixtyFourBit,
+        Kind::String | Kind::Bytes | Kind::Message(_) => WireType::LengthDelimited,
+        _ => WireType::Varint,
+    };
+    if wire != expected {
+        return None;
+    }
+    // The truncating casts are protobuf's: a varint read as a 32-bit field keeps its low bits.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+    Some(match kind {
+        Kind::Int32 => Value::I32(varint()? as i32),
+        Kind::Int64 => Value::I64(varint()? as i64),
+        Kind::Uint32 => Value::U32(varint()? as u32),
+        Kind::Uint64 => Value::U64(varint()?),
+        Kind::Sint32 => {
+            let n = varint()? as u32;
+            Value::I32(((n >> 1) as i32) ^ (-((n & 1) as i32)))
+        }
+        Kind::Sint64 => {
+            let n = varint()?;
+            Value::I64(((n >> 1) as i64) ^ (-((n & 1) as i64)))
+        }
+        Kind::Bool => Value::Bool(varint()? != 0),
+        Kind::Enum(_) => Value::EnumNumber(varint()? as i32),
+        Kind::Fixed32 => Value::U32(fixed32()?),
+        Kind::Sfixed32 => Value::I32(fixed32()? as i32),
+        Kind::Float => Value::F32(f32::from_bits(fixed32()?)),
+        Kind::Fixed64 => Value::U64(fixed64()?),
+        Kind::Sfixed64 => Value::I64(fixed64()? as i64),
+        Kind::Double => Value::F64(f64::from_bits(fixed64()?)),
+        Kind::String => Value::String(std::str::from_utf8(data).ok()?.to_owned()),
+        Kind::Bytes => Value::Bytes(prost::bytes::Bytes::copy_from_slice(data)),
+        // Well-known types shown as scalars (timestamps, wrappers...): small, decoded whole.
+        Kind::Message(m) => Value::Message(DynamicMessage::decode(m.clone(), data).ok()?),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use prost::Message;
+    use prost_reflect::{DescriptorPool, ReflectMessage};
+
+    use super::*;
+
+    /// A message type with one field of each kind (repeated ones packed and not).
+    fn pool() -> DescriptorPool {
+        let file = prost_types::FileDescriptorProto {
+            name: Some("t.proto".into()),
+            package: Some("t".into()),
+            syntax: Some("proto3".into()),
+            message_type: vec![prost_types::DescriptorProto {
+                name: Some("M".into()),
+                field: [
+                    ("i32", 1, 5),
+                    ("i64", 2, 3),
+                    ("u32", 3, 13),
+                    ("u64", 4, 4),
+                    ("s32", 5, 17),
+                    ("s64", 6, 18),
+                    ("f32", 7, 7),
+                    ("sf32", 8, 15),
+                    ("flt", 9, 2),
+                    ("f64", 10, 6),
+                    ("sf64", 11, 16),
+                    ("dbl", 12, 1),
+                    ("b", 13, 8),
+                    ("s", 14, 9),
+                    ("by", 15, 12),
+                ]
+                .into_iter()
+                .flat_map(|(name, number, ty)| {
+                    let one =
+                        |name: String, number: i32, label: i32| prost_types::FieldDescriptorProto {
+                            name: Some(name.clone()),
+                            json_name: Some(name),
+                            number: Some(number),
+                            label: Some(label),
+                            r#type: Some(ty),
+                            ..Default::default()
+                        };
+                    [
+                        one(name.into(), number, 1),
+                        one(format!("r_{name}"), number + 100, 3),
+                    ]
+                })
+                .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        DescriptorPool::from_file_descriptor_set(prost_types::FileDescriptorSet {
+            file: vec![file],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn every_scalar_kind_decodes_as_prost_reflect_decodes_it() {
+        let desc = pool().get_message_by_name("t.M").unwrap();
+        let mut msg = DynamicMessage::new(desc.clone());
+        let samples = [
+            Value::I32(-7),
+            Value::I64(-1 << 40),
+            Value::U32(u32::MAX),
+            Value::U64(u64::MAX),
+            Value::I32(i32::MIN),
+            Value::I64(i64::MIN),
+            Value::U32(7),
+            Value::I32(-9),
+            Value::F32(-1.5),
+            Value::U64(1 << 50),
+            Value::I64(-3),
+            Value::F64(2.25),
+            Value::Bool(true),
+            Value::String("é".into()),
+            Value::Bytes(vec![0, 255].into()),
+        ];
+        for (fd, v) in desc.fields().filter(|f| !f.is_list()).zip(samples.iter()) {
+            msg.set_field(&fd, v.clone());
+            let list = desc.get_field(fd.number() + 100).unwrap();
+            msg.set_field(&list, Value::List(vec![v.clone(), v.clone()]));
+        }
+        let bytes = msg.encode_to_vec();
+        let decoded = DynamicMessage::decode(desc.clone(), bytes.as_slice()).unwrap();
+        let numbers: Vec<u32> = desc.fields().map(|f| f.number()).collect();
+        let seen = scan(&bytes, &numbers, Some((&desc, 0))).unwrap();
+        for (i, fd) in desc.fields().enumerate() {
+            let kind = fd.kind();
+            let mine: Vec<Value> = if fd.is_list() {
+                let mut out = Vec::new();
+                for one in seen.iter().filter(|s| s.node == i) {
+                    values(&kind, one, &mut out).unwrap();
+                }
+                out
+            } else {
+                let one = seen.iter().rfind(|s| s.node == i).unwrap();
+                vec![scalar(&kind, one.wire, one.data).unwrap()]
+            };
+            let theirs = match decoded.get_field(&fd).into_owned() {
+                Value::List(items) => items,
+                v => vec![v],
+            };
+            assert_eq!(mine, theirs, "{}", fd.name());
+        }
+        assert_eq!(msg.descriptor().full_name(), "t.M");
+    }
+
+    #[test]
+    fn malformed_framing_and_wrong_wire_types_give_none() {
+        // A length past the end, a truncated varint, a group.
+        for bad in [&[0x0a, 0x05, b'a'][..], &[0x08, 0x80], &[0x0b, 0x0c]] {
+            assert!(scan(bad, &[1], None).is_none(), "{bad:?}");
+        }
+        // A field no node selects is still checked against its type: `i64` (2) sent
+        // length-delimited, `s` (14) not UTF-8; an unknown number is kept, not refused.
+        let desc = pool().get_message_by_name("t.M").unwrap();
+        let check = Some((&desc, 0));
+        assert!(scan(&[0x12, 0x01, b'x'], &[1], check).is_none());
+        assert!(scan(&[0x72, 0x01, 0xff], &[1], check).is_none());
+        assert_eq!(scan(&[0xf8, 0x07, 0x01], &[1], check).unwrap().len(), 0);
+        // An int32 sent as fixed32, a string that is not UTF-8.
+        assert!(scalar(&Kind::Int32, WireType::ThirtyTwoBit, &[1, 0, 0, 0]).is_none());
+        assert!(scalar(&Kind::String, WireType::LengthDelimited, &[0xff]).is_none());
+    }
+}
