@@ -12,8 +12,10 @@
 # the same JSON as Portico (jq -S; it stops on a difference unless ALLOW_MISMATCH=1); then for
 # each path runs wrk against Portico and the peer in alternating rounds, and prints a markdown
 # table: throughput, the gateway's CPU time per request (utime + stime of the gateway
-# process from /proc/PID/stat over each round, divided by the round's requests), and ratios
-# Portico / peer. A second table gives the backends' CPU per request behind each gateway.
+# process from /proc/PID/stat over each round, divided by the round's requests), ratios
+# Portico / peer, and the median of the rounds' p50 latencies (wrk --latency; with
+# CONNECTIONS=1 THREADS=1, one request at a time). A second table gives the backends' CPU
+# per request behind each gateway.
 #
 # Paths (PATHS, space-separated; default all four):
 #   rest                      GET /v1/users/1                      Portico vs grpc-gateway
@@ -288,12 +290,18 @@ client_ticks() {
 }
 # run_wrk SECONDS PATH BASE: wrk's output.
 run_wrk() {
-  wrk -t"$threads" -c"$connections" -d"${1}s" ${lua[$2]:+-s "${lua[$2]}"} "$3${target_path[$2]}"
+  wrk --latency -t"$threads" -c"$connections" -d"${1}s" ${lua[$2]:+-s "${lua[$2]}"} \
+    "$3${target_path[$2]}"
+}
+# p50_us WRK_OUTPUT: the median latency of a wrk run (its "50%" line), in µs.
+p50_us() {
+  awk '$1 == "50%" { v = $2; u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
+    f = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1e6 : 0; print v * f }' <<<"$1"
 }
 # measure PATH WHO: one round; adds requests, seconds and CPU ticks to the totals of WHO.
 # Also prints the share of the machine's CPU that went to none of wrk, the gateway and the
 # backends (other programs, the idle gateways): more than a few percent disturbs the round.
-declare -A reqs secs cpu bcpu
+declare -A reqs secs cpu bcpu p50s
 other_max=0
 measure() {
   local base pid out n s t0 t1 b0 b1 c0 c1 m0 m1 other
@@ -311,6 +319,7 @@ measure() {
   secs[$1.$2]=$(awk -v a="${secs[$1.$2]:-0}" -v b="$s" 'BEGIN { print a + b }')
   cpu[$1.$2]=$(( ${cpu[$1.$2]:-0} + t1 - t0 ))
   bcpu[$1.$2]=$(( ${bcpu[$1.$2]:-0} + b1 - b0 ))
+  p50s[$1.$2]="${p50s[$1.$2]:-} $(p50_us "$out")"
   other=$(( (m1 - m0) - (t1 - t0) - (b1 - b0) - (c1 - c0) ))
   other=$(awk -v o="$other" -v s="$s" -v hz="$hz" -v cores="$(nproc)" \
     'BEGIN { o = o / (s * hz * cores) * 100; printf "%.0f", o < 0 ? 0 : o }')
@@ -343,14 +352,17 @@ echo "$(nproc) cores, load average before $load_before, after $load_after, $star
   "(Portico: $bin bff, ${WORKERS:-default} workers; grpc-gateway and Tailcall: default threads);" \
   "other processes took at most ${other_max}% of the machine's CPU in a round"
 echo
-echo "| path | peer | Portico req/s | peer req/s | ratio | CPU µs/req Portico | peer | ratio |"
-echo "|---|---|--:|--:|--:|--:|--:|--:|"
+echo "| path | peer | Portico req/s | peer req/s | ratio | CPU µs/req Portico | peer | ratio | p50 µs Portico | peer |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+# median WORDS: the median of the numbers given.
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for p in $paths; do
   awk -v t="${title[$p]}" -v peer="${peer_name[$p]}" -v hz="$hz" \
     -v n1="${reqs[$p.portico]}" -v s1="${secs[$p.portico]}" -v c1="${cpu[$p.portico]}" \
-    -v n2="${reqs[$p.peer]}" -v s2="${secs[$p.peer]}" -v c2="${cpu[$p.peer]}" 'BEGIN {
+    -v n2="${reqs[$p.peer]}" -v s2="${secs[$p.peer]}" -v c2="${cpu[$p.peer]}" \
+    -v l1="$(median "${p50s[$p.portico]}")" -v l2="$(median "${p50s[$p.peer]}")" 'BEGIN {
       r1 = n1 / s1; r2 = n2 / s2; u1 = c1 / hz / n1 * 1e6; u2 = c2 / hz / n2 * 1e6
-      printf "| %s | %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.2fx |\n", t, peer, r1, r2, r1 / r2, u1, u2, u1 / u2 }'
+      printf "| %s | %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.2fx | %.0f | %.0f |\n", t, peer, r1, r2, r1 / r2, u1, u2, u1 / u2, l1, l2 }'
 done
 echo
 echo "The demo backends' CPU per request behind each gateway (one process, all three services):"

@@ -75,13 +75,10 @@ pub enum Role {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
-        /// Tokio worker threads (default: one per core).
+        /// Tokio worker threads, or cores with `runtime.mode: per_core` (default: one per
+        /// core), as `bff-web --workers`.
         #[arg(long)]
         workers: Option<usize>,
-        /// Run on a single-threaded (current-thread) tokio runtime instead: the per-core
-        /// experiment of `bench/percore.sh` (one such BFF per core).
-        #[arg(long, conflicts_with = "workers")]
-        current_thread: bool,
     },
     /// Measures the rate limiter: decisions per second of the in-process and Redis stores,
     /// and the latency a limit adds to a REST request through the BFF.
@@ -124,11 +121,7 @@ fn main() -> anyhow::Result<()> {
             ref services,
             ref ports,
         }) => roles::backend(latency, services, ports),
-        Some(Role::Bff {
-            config,
-            workers,
-            current_thread,
-        }) => roles::bff(config, workers, current_thread),
+        Some(Role::Bff { config, workers }) => roles::bff(config, workers),
         Some(Role::Soak(ref soak)) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

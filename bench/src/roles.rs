@@ -25,7 +25,7 @@ pub fn backend(
             .map(|s| s.parse().map_err(|e| anyhow::anyhow!("{e}")))
             .collect::<anyhow::Result<_>>()?
     };
-    runtime(None)?.block_on(async {
+    backends_runtime()?.block_on(async {
         let mut running = Vec::new();
         for (i, service) in services.iter().enumerate() {
             let port = ports.get(i).copied().unwrap_or(0);
@@ -47,29 +47,27 @@ pub fn backend(
     })
 }
 
-/// Runs the BFF on `config` (the shared BFF command line, as `bff-web --config FILE`), with
-/// `workers` tokio worker threads (default: one per core, as `#[tokio::main]`), or on a
-/// current-thread runtime. Logs are text, or JSON with `BFF_LOG_FORMAT=json`.
-pub fn bff(config: PathBuf, workers: Option<usize>, current_thread: bool) -> anyhow::Result<()> {
-    let rt = if current_thread {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("building the tokio runtime")?
-    } else {
-        runtime(workers)?
-    };
+/// Runs the BFF on `config` (the shared BFF command line, as `bff-web --config FILE
+/// [--workers N]`), on the runtime `bff-web` would pick for it. Logs are text, or JSON with
+/// `BFF_LOG_FORMAT=json`.
+pub fn bff(config: PathBuf, workers: Option<usize>) -> anyhow::Result<()> {
+    let mut argv: Vec<std::ffi::OsString> = vec![
+        "bff-web".into(),
+        "--config".into(),
+        config.clone().into_os_string(),
+    ];
+    if let Some(n) = workers {
+        argv.extend(["--workers".into(), n.to_string().into()]);
+    }
+    let args = portico::cli::Args::parse_from(argv);
+    let loaded = portico::config::load(&config).ok();
+    let rt = portico::cli::runtime(&args, loaded.as_ref()).context("building the tokio runtime")?;
     rt.block_on(async {
         let format = match std::env::var("BFF_LOG_FORMAT").as_deref() {
             Ok("json") => portico::cli::LogFormat::Json,
             _ => portico::cli::LogFormat::Text,
         };
         portico::cli::init_tracing(format);
-        let args = portico::cli::Args::parse_from([
-            "bff-web".into(),
-            "--config".into(),
-            config.clone().into_os_string(),
-        ]);
         let profile = portico::cli::Profile {
             name: "web",
             default_config: config,
@@ -81,14 +79,9 @@ pub fn bff(config: PathBuf, workers: Option<usize>, current_thread: bool) -> any
     })
 }
 
-/// The runtime `#[tokio::main]` gives the BFF binaries: multi-threaded, one worker per core
-/// unless `workers` says otherwise.
-fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        builder.worker_threads(n.max(1));
-    }
-    builder
+/// The demo backends' runtime: multi-threaded, one worker per core.
+fn backends_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("building the tokio runtime")

@@ -487,31 +487,38 @@ pub fn main(profile: Profile) -> std::process::ExitCode {
     // is reported by `run`, once logging is up.
     let startup = crate::config::load(path).ok();
     init_tracing(log_format(&args, startup.as_ref()));
-    let per_core = startup
-        .as_ref()
-        .is_some_and(|c| c.runtime.mode == RuntimeMode::PerCore);
-    let mut rt = if per_core {
-        // The control plane's runtime (reloads, the admin port, health checks, signals, the
-        // demo backends); the client port is served by the cores' own runtimes.
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut rt = tokio::runtime::Builder::new_multi_thread();
-        if let Some(n) = args
-            .workers
-            .or_else(|| startup.as_ref().and_then(|c| c.runtime.threads))
-        {
-            rt.worker_threads(n.max(1));
-        }
-        rt
-    };
-    rt.enable_all();
-    match rt.build() {
+    match runtime(&args, startup.as_ref()) {
         Ok(rt) => rt.block_on(main_async(args, profile)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The runtime [`run`] runs on, for `args` and the config (when it reads): with
+/// `runtime.mode: per_core` a current-thread one for the control plane (reloads, the admin
+/// port, health checks, signals, the demo backends; the client port is served by the cores'
+/// own runtimes), else a multi-threaded one with `--workers`, else `runtime.threads`, else
+/// one worker per CPU.
+pub fn runtime(
+    args: &Args,
+    config: Option<&crate::config::Config>,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    let per_core = config.is_some_and(|c| c.runtime.mode == RuntimeMode::PerCore);
+    let mut rt = if per_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = args
+            .workers
+            .or_else(|| config.and_then(|c| c.runtime.threads))
+        {
+            rt.worker_threads(n.max(1));
+        }
+        rt
+    };
+    rt.enable_all().build()
 }
 
 /// The log format: `--log-format`, else the config's `log.format` (when the config reads;

@@ -21,7 +21,8 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Va
 
 use super::compiled::{leaf, object_value};
 use crate::graphql::engine::plan::{Cond, NodeKind, Sel};
-use crate::graphql::engine::schema::shape::Shape;
+use crate::graphql::engine::schema::shape::{Shape, Wkt};
+use crate::transcode::direct::to_json::time_text;
 
 /// Deepest nesting of messages followed (prost-reflect's decoder stops at 100 too).
 const MAX_DEPTH: u32 = 100;
@@ -234,6 +235,18 @@ where
             Some(Gql::List(out))
         }
         (Shape::Map { .. }, _) | (Shape::Object(_), None) => None,
+        // Times, the commonest well-known types, written as the REST door writes them (which
+        // is what the general way's serde conversion gives).
+        (Shape::Wkt(w @ (Wkt::Timestamp | Wkt::Duration)), _) if !fd.is_list() => {
+            let mut it = occurrences;
+            let one = it.next()?;
+            if it.next().is_some() || one.wire != WireType::LengthDelimited {
+                return None;
+            }
+            time_text(*w == Wkt::Timestamp, one.data)
+                .ok()
+                .map(Gql::String)
+        }
         (shape, _) => {
             let value = if fd.is_list() {
                 let mut items = Vec::new();

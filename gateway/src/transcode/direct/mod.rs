@@ -19,7 +19,7 @@ use super::scalar::is_well_known_type;
 use super::{DecodeOptions, EncodeOptions};
 
 mod from_json;
-mod to_json;
+pub(crate) mod to_json;
 
 pub use from_json::Refusal;
 pub use to_json::encode;
