@@ -29,7 +29,7 @@ async fn sixty_four_gets(env: &TestEnv) {
 
 #[tokio::test]
 async fn each_core_calls_the_backends_over_its_own_connection() {
-    let env = TestEnv::start_cores("", 2).await;
+    let env = TestEnv::start_cores("admin: { listen: 127.0.0.1:0 }\n", 2).await;
     // 64 connections over 2 listeners: all on one core has odds of 2^-63.
     sixty_four_gets(&env).await;
     let data = env
@@ -45,6 +45,14 @@ async fn each_core_calls_the_backends_over_its_own_connection() {
         2,
         "one connection per core, none from the control plane"
     );
+    // The admin view counts the endpoint's channels: the control plane's and each core's.
+    let url = format!("{}/admin/backends", env.admin.as_ref().unwrap());
+    let all = env.send(env.client.get(url)).await.json();
+    let users = all["backends"]
+        .as_array()
+        .and_then(|l| l.iter().find(|b| b["name"] == "users"))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(users["endpoints"][0]["channels"], 3, "{users}");
     // The same traffic through one multi-threaded runtime shares one connection.
     let shared = TestEnv::start().await;
     sixty_four_gets(&shared).await;

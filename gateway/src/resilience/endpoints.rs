@@ -95,7 +95,8 @@ impl Endpoint {
         }
     }
 
-    /// How many runtimes have a channel to it so far (1 + the cores that called it).
+    /// How many runtimes have a channel to it so far (1 + the cores that called it; shown as
+    /// `channels` in `/admin/backends`).
     pub fn channels_made(&self) -> usize {
         self.channels.iter().filter(|c| c.get().is_some()).count()
     }

@@ -261,6 +261,7 @@ impl Backend {
                     "ejected_for_ms": ejected.map_or(0, |d| d.as_millis() as u64),
                     "in_flight": ep.in_flight(),
                     "consecutive_failures": ep.consecutive_failures(),
+                    "channels": ep.channels_made(),
                 })
             })
             .collect();

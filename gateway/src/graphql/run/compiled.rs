@@ -18,6 +18,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 use prost_reflect::{DynamicMessage, Value};
 
+use super::values::{leaf, object_value};
 use crate::config::RedactAction;
 use crate::error::GatewayError;
 use crate::error::graphql::field_error;
@@ -25,7 +26,7 @@ use crate::graphql::engine::context::GraphqlCtx;
 use crate::graphql::engine::plan::{Cond, Node, NodeKind, OpPlan, RootNode, Sel};
 use crate::graphql::engine::schema::input::args_to_message;
 use crate::graphql::engine::schema::links::{LinkKey, LinkPlan};
-use crate::graphql::engine::schema::output::{map_key, scalar, wkt};
+use crate::graphql::engine::schema::output::map_key;
 use crate::graphql::engine::schema::shape::Shape;
 use crate::shaping::redact::redact_str;
 use crate::upstream::{Payload, ReplyForm};
@@ -126,14 +127,6 @@ fn settle(
                 Some(Gql::Null)
             }
         }
-    }
-}
-
-pub(super) fn object_value(map: IndexMap<Name, Gql>) -> Gql {
-    if map.is_empty() {
-        Gql::Null
-    } else {
-        Gql::Object(map)
     }
 }
 
@@ -656,38 +649,6 @@ impl<'a> Run<'a> {
             let mut errors = Vec::new();
             let v = self.object(m, sel, &mut p, &mut errors);
             (Ok(v), errors)
-        }
-    }
-}
-
-/// A leaf value (scalar, enum, well-known type, or a list of them).
-pub(super) fn leaf(v: &Value, shape: &Shape) -> Result<Gql, Error> {
-    match shape {
-        Shape::Scalar(kind) => scalar(v, kind),
-        Shape::Enum(e) => {
-            let n = v.as_enum_number().unwrap_or_default();
-            match e.get_value(n) {
-                Some(ev) => Ok(Gql::Enum(Name::new(ev.name()))),
-                None => Err(Error::new(format!(
-                    "the backend sent {n}, which is not a value of enum {}",
-                    e.full_name()
-                ))),
-            }
-        }
-        Shape::Wkt(w) => match v.as_message() {
-            Some(m) => wkt(m, *w),
-            None => Ok(Gql::Null),
-        },
-        Shape::List(inner) => match v {
-            Value::List(items) => items
-                .iter()
-                .map(|i| leaf(i, inner))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Gql::List),
-            _ => Ok(Gql::List(Vec::new())),
-        },
-        Shape::Object(_) | Shape::Map { .. } => {
-            Err(Error::new("internal: expected a scalar value"))
         }
     }
 }

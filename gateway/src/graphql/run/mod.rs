@@ -7,4 +7,5 @@
 pub mod compiled;
 pub mod executor;
 pub mod prepare;
+mod values;
 mod wire;

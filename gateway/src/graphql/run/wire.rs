@@ -19,7 +19,7 @@ use prost::bytes::Buf;
 use prost::encoding::{WireType, decode_key, decode_varint};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
-use super::compiled::{leaf, object_value};
+use super::values::{leaf, object_value};
 use crate::graphql::engine::plan::{Cond, NodeKind, Sel};
 use crate::graphql::engine::schema::shape::{Shape, Wkt};
 use crate::transcode::direct::to_json::time_text;
