@@ -108,11 +108,7 @@ fn scan<'a>(
     while buf.has_remaining() {
         let (number, wire) = decode_key(&mut buf).ok()?;
         let data = match wire {
-            WireType::Varint => {
-                let start = buf;
-                decode_varint(&mut buf).ok()?;
-                &start[..start.len() - buf.len()]
-            }
+            WireType::Varint => varint_bytes(&mut buf)?,
             WireType::ThirtyTwoBit => take(&mut buf, 4)?,
             WireType::SixtyFourBit => take(&mut buf, 8)?,
             WireType::LengthDelimited => {
@@ -175,6 +171,24 @@ fn validate(bytes: &[u8], desc: &MessageDescriptor, depth: u32) -> Option<()> {
     scan(bytes, &[], Some((desc, depth))).map(|_| ())
 }
 
+/// The bytes of the varint at the start of `buf`, which moves past it.
+fn varint_bytes<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let start = *buf;
+    decode_varint(buf).ok()?;
+    Some(&start[..start.len() - buf.len()])
+}
+
+/// The one length-delimited occurrence of a singular message field (`None` for two: protobuf
+/// merges them, the general way does that).
+fn only_message<'a, 'b>(mut occurrences: impl Iterator<Item = &'b Seen<'a>>) -> Option<&'a [u8]>
+where
+    'a: 'b,
+{
+    let one = occurrences.next()?;
+    (occurrences.next().is_none() && one.wire == WireType::LengthDelimited).then_some(one.data)
+}
+
+/// The next `n` bytes of `buf`, which moves past them.
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if buf.len() < n {
         return None;
@@ -209,17 +223,8 @@ where
 {
     let kind = fd.kind();
     match (shape, sel) {
-        (Shape::Object(_), Some(sel)) => {
-            // A singular message sent twice is merged by protobuf: the general way does that.
-            let mut it = occurrences;
-            let one = it.next()?;
-            if it.next().is_some() || one.wire != WireType::LengthDelimited {
-                return None;
-            }
-            let Shape::Object(m) = shape else {
-                return None;
-            };
-            object(one.data, m, sel, skipped, depth + 1)
+        (Shape::Object(m), Some(sel)) => {
+            object(only_message(occurrences)?, m, sel, skipped, depth + 1)
         }
         (Shape::List(inner), Some(sel)) => {
             let Shape::Object(m) = inner.as_ref() else {
@@ -238,12 +243,7 @@ where
         // Times, the commonest well-known types, written as the REST door writes them (which
         // is what the general way's serde conversion gives).
         (Shape::Wkt(w @ (Wkt::Timestamp | Wkt::Duration)), _) if !fd.is_list() => {
-            let mut it = occurrences;
-            let one = it.next()?;
-            if it.next().is_some() || one.wire != WireType::LengthDelimited {
-                return None;
-            }
-            time_text(*w == Wkt::Timestamp, one.data)
+            time_text(*w == Wkt::Timestamp, only_message(occurrences)?)
                 .ok()
                 .map(Gql::String)
         }
@@ -287,11 +287,7 @@ fn values(kind: &Kind, one: &Seen<'_>, out: &mut Vec<Value>) -> Option<()> {
             let data = match wire {
                 WireType::ThirtyTwoBit => take(&mut buf, 4)?,
                 WireType::SixtyFourBit => take(&mut buf, 8)?,
-                _ => {
-                    let start = buf;
-                    decode_varint(&mut buf).ok()?;
-                    &start[..start.len() - buf.len()]
-                }
+                _ => varint_bytes(&mut buf)?,
             };
             out.push(scalar(kind, wire, data)?);
         }
