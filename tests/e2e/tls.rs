@@ -112,6 +112,59 @@ async fn tls_serves_http2_and_http1_chosen_by_alpn() {
 }
 
 #[tokio::test]
+async fn with_one_runtime_per_core_every_core_speaks_tls_and_checks_client_certificates() {
+    let d = dir("cores");
+    let certs = generate(&d, &["127.0.0.1".into()], "client-a").unwrap();
+    let demo = portico_demo::spawn_all([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "{}tls: {{ cert: {}, key: {}, client_ca: {}, client_auth: required }}\n",
+        demo_config(&demo, ""),
+        certs.server.0.display(),
+        certs.server.1.display(),
+        certs.ca.display()
+    );
+    let seen = Arc::new(SeenCerts::default());
+    // Slots for the cores' own backend channels, before the snapshot's endpoints are built.
+    portico::cores::reserve(2);
+    let snapshot = build_snapshot(&yaml)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_policy(Stage::Identify, seen.clone());
+    let tls = ServerTls::load(snapshot.config.tls.as_ref().unwrap(), Path::new("/")).unwrap();
+    let env = TestEnv::serve_tls_cores(demo, snapshot, tls, 2).await;
+    let url = env.url("/v1/users/1");
+    // 32 handshakes, each on a new connection: both cores' listeners get some (all on one:
+    // odds of 2^-31), over HTTP/2 and HTTP/1.1.
+    for i in 0..32 {
+        let r = client(&certs.ca, Some(&certs.client), i % 2 == 0)
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(*seen.0.lock().unwrap(), vec![true; 32]);
+    assert_eq!(
+        env.knobs(portico_demo::DemoService::Users).connections(),
+        2,
+        "both cores served (each calls over its own connection)"
+    );
+    // Without a certificate: no handshake, on any core.
+    for _ in 0..8 {
+        assert!(
+            client(&certs.ca, None, false)
+                .get(&url)
+                .send()
+                .await
+                .is_err()
+        );
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[tokio::test]
 async fn mtls_required_refuses_a_client_without_a_certificate() {
     let d = dir("mtls");
     let certs = generate(&d, &["127.0.0.1".into()], "client-a").unwrap();

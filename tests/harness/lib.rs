@@ -237,6 +237,44 @@ impl TestEnv {
         }
     }
 
+    /// [`TestEnv::serve_tls`] with one runtime per core on `cores` cores (each core calls the
+    /// backends over its own channels when `portico::cores::reserve` ran before the snapshot
+    /// was built, else over the control plane's).
+    pub async fn serve_tls_cores(
+        demo: DemoCluster,
+        snapshot: Snapshot,
+        tls: Arc<portico::server::ServerTls>,
+        cores: usize,
+    ) -> TestEnv {
+        let limits = snapshot.config.limits.clone();
+        let bound = portico::server::Cores::bind("127.0.0.1:0".parse().expect("addr"), cores)
+            .await
+            .expect("the cores bind");
+        let base = format!("https://{}", bound.local_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let gateway = Gateway::new(snapshot);
+        let app = router(gateway.clone());
+        let drain = portico::server::Drain {
+            readiness: gateway.readiness().clone(),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let _ = bound.serve(app, &limits, shutdown, drain, Some(tls)).await;
+        });
+        TestEnv {
+            demo,
+            base,
+            client: reqwest::Client::new(),
+            gateway,
+            admin: None,
+            reloader: None,
+            stop: Some(stop),
+        }
+    }
+
     /// A gateway serving `snapshot` over `demo`.
     pub async fn serve(demo: DemoCluster, snapshot: Snapshot) -> TestEnv {
         Self::serve_with(demo, Gateway::new(snapshot), None).await
