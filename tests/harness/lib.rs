@@ -202,39 +202,9 @@ impl TestEnv {
         snapshot: Snapshot,
         tls: Arc<portico::server::ServerTls>,
     ) -> TestEnv {
-        let limits = snapshot.config.limits.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("https://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
         let gateway = Gateway::new(snapshot);
-        let app = router(gateway.clone());
-        let drain = portico::server::Drain {
-            readiness: gateway.readiness().clone(),
-            ..Default::default()
-        };
-        tokio::spawn(async move {
-            let _ = portico::server::serve_tls(
-                listener,
-                app,
-                &limits,
-                async {
-                    let _ = stopped.await;
-                },
-                drain,
-                Some(tls),
-            )
-            .await;
-        });
-        let admin = admin_listener(&gateway, None).await;
-        TestEnv {
-            demo,
-            base,
-            client: reqwest::Client::new(),
-            gateway,
-            admin,
-            reloader: None,
-            stop: Some(stop),
-        }
+        Self::serve_bound(demo, gateway, None, Bound::One(listener), Some(tls)).await
     }
 
     /// [`TestEnv::serve_tls`] with one runtime per core on `cores` cores (each core calls the
@@ -246,33 +216,11 @@ impl TestEnv {
         tls: Arc<portico::server::ServerTls>,
         cores: usize,
     ) -> TestEnv {
-        let limits = snapshot.config.limits.clone();
         let bound = portico::server::Cores::bind("127.0.0.1:0".parse().expect("addr"), cores)
             .await
             .expect("the cores bind");
-        let base = format!("https://{}", bound.local_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
         let gateway = Gateway::new(snapshot);
-        let app = router(gateway.clone());
-        let drain = portico::server::Drain {
-            readiness: gateway.readiness().clone(),
-            ..Default::default()
-        };
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            let _ = bound.serve(app, &limits, shutdown, drain, Some(tls)).await;
-        });
-        TestEnv {
-            demo,
-            base,
-            client: reqwest::Client::new(),
-            gateway,
-            admin: None,
-            reloader: None,
-            stop: Some(stop),
-        }
+        Self::serve_bound(demo, gateway, None, Bound::Cores(bound), Some(tls)).await
     }
 
     /// A gateway serving `snapshot` over `demo`.
@@ -306,7 +254,14 @@ impl TestEnv {
         let snapshot = build_snapshot(&demo_config(&demo, extra))
             .await
             .unwrap_or_else(|e| panic!("snapshot builds: {e}"));
-        Self::serve_bound(demo, Gateway::new(snapshot), None, Bound::Cores(bound)).await
+        Self::serve_bound(
+            demo,
+            Gateway::new(snapshot),
+            None,
+            Bound::Cores(bound),
+            None,
+        )
+        .await
     }
 
     async fn serve_with(
@@ -315,7 +270,7 @@ impl TestEnv {
         reloader: Option<Arc<portico::reload::Reloader>>,
     ) -> TestEnv {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::serve_bound(demo, gateway, reloader, Bound::One(listener)).await
+        Self::serve_bound(demo, gateway, reloader, Bound::One(listener), None).await
     }
 
     async fn serve_bound(
@@ -323,6 +278,7 @@ impl TestEnv {
         gateway: Arc<Gateway>,
         reloader: Option<Arc<portico::reload::Reloader>>,
         bound: Bound,
+        tls: Option<Arc<portico::server::ServerTls>>,
     ) -> TestEnv {
         let snapshot = gateway.snapshot();
         let limits = snapshot.config.limits.clone();
@@ -330,7 +286,8 @@ impl TestEnv {
             Bound::One(listener) => listener.local_addr().expect("addr"),
             Bound::Cores(cores) => cores.local_addr(),
         };
-        let base = format!("http://{local}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{local}");
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(gateway.clone());
         // The gateway's readiness: the server counts its connections there.
@@ -344,9 +301,9 @@ impl TestEnv {
             };
             let _ = match bound {
                 Bound::One(listener) => {
-                    portico::server::serve_with(listener, app, &limits, shutdown, drain).await
+                    portico::server::serve_tls(listener, app, &limits, shutdown, drain, tls).await
                 }
-                Bound::Cores(cores) => cores.serve(app, &limits, shutdown, drain, None).await,
+                Bound::Cores(cores) => cores.serve(app, &limits, shutdown, drain, tls).await,
             };
         });
         let admin = admin_listener(&gateway, reloader.clone()).await;
