@@ -47,8 +47,26 @@ struct Out {
     errors: Vec<ServerError>,
 }
 
-/// Runs `plan` with the request's `variables` on the operation context `g`.
-pub async fn run(plan: &OpPlan, variables: &Variables, g: &GraphqlCtx) -> Response {
+/// What a root field gave: a value, or its JSON text written from the reply's bytes.
+enum Root {
+    Value(Out),
+    Json(Vec<u8>),
+}
+
+/// What running a plan gave: the response, and with [`run`]'s `json`, the JSON text of its
+/// `data` (the response's own `data` is then only null or not: an empty object stands for
+/// any other value).
+pub struct Ran {
+    /// The response: errors, extensions, and `data` unless written as JSON.
+    pub response: Response,
+    /// `data` as JSON text, when asked for.
+    pub data_json: Option<Vec<u8>>,
+}
+
+/// Runs `plan` with the request's `variables` on the operation context `g`. With `json`,
+/// `data` comes back as JSON text ([`Ran::data_json`]): root fields read from their replies'
+/// bytes are written straight to it, without a GraphQL value in between.
+pub async fn run(plan: &OpPlan, variables: &Variables, g: &GraphqlCtx, json: bool) -> Ran {
     let run = Run { g, variables, plan };
     let roots = plan.roots.iter().filter(|r| !run.skipped(&r.conds));
     let outs = if plan.serial {
@@ -61,27 +79,86 @@ pub async fn run(plan: &OpPlan, variables: &Variables, g: &GraphqlCtx) -> Respon
     } else {
         join_all(roots.map(|r| run.root(r))).await
     };
-    let mut data = IndexMap::new();
+    let roots = plan.roots.iter().filter(|r| !run.skipped(&r.conds));
     let mut errors = Vec::new();
-    for (root, out) in plan
-        .roots
-        .iter()
-        .filter(|r| !run.skipped(&r.conds))
-        .zip(outs)
-    {
-        errors.extend(out.errors);
-        if let Some(v) = out.value {
-            data.insert(root.key.clone(), v);
+    let (data, data_json) = if json {
+        let mut text = Vec::new();
+        for (root, out) in roots.zip(outs) {
+            let piece = match out {
+                Root::Json(piece) => Some(Piece::Json(piece)),
+                Root::Value(out) => {
+                    errors.extend(out.errors);
+                    out.value.map(Piece::Value)
+                }
+            };
+            if let Some(piece) = piece {
+                text.push(if text.is_empty() { b'{' } else { b',' });
+                piece.write(root.key.as_str(), &mut text);
+            }
+        }
+        if text.is_empty() {
+            (Gql::Null, Some(b"null".to_vec()))
+        } else {
+            text.push(b'}');
+            (Gql::Object(IndexMap::new()), Some(text))
+        }
+    } else {
+        let mut data = IndexMap::new();
+        for (root, out) in roots.zip(outs) {
+            let value = match out {
+                Root::Json(piece) => match serde_json::from_slice::<Gql>(&piece) {
+                    Ok(v) => Some(v),
+                    // Text this module wrote always reads back; say so if it ever does not.
+                    Err(e) => {
+                        errors.push(at(Error::new(format!("internal: {e}")), root.pos, &[]));
+                        Some(Gql::Null)
+                    }
+                },
+                Root::Value(out) => {
+                    errors.extend(out.errors);
+                    out.value
+                }
+            };
+            if let Some(v) = value {
+                data.insert(root.key.clone(), v);
+            }
+        }
+        (object_value(data), None)
+    };
+    let mut response = Response::new(data);
+    response.errors = errors;
+    Ran {
+        response,
+        data_json,
+    }
+}
+
+/// One entry of `data` written as JSON text.
+enum Piece {
+    Value(Gql),
+    Json(Vec<u8>),
+}
+
+impl Piece {
+    /// Writes `"key":value` to `out`.
+    fn write(&self, key: &str, out: &mut Vec<u8>) {
+        // Strings and GraphQL values always serialize (string keys only); a failure would
+        // leave `null`, still valid JSON.
+        if serde_json::to_writer(&mut *out, key).is_err() {
+            out.extend_from_slice(b"\"\"");
+        }
+        out.push(b':');
+        match self {
+            Piece::Json(text) => out.extend_from_slice(text),
+            Piece::Value(v) => {
+                let start = out.len();
+                if serde_json::to_writer(&mut *out, v).is_err() {
+                    out.truncate(start);
+                    out.extend_from_slice(b"null");
+                }
+            }
         }
     }
-    let data = if data.is_empty() {
-        Gql::Null
-    } else {
-        Gql::Object(data)
-    };
-    let mut resp = Response::new(data);
-    resp.errors = errors;
-    resp
 }
 
 struct Run<'a> {
@@ -161,7 +238,7 @@ impl<'a> Run<'a> {
             .ok_or_else(|| ServerError::new(format!("Variable {name} is not defined."), Some(pos)))
     }
 
-    async fn root(&self, r: &'a RootNode) -> Out {
+    async fn root(&self, r: &'a RootNode) -> Root {
         let mut args = IndexMap::new();
         for (name, value) in &r.field.node.arguments {
             let pos = value.pos;
@@ -174,10 +251,10 @@ impl<'a> Run<'a> {
                     args.insert(name.node.clone(), v);
                 }
                 Err(e) => {
-                    return Out {
+                    return Root::Value(Out {
                         value: None,
                         errors: vec![e],
-                    };
+                    });
                 }
             }
         }
@@ -209,13 +286,13 @@ impl<'a> Run<'a> {
         };
         if let (Ok(Payload::Wire(bytes)), Some(sel)) = (&reply, &r.sel)
             && from_wire
-            && let Some(v) =
-                super::wire::project(bytes, &target.method.output(), sel, &|c| self.skipped(c))
         {
-            return Out {
-                value: Some(v),
-                errors: Vec::new(),
-            };
+            let mut json = Vec::with_capacity(bytes.len() * 2);
+            let output = target.method.output();
+            if super::wire::project(bytes, &output, sel, &|c| self.skipped(c), &mut json).is_some()
+            {
+                return Root::Json(json);
+            }
         }
         let reply = reply.and_then(|p| {
             p.into_message(&target.method.output(), &target.backend)
@@ -240,7 +317,7 @@ impl<'a> Run<'a> {
         let mut all = Vec::new();
         let value = settle(value, false, r.pos, &path, &mut all);
         all.extend(errors);
-        Out { value, errors: all }
+        Root::Value(Out { value, errors: all })
     }
 
     /// The selection `sel` (without links) of message `msg`, errors pushed to `errors`.

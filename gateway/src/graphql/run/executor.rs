@@ -18,7 +18,7 @@ use crate::fanout::batch::Driven;
 use crate::graphql::engine::context::{Fallbacks, GraphqlCtx};
 use crate::graphql::engine::plan::Known;
 use crate::graphql::engine::schema::GraphqlSchema;
-use crate::graphql::transport::{ExecuteInstead, ValidationMemo, mark_validated};
+use crate::graphql::transport::{DataSlot, ExecuteInstead, ValidationMemo, mark_validated};
 use crate::request::RequestCtx;
 use crate::snapshot::{Current, Snapshot};
 use crate::upstream::Fallback;
@@ -133,11 +133,17 @@ pub async fn execute(request: Request) -> Response {
         // first time), the plan runs on its own.
         (Some(plan), Some(ValidationMemo::Skip(_))) => {
             mark_validated(&request);
-            Driven::new(
-                compiled::run(&plan, &request.variables, &ctx).boxed(),
+            // The HTTP door takes `data` as JSON text, unless lean payloads reshape it.
+            let slot = DataSlot::of(&request).filter(|_| p.snapshot.shaping.lean.is_noop());
+            let ran = Driven::new(
+                compiled::run(&plan, &request.variables, &ctx, slot.is_some()).boxed(),
                 links,
             )
-            .await
+            .await;
+            if let (Some(slot), Some(json)) = (slot, ran.data_json) {
+                slot.put(json);
+            }
+            ran.response
         }
         (plan, memo) => {
             if let Some(plan) = plan {
@@ -145,7 +151,9 @@ pub async fn execute(request: Request) -> Response {
                 // its executor (see `transport::signal::ExecuteInstead`).
                 let variables = request.variables.clone();
                 let op = ctx.clone();
-                let run = async move { compiled::run(&plan, &variables, &op).await }.boxed();
+                let run =
+                    async move { compiled::run(&plan, &variables, &op, false).await.response }
+                        .boxed();
                 request = request.data(ExecuteInstead::new(run));
             }
             if let Some(memo) = memo {

@@ -1,11 +1,12 @@
-//! A selection projected straight from a reply's wire bytes, without decoding the whole
+//! A selection written as JSON straight from a reply's wire bytes, without decoding the whole
 //! message first: the compiled run's way for a root field whose selection has no links
 //! (the flat query's case).
 //!
 //! One scan over the message's fields notes where each selected field's occurrences are;
-//! the selection is then written in its own order, each value decoded as prost-reflect
-//! would decode it and converted by the compiled run's own [`leaf`] (so the values are the
-//! same). Anything this does not handle gives `None`, and the caller decodes the message and
+//! the selection is then written in its own order as the JSON text serde would write for the
+//! GraphQL value the general way builds: strings and enum names straight from the bytes,
+//! other values decoded as prost-reflect would decode them and converted by the compiled
+//! run's own [`leaf`] (so the values are the same), no object or map in between. Anything this does not handle gives `None`, and the caller decodes the message and
 //! projects it the general way, which also reports what was wrong: malformed bytes, a value
 //! the conversion refuses (an enum number the enum lacks, a `uint32` past GraphQL's `Int`),
 //! redacted fields, maps, members of a real `oneof` (a later member clears an earlier one),
@@ -14,12 +15,11 @@
 //! converted: a reply the general way refuses is refused here too.
 
 use async_graphql::Value as Gql;
-use async_graphql::indexmap::IndexMap;
 use prost::bytes::Buf;
 use prost::encoding::{WireType, decode_key, decode_varint};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
-use super::values::{leaf, object_value};
+use super::values::leaf;
 use crate::graphql::engine::plan::{Cond, NodeKind, Sel};
 use crate::graphql::engine::schema::shape::{Shape, Wkt};
 use crate::transcode::direct::to_json::time_text;
@@ -35,16 +35,33 @@ struct Seen<'a> {
     data: &'a [u8],
 }
 
-/// The selection `sel` (no links) of the message of type `desc` encoded in `bytes`, or `None`
-/// when the general way must do it. `skipped` says whether `@skip` / `@include` leave a node
-/// out.
+/// Writes the JSON text of the selection `sel` (no links) of the message of type `desc`
+/// encoded in `bytes` to `out`: the text serde writes for the value the general way builds.
+/// `None` when the general way must do it (`out` is then as it was). `skipped` says whether
+/// `@skip` / `@include` leave a node out.
 pub(super) fn project(
     bytes: &[u8],
     desc: &MessageDescriptor,
     sel: &Sel,
     skipped: &dyn Fn(&[Cond]) -> bool,
-) -> Option<Gql> {
-    object(bytes, desc, sel, skipped, 0)
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let start = out.len();
+    let done = object(bytes, desc, sel, skipped, 0, out);
+    if done.is_none() {
+        out.truncate(start);
+    }
+    done
+}
+
+/// A JSON string (serde's escaping).
+fn write_str(out: &mut Vec<u8>, s: &str) -> Option<()> {
+    serde_json::to_writer(out, s).ok()
+}
+
+/// A GraphQL value as serde writes it.
+fn write_value(out: &mut Vec<u8>, v: &Gql) -> Option<()> {
+    serde_json::to_writer(out, v).ok()
 }
 
 fn object(
@@ -53,7 +70,8 @@ fn object(
     sel: &Sel,
     skipped: &dyn Fn(&[Cond]) -> bool,
     depth: u32,
-) -> Option<Gql> {
+    out: &mut Vec<u8>,
+) -> Option<()> {
     if depth > MAX_DEPTH || sel.links {
         return None;
     }
@@ -74,26 +92,37 @@ fn object(
         });
     }
     let seen = scan(bytes, &numbers, Some((desc, depth)))?;
-    let mut map = IndexMap::with_capacity(sel.nodes.len());
+    let start = out.len();
+    let mut empty = true;
     for (i, node) in sel.nodes.iter().enumerate() {
         if !node.conds.is_empty() && skipped(&node.conds) {
             continue;
         }
-        let value = match &node.kind {
-            NodeKind::Typename(v) => v.clone(),
+        out.push(if empty { b'{' } else { b',' });
+        empty = false;
+        write_str(out, node.key.as_str())?;
+        out.push(b':');
+        match &node.kind {
+            NodeKind::Typename(v) => write_value(out, v)?,
             NodeKind::Field { fd, shape, sel, .. } => {
                 let mut occurrences = seen.iter().filter(|s| s.node == i).peekable();
                 if occurrences.peek().is_none() {
-                    unset(fd, shape)?
+                    write_value(out, &unset(fd, shape)?)?;
                 } else {
-                    field(fd, shape, sel.as_ref(), occurrences, skipped, depth)?
+                    field(fd, shape, sel.as_ref(), occurrences, skipped, depth, out)?;
                 }
             }
             _ => return None,
-        };
-        map.insert(node.key.clone(), value);
+        }
     }
-    Some(object_value(map))
+    // An object without fields is null (as the general way's `object_value`).
+    if empty {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'}');
+    }
+    Some(())
 }
 
 /// Every occurrence of the fields in `numbers`, in wire order; `None` on malformed framing or
@@ -209,7 +238,7 @@ fn unset(fd: &FieldDescriptor, shape: &Shape) -> Option<Gql> {
     leaf(&Value::default_value_for_field(fd), shape).ok()
 }
 
-/// The value of a field from its occurrences (at least one).
+/// Writes the value of a field from its occurrences (at least one).
 fn field<'a, 'b>(
     fd: &FieldDescriptor,
     shape: &Shape,
@@ -217,58 +246,79 @@ fn field<'a, 'b>(
     occurrences: impl Iterator<Item = &'b Seen<'a>>,
     skipped: &dyn Fn(&[Cond]) -> bool,
     depth: u32,
-) -> Option<Gql>
+    out: &mut Vec<u8>,
+) -> Option<()>
 where
     'a: 'b,
 {
     let kind = fd.kind();
     match (shape, sel) {
         (Shape::Object(m), Some(sel)) => {
-            object(only_message(occurrences)?, m, sel, skipped, depth + 1)
+            object(only_message(occurrences)?, m, sel, skipped, depth + 1, out)
         }
         (Shape::List(inner), Some(sel)) => {
             let Shape::Object(m) = inner.as_ref() else {
                 return None;
             };
-            let mut out = Vec::new();
-            for one in occurrences {
+            out.push(b'[');
+            for (i, one) in occurrences.enumerate() {
                 if one.wire != WireType::LengthDelimited {
                     return None;
                 }
-                out.push(object(one.data, m, sel, skipped, depth + 1)?);
+                if i > 0 {
+                    out.push(b',');
+                }
+                object(one.data, m, sel, skipped, depth + 1, out)?;
             }
-            Some(Gql::List(out))
+            out.push(b']');
+            Some(())
         }
         (Shape::Map { .. }, _) | (Shape::Object(_), None) => None,
         // Times, the commonest well-known types, written as the REST door writes them (which
         // is what the general way's serde conversion gives).
         (Shape::Wkt(w @ (Wkt::Timestamp | Wkt::Duration)), _) if !fd.is_list() => {
-            time_text(*w == Wkt::Timestamp, only_message(occurrences)?)
-                .ok()
-                .map(Gql::String)
+            let text = time_text(*w == Wkt::Timestamp, only_message(occurrences)?).ok()?;
+            write_str(out, &text)
+        }
+        (shape, _) if fd.is_list() => {
+            let mut items = Vec::new();
+            for one in occurrences {
+                values(&kind, one, &mut items)?;
+            }
+            write_value(out, &leaf(&Value::List(items), shape).ok()?)
         }
         (shape, _) => {
-            let value = if fd.is_list() {
-                let mut items = Vec::new();
-                for one in occurrences {
-                    values(&kind, one, &mut items)?;
+            // The last occurrence wins, except for messages (merged).
+            let mut last = None;
+            let mut count = 0;
+            for one in occurrences {
+                last = Some(one);
+                count += 1;
+            }
+            let last = last?;
+            if count > 1 && matches!(kind, Kind::Message(_)) {
+                return None;
+            }
+            match (shape, &kind) {
+                // Strings and enums written from the bytes: no value in between.
+                (Shape::Scalar(Kind::String), Kind::String) => {
+                    if last.wire != WireType::LengthDelimited {
+                        return None;
+                    }
+                    write_str(out, std::str::from_utf8(last.data).ok()?)
                 }
-                Value::List(items)
-            } else {
-                // The last occurrence wins, except for messages (merged).
-                let mut last = None;
-                let mut count = 0;
-                for one in occurrences {
-                    last = Some(one);
-                    count += 1;
+                (Shape::Enum(e), Kind::Enum(_)) => {
+                    let Value::EnumNumber(n) = scalar(&kind, last.wire, last.data)? else {
+                        return None;
+                    };
+                    // A number the enum lacks: the general way reports it.
+                    write_str(out, e.get_value(n)?.name())
                 }
-                let last = last?;
-                if count > 1 && matches!(kind, Kind::Message(_)) {
-                    return None;
-                }
-                scalar(&kind, last.wire, last.data)?
-            };
-            leaf(&value, shape).ok()
+                _ => write_value(
+                    out,
+                    &leaf(&scalar(&kind, last.wire, last.data)?, shape).ok()?,
+                ),
+            }
         }
     }
 }
@@ -454,6 +504,90 @@ mod tests {
             assert_eq!(mine, theirs, "{}", fd.name());
         }
         assert_eq!(msg.descriptor().full_name(), "t.M");
+    }
+
+    /// A selection of every field of `t.M`, each under its own name.
+    fn select_all(desc: &MessageDescriptor) -> Sel {
+        use crate::graphql::engine::plan::Node;
+        Sel {
+            nodes: desc
+                .fields()
+                .map(|fd| Node {
+                    key: async_graphql::Name::new(fd.name()),
+                    pos: async_graphql::Pos::default(),
+                    conds: Vec::new(),
+                    kind: NodeKind::Field {
+                        shape: if fd.is_list() {
+                            Shape::List(Box::new(Shape::of_kind(fd.kind())))
+                        } else {
+                            Shape::of_kind(fd.kind())
+                        },
+                        fd,
+                        non_null: false,
+                        redact: None,
+                        sel: None,
+                    },
+                })
+                .collect(),
+            links: false,
+        }
+    }
+
+    #[test]
+    fn the_json_written_is_what_serde_writes_for_the_decoded_values() {
+        let desc = pool().get_message_by_name("t.M").unwrap();
+        let sel = select_all(&desc);
+        let mut msg = DynamicMessage::new(desc.clone());
+        let samples = [
+            Value::I32(-7),
+            Value::I64(-1 << 40),
+            Value::U32(7),
+            Value::U64(u64::MAX),
+            Value::I32(i32::MIN),
+            Value::I64(i64::MIN),
+            Value::U32(7),
+            Value::I32(-9),
+            Value::F32(0.1),
+            Value::U64(1 << 50),
+            Value::I64(-3),
+            Value::F64(1e-7),
+            Value::Bool(true),
+            Value::String("quote \" backslash \\ newline \n tab \t \u{1} é 😀 </script>".into()),
+            Value::Bytes(vec![0, 255, 1].into()),
+        ];
+        for (fd, v) in desc.fields().filter(|f| !f.is_list()).zip(samples.iter()) {
+            msg.set_field(&fd, v.clone());
+            let list = desc.get_field(fd.number() + 100).unwrap();
+            msg.set_field(&list, Value::List(vec![v.clone(), v.clone()]));
+        }
+        let bytes = msg.encode_to_vec();
+        let decoded = DynamicMessage::decode(desc.clone(), bytes.as_slice()).unwrap();
+        // The general way: each decoded value converted by `leaf`, in an object, serialized.
+        let mut expected = async_graphql::indexmap::IndexMap::new();
+        for node in &sel.nodes {
+            let NodeKind::Field { fd, shape, .. } = &node.kind else {
+                unreachable!()
+            };
+            expected.insert(
+                node.key.clone(),
+                leaf(&decoded.get_field(fd), shape).unwrap(),
+            );
+        }
+        let expected = serde_json::to_string(&Gql::Object(expected)).unwrap();
+        let mut out = b"prefix".to_vec();
+        project(&bytes, &desc, &sel, &|_| false, &mut out).unwrap();
+        assert_eq!(std::str::from_utf8(&out[6..]).unwrap(), expected);
+        // Nothing set: defaults and empty lists, the same way.
+        let mut out = Vec::new();
+        project(&[], &desc, &sel, &|_| false, &mut out).unwrap();
+        let empty: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(empty["s"], "");
+        assert_eq!(empty["r_s"], serde_json::json!([]));
+        assert_eq!(empty["i64"], "0");
+        // A refusal leaves what was written before as it was.
+        let mut out = b"prefix".to_vec();
+        assert!(project(&[0x72, 0x01, 0xff], &desc, &sel, &|_| false, &mut out).is_none());
+        assert_eq!(out, b"prefix");
     }
 
     #[test]

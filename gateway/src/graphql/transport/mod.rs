@@ -58,7 +58,7 @@ use crate::error::{ErrorKind, GatewayError};
 use negotiate::MediaType;
 use signal::Witness;
 pub use signal::{
-    ExecuteInstead, StopBeforeExecution, ValidationMemo, ValidationSignal, mark_validated,
+    DataSlot, ExecuteInstead, StopBeforeExecution, ValidationMemo, ValidationSignal, mark_validated,
 };
 
 /// Settings of the GraphQL endpoint.
@@ -334,9 +334,10 @@ async fn run<E: Executor, P: Prepare>(
         return sse::respond(&shared.executor, graphql_request, operation).await;
     }
     let (graphql_request, witness) = Witness::attach(graphql_request);
+    let (graphql_request, slot) = DataSlot::attach(graphql_request);
     let result = shared.executor.execute(graphql_request).await;
     let request_error = witness.is_request_error(&result);
-    response::executed(result, request_error, media)
+    response::executed(result, request_error, media, slot.take())
 }
 
 /// The type of the operation the request selects, if the name resolves (as async-graphql

@@ -82,6 +82,30 @@ pub(crate) fn to_bytes(response: &async_graphql::Response, request_error: bool) 
     }
 }
 
+/// Serializes an execution result whose `data` the executor wrote as JSON text
+/// (`data_json`, valid JSON): the same bytes as [`to_bytes`] for the same data.
+fn to_bytes_with_data(response: &async_graphql::Response, data_json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data_json.len() + 16);
+    out.push(b'{');
+    if !response.errors.is_empty() {
+        out.extend_from_slice(b"\"errors\":");
+        if serde_json::to_writer(&mut out, &response.errors).is_err() {
+            return to_bytes(response, false);
+        }
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"data\":");
+    out.extend_from_slice(data_json);
+    if !response.extensions.is_empty() {
+        out.extend_from_slice(b",\"extensions\":");
+        if serde_json::to_writer(&mut out, &response.extensions).is_err() {
+            return to_bytes(response, false);
+        }
+    }
+    out.push(b'}');
+    Bytes::from(out)
+}
+
 /// A JSON body of bytes with the media type's `Content-Type`.
 fn json_response(status: StatusCode, media: MediaType, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
@@ -126,7 +150,7 @@ pub(crate) fn method_not_allowed(message: &str, allow: &'static str, media: Medi
 pub(crate) fn parse_failure(error: ServerError, media: MediaType) -> Response {
     let mut response = async_graphql::Response::from_errors(vec![error]);
     label(&mut response.errors, PARSE_FAILED);
-    graphql(response, true, media)
+    graphql(response, true, media, None)
 }
 
 /// A request error found by the HTTP layer in a well-formed request (as a validation error
@@ -138,33 +162,42 @@ pub(crate) fn request_error(code: &'static str, message: String, media: MediaTyp
         async_graphql::Response::from_errors(vec![error]),
         true,
         media,
+        None,
     )
 }
 
-/// A response from the executor; `request_error` says whether the operation never ran.
+/// A response from the executor; `request_error` says whether the operation never ran;
+/// `data_json` is its `data` when the executor wrote it as JSON text (see
+/// [`DataSlot`](super::DataSlot)).
 pub(crate) fn executed(
     mut response: async_graphql::Response,
     request_error: bool,
     media: MediaType,
+    data_json: Option<Vec<u8>>,
 ) -> Response {
     if request_error {
         label(&mut response.errors, VALIDATION_FAILED);
     }
-    graphql(response, request_error, media)
+    graphql(response, request_error, media, data_json)
 }
 
 /// Writes a GraphQL response with its status, headers set by resolvers and cache control.
-fn graphql(response: async_graphql::Response, request_error: bool, media: MediaType) -> Response {
+fn graphql(
+    response: async_graphql::Response,
+    request_error: bool,
+    media: MediaType,
+    data_json: Option<Vec<u8>>,
+) -> Response {
     let status = if request_error && media != MediaType::Json {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let mut http = json_response(
-        status,
-        json_media(media),
-        to_bytes(&response, request_error),
-    );
+    let body = match data_json {
+        Some(data) if !request_error => to_bytes_with_data(&response, &data),
+        _ => to_bytes(&response, request_error),
+    };
+    let mut http = json_response(status, json_media(media), body);
     if response.is_ok()
         && let Some(value) = response.cache_control.value()
         && let Ok(value) = HeaderValue::from_str(&value)
@@ -227,6 +260,28 @@ mod tests {
     }
 
     #[test]
+    fn data_written_as_json_gives_the_bytes_the_value_gives() {
+        let data = json!({"user": {"id": "1", "name": "Ada \"Countess\"", "n": 1.5}});
+        let mut field_error = ServerError::new("boom", Some(Pos { line: 1, column: 3 }));
+        field_error.path = vec![PathSegment::Field("other".into())];
+        let text = serde_json::to_vec(&data).unwrap();
+        for (errors, extensions) in [(vec![], false), (vec![field_error], true)] {
+            let mut response =
+                async_graphql::Response::new(Value::from_json(data.clone()).unwrap());
+            response.errors = errors;
+            if extensions {
+                response = response.extension("fallbacks", Value::List(vec!["a.B/C".into()]));
+            }
+            assert_eq!(
+                to_bytes_with_data(&response, &text),
+                to_bytes(&response, false)
+            );
+            let http = executed(response, false, MediaType::Json, Some(text.clone()));
+            assert_eq!(http.status(), StatusCode::OK);
+        }
+    }
+
+    #[test]
     fn existing_codes_are_kept() {
         let mut error = ServerError::new("nope", None);
         error
@@ -246,7 +301,7 @@ mod tests {
         let mut field_error = ServerError::new("boom", None);
         field_error.path = vec![PathSegment::Field("hello".into())];
         let response = async_graphql::Response::from_errors(vec![field_error]);
-        let http = executed(response, false, MediaType::GraphQLResponseJson);
+        let http = executed(response, false, MediaType::GraphQLResponseJson, None);
         assert_eq!(http.status(), StatusCode::OK);
     }
 
@@ -254,13 +309,13 @@ mod tests {
     fn status_by_media_type() {
         let validation =
             || async_graphql::Response::from_errors(vec![ServerError::new("bad", None)]);
-        let new = executed(validation(), true, MediaType::GraphQLResponseJson);
+        let new = executed(validation(), true, MediaType::GraphQLResponseJson, None);
         assert_eq!(new.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             new.headers()[CONTENT_TYPE],
             "application/graphql-response+json; charset=utf-8"
         );
-        let legacy = executed(validation(), true, MediaType::Json);
+        let legacy = executed(validation(), true, MediaType::Json, None);
         assert_eq!(legacy.status(), StatusCode::OK);
         assert_eq!(
             legacy.headers()[CONTENT_TYPE],
@@ -270,9 +325,10 @@ mod tests {
             async_graphql::Response::new(Value::from_json(json!({"a": 1})).unwrap()),
             false,
             MediaType::GraphQLResponseJson,
+            None,
         );
         assert_eq!(ok.status(), StatusCode::OK);
-        let sse = executed(validation(), true, MediaType::EventStream);
+        let sse = executed(validation(), true, MediaType::EventStream, None);
         assert_eq!(sse.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             sse.headers()[CONTENT_TYPE],
@@ -307,7 +363,7 @@ mod tests {
         response
             .http_headers
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        let http = executed(response, false, MediaType::Json);
+        let http = executed(response, false, MediaType::Json, None);
         assert_eq!(http.headers()["x-custom"], "1");
         assert_eq!(
             http.headers()[CONTENT_TYPE],

@@ -192,3 +192,37 @@ impl Witness {
         }
     }
 }
+
+/// Request data through which the executor may hand a response's `data` back as JSON text
+/// (written straight from the backends' replies): the HTTP layer puts one in the requests
+/// whose response it writes itself, and writes that text in place of the response's `data`.
+/// Other transports (SSE, WebSocket) and doors do not, and get `data` as a value.
+#[derive(Clone, Debug, Default)]
+pub struct DataSlot(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl DataSlot {
+    /// Puts an empty slot in the request data; returns the request and the slot.
+    pub(crate) fn attach(request: async_graphql::Request) -> (async_graphql::Request, Self) {
+        let slot = Self::default();
+        (request.data(slot.clone()), slot)
+    }
+
+    /// The slot in `request`'s data, if the HTTP layer put one there.
+    pub fn of(request: &async_graphql::Request) -> Option<Self> {
+        request
+            .data
+            .get(&TypeId::of::<DataSlot>())
+            .and_then(|any| any.as_ref().downcast_ref::<DataSlot>())
+            .cloned()
+    }
+
+    /// Leaves the response's `data` as JSON text (valid JSON: the executor wrote it).
+    pub fn put(&self, json: Vec<u8>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(json);
+    }
+
+    /// The response's `data` as JSON text, if the executor left it.
+    pub(crate) fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}

@@ -57,7 +57,7 @@ pub(crate) async fn respond<E: Executor>(
     };
     let head: BoxStream<'static, Bytes> = match first {
         Some(Some(response)) if witness.is_request_error(&response) => {
-            return executed(response, true, MediaType::EventStream);
+            return executed(response, true, MediaType::EventStream, None);
         }
         Some(Some(response)) => stream::once(async move { next_event(response, false) }).boxed(),
         Some(None) => stream::empty().boxed(),
