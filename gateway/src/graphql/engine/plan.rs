@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
-    SelectionSet,
+    Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType,
+    Selection, SelectionSet,
 };
 use async_graphql::registry::Registry;
 use async_graphql::{Name, Pos, Positioned, ValidationResult, Value as Gql};
@@ -202,12 +202,7 @@ impl PlanModel {
     /// Compiles operation `name` of `doc`; `None` when it must run on async-graphql's
     /// executor (see the module docs).
     pub fn compile(&self, doc: &ExecutableDocument, name: Option<&str>) -> Option<OpPlan> {
-        let op = match (&doc.operations, name) {
-            (DocumentOperations::Single(op), None) => op,
-            (DocumentOperations::Multiple(ops), Some(n)) => ops.get(n)?,
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
-            _ => return None,
-        };
+        let op = operation_of(doc, name)?;
         let (roots_of, serial) = match op.node.ty {
             OperationType::Query => (&self.queries, false),
             OperationType::Mutation => (&self.mutations, true),
@@ -580,10 +575,29 @@ fn merge(a: &mut Sel, b: Sel) -> Compiled<()> {
     Ok(())
 }
 
+/// The operation a request for `name` runs in `doc`: the one named so, or the document's only
+/// operation when no name is given (an anonymous one is never chosen by name).
+pub fn operation_of<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), None) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(n)) => ops.get(n),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        _ => None,
+    }
+}
+
 /// What is known of one operation of one document against the schema: its plan, and
 /// whether (and with what result) async-graphql has validated it.
 #[derive(Debug)]
 pub struct Known {
+    /// The type of the operation the request runs (`None`: the name chooses none).
+    pub operation: Option<OperationType>,
+    /// The name of the document's only operation, when it has one and the request names
+    /// none (what the policies are asked about).
+    pub only_name: Option<String>,
     /// The compiled plan; `None` when the operation runs on async-graphql's executor.
     pub plan: Option<Arc<OpPlan>>,
     /// The arguments that read variables (`None`: the document is always validated in
@@ -593,6 +607,17 @@ pub struct Known {
     pub validated: Arc<OnceLock<ValidationResult>>,
     /// The query limits' figures, once measured, when they do not depend on variables.
     pub limits: OnceLock<QueryStats>,
+}
+
+impl Known {
+    /// What the prepare step put in `request`'s data, if anything.
+    pub fn of(request: &async_graphql::Request) -> Option<Arc<Known>> {
+        request
+            .data
+            .get(&std::any::TypeId::of::<Arc<Known>>())
+            .and_then(|d| d.downcast_ref::<Arc<Known>>())
+            .cloned()
+    }
 }
 
 /// What is known of recent operations, by query text and operation name, bounded like the
@@ -622,7 +647,15 @@ impl PlanCache {
         {
             return Some(k.clone());
         }
+        let only_name = match (&doc.operations, name) {
+            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+                ops.keys().next().map(|n| n.to_string())
+            }
+            _ => None,
+        };
         let k = Arc::new(Known {
+            operation: operation_of(doc, name).map(|op| op.node.ty),
+            only_name,
             plan: model.compile(doc, name).map(Arc::new),
             args: VariableArgs::collect(registry, doc),
             validated: Arc::default(),
@@ -639,13 +672,20 @@ impl PlanCache {
         Some(k)
     }
 
+    /// What is known of operation `name` of `query` if it was seen before (no document
+    /// needed: the text is the key).
+    pub fn known(&self, query: &str, name: Option<&str>) -> Option<Arc<Known>> {
+        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let ops = known.get(query)?;
+        ops.iter()
+            .find(|(n, _)| n.as_deref() == name)
+            .map(|(_, k)| k.clone())
+    }
+
     /// Whether operation `name` of `query` has a plan (`Some(false)`: it runs on
     /// async-graphql's executor), or `None` when it has not been seen.
     pub fn planned(&self, query: &str, name: Option<&str>) -> Option<bool> {
-        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        let ops = known.get(query)?;
-        let (_, k) = ops.iter().find(|(n, _)| n.as_deref() == name)?;
-        Some(k.plan.is_some())
+        self.known(query, name).map(|k| k.plan.is_some())
     }
 
     /// How many documents have an entry.

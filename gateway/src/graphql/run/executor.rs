@@ -16,7 +16,7 @@ use futures::{FutureExt, StreamExt};
 use super::compiled;
 use crate::fanout::batch::Driven;
 use crate::graphql::engine::context::{Fallbacks, GraphqlCtx};
-use crate::graphql::engine::plan::Known;
+use crate::graphql::engine::plan::{Known, operation_of};
 use crate::graphql::engine::schema::GraphqlSchema;
 use crate::graphql::transport::{DataSlot, ExecuteInstead, ValidationMemo, mark_validated};
 use crate::request::RequestCtx;
@@ -30,6 +30,9 @@ pub struct Prepared {
     pub snapshot: Arc<Snapshot>,
     /// The request it belongs to (metadata, budget, identity...).
     pub ctx: Arc<RequestCtx>,
+    /// Whether the request carries its parsed document (a document seen before is not
+    /// copied into it: the executor fetches it from the document cache if it needs it).
+    pub document: bool,
 }
 
 /// Runs operations; those that did not go through the prepare step (benchmarks, tests) run on
@@ -51,7 +54,11 @@ impl GatewayExecutor {
         }
         let snapshot = self.current.load();
         let ctx = Arc::new(RequestCtx::internal(snapshot.config.deadlines.max.get()));
-        let p = Prepared { snapshot, ctx };
+        let p = Prepared {
+            snapshot,
+            ctx,
+            document: false,
+        };
         (request.data(p.clone()), p)
     }
 }
@@ -119,10 +126,10 @@ pub async fn execute(request: Request) -> Response {
     };
     let links = ctx.links.clone();
     let mut request = request;
-    let labels = operation_labels(&mut request, &p.snapshot);
+    let known = Known::of(&request).or_else(|| known_of(&g, &mut request));
+    let labels = operation_labels(&mut request, &p.snapshot, known.as_deref());
     let name = request.operation_name.clone();
     let started = std::time::Instant::now();
-    let known = known_in(&request).or_else(|| known_of(&g, &mut request));
     let memo = known
         .as_ref()
         .map(|k| validation_memo(k, &g, &request.variables));
@@ -158,6 +165,9 @@ pub async fn execute(request: Request) -> Response {
             }
             if let Some(memo) = memo {
                 request = request.data(memo);
+            }
+            if !p.document {
+                g.documents.prime(&mut request);
             }
             Driven::new(g.schema.execute(request.data(ctx)).boxed(), links).await
         }
@@ -210,15 +220,6 @@ pub async fn execute(request: Request) -> Response {
     resp
 }
 
-/// What the prepare step learnt of the operation.
-fn known_in(request: &Request) -> Option<Arc<Known>> {
-    request
-        .data
-        .get(&TypeId::of::<Arc<Known>>())
-        .and_then(|d| d.downcast_ref::<Arc<Known>>())
-        .cloned()
-}
-
 /// What is known of the operation `request` runs (its document parsed already).
 /// `None` when `graphql.execution` is `interpreted`: async-graphql then validates and
 /// executes every request itself.
@@ -260,27 +261,28 @@ fn validation_memo(known: &Known, g: &GraphqlSchema, variables: &Variables) -> V
 /// does not parse or names no operation) and its name when it is one of the BFF's named
 /// operations (`_OTHER` for any other name: clients choose names, labels must stay bounded;
 /// empty when anonymous).
-fn operation_labels(request: &mut Request, snapshot: &Snapshot) -> (&'static str, String) {
+fn operation_labels(
+    request: &mut Request,
+    snapshot: &Snapshot,
+    known: Option<&Known>,
+) -> (&'static str, String) {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
     let name = request.operation_name.clone();
-    let kind = match request.parsed_query() {
-        Ok(doc) => {
-            let op = match (&doc.operations, name.as_deref()) {
-                (DocumentOperations::Single(op), _) => Some(&op.node),
-                (DocumentOperations::Multiple(ops), Some(n)) => ops.get(n).map(|op| &op.node),
-                (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-                    ops.values().next().map(|op| &op.node)
-                }
-                (DocumentOperations::Multiple(_), None) => None,
-            };
-            match op.map(|o| o.ty) {
-                Some(OperationType::Query) => "query",
-                Some(OperationType::Mutation) => "mutation",
-                Some(OperationType::Subscription) => "subscription",
-                None => "unknown",
-            }
-        }
-        Err(_) => "unknown",
+    let ty = match known.and_then(|k| k.operation) {
+        Some(ty) => Some(ty),
+        None => match request.parsed_query() {
+            Ok(doc) => match (&doc.operations, name.as_deref()) {
+                (DocumentOperations::Single(op), _) => Some(op.node.ty),
+                _ => operation_of(doc, name.as_deref()).map(|op| op.node.ty),
+            },
+            Err(_) => None,
+        },
+    };
+    let kind = match ty {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
     };
     let name = match name {
         None => String::new(),
@@ -327,7 +329,11 @@ impl async_graphql::Executor for GatewayExecutor {
         let shaping = p.snapshot.shaping.clone();
         let links = ctx.links.clone();
         let mut request = request;
-        let labels = operation_labels(&mut request, &p.snapshot);
+        let known = Known::of(&request);
+        let labels = operation_labels(&mut request, &p.snapshot, known.as_deref());
+        if !p.document {
+            g.documents.prime(&mut request);
+        }
         let metrics = p.snapshot.metrics().cloned();
         let stream = match session_data {
             Some(data) => g

@@ -98,65 +98,83 @@ impl GatewayPrepare {
             }
         }
         let operation = req.operation_name.clone();
-        // A document that does not parse is left to the executor, which reports it the
-        // standard way; everything else is measured before execution.
-        let mut parsed = false;
-        let mut named: Option<String> = None;
         let mut introspection = false;
         let mut cost = None;
-        schema.documents.prime(&mut req);
-        // What is known of the operation (its plan; its figures when they do not depend on
-        // variables), learnt by the first request of the same document.
-        let known = super::executor::known_of(&schema, &mut req);
-        let memo = known.as_ref().and_then(|k| k.limits.get()).copied();
-        let variables = match memo {
-            Some(_) => serde_json::Value::Null,
-            None => req
-                .variables
-                .clone()
-                .into_value()
-                .into_json()
-                .unwrap_or(serde_json::Value::Null),
-        };
-        if let Ok(doc) = req.parsed_query() {
-            parsed = true;
-            named = operation.clone().or_else(|| match &doc.operations {
-                DocumentOperations::Multiple(ops) if ops.len() == 1 => {
-                    ops.keys().next().map(|n| n.to_string())
-                }
-                _ => None,
-            });
-            let measured = match memo {
-                Some(stats) => Ok(stats),
-                None => {
-                    let measured = limits::check_document(
-                        doc,
-                        operation.as_deref(),
-                        &variables,
-                        lim,
-                        schema.as_ref(),
-                    );
-                    if let (Ok(stats), Some(k)) = (&measured, &known)
-                        && !stats.variables_read
-                    {
-                        let _ = k.limits.set(*stats);
-                    }
-                    measured
-                }
-            };
-            match measured {
-                Ok(stats) => {
-                    introspection = stats.introspection;
-                    cost = Some(stats.cost);
-                }
-                Err(v)
-                    if v.kind == codes::GRAPHQL_PARSE_FAILED
-                        || v.kind == codes::OPERATION_RESOLUTION_FAILURE => {}
-                Err(v) => {
-                    return Err(GatewayError::rejected(v.kind, v.message));
-                }
+        // A document seen before whose figures do not depend on variables: nothing is left
+        // to parse or measure (what is known is found by the query text), and the document
+        // is not even copied into the request (the executor fetches it if it needs it).
+        let seen = schema
+            .plans
+            .known(&req.query, operation.as_deref())
+            .filter(|k| k.operation.is_some());
+        let (known, parsed, named) = match seen.as_ref().and_then(|k| Some((k, k.limits.get()?))) {
+            Some((k, stats)) => {
+                introspection = stats.introspection;
+                cost = Some(stats.cost);
+                let named = operation.clone().or_else(|| k.only_name.clone());
+                (Some(k.clone()), false, named)
             }
-        }
+            None => {
+                // A document that does not parse is left to the executor, which reports it
+                // the standard way; everything else is measured before execution.
+                let mut parsed = false;
+                let mut named: Option<String> = None;
+                schema.documents.prime(&mut req);
+                // What is known of the operation (its plan; its figures when they do not
+                // depend on variables), learnt by the first request of the same document.
+                let known = super::executor::known_of(&schema, &mut req);
+                let memo = known.as_ref().and_then(|k| k.limits.get()).copied();
+                let variables = match memo {
+                    Some(_) => serde_json::Value::Null,
+                    None => req
+                        .variables
+                        .clone()
+                        .into_value()
+                        .into_json()
+                        .unwrap_or(serde_json::Value::Null),
+                };
+                if let Ok(doc) = req.parsed_query() {
+                    parsed = true;
+                    named = operation.clone().or_else(|| match &doc.operations {
+                        DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+                            ops.keys().next().map(|n| n.to_string())
+                        }
+                        _ => None,
+                    });
+                    let measured = match memo {
+                        Some(stats) => Ok(stats),
+                        None => {
+                            let measured = limits::check_document(
+                                doc,
+                                operation.as_deref(),
+                                &variables,
+                                lim,
+                                schema.as_ref(),
+                            );
+                            if let (Ok(stats), Some(k)) = (&measured, &known)
+                                && !stats.variables_read
+                            {
+                                let _ = k.limits.set(*stats);
+                            }
+                            measured
+                        }
+                    };
+                    match measured {
+                        Ok(stats) => {
+                            introspection = stats.introspection;
+                            cost = Some(stats.cost);
+                        }
+                        Err(v)
+                            if v.kind == codes::GRAPHQL_PARSE_FAILED
+                                || v.kind == codes::OPERATION_RESOLUTION_FAILURE => {}
+                        Err(v) => {
+                            return Err(GatewayError::rejected(v.kind, v.message));
+                        }
+                    }
+                }
+                (known, parsed, named)
+            }
+        };
         // The policies' word on the operation by its name, and on reading the schema.
         let chain = &snapshot.outbound.chain;
         if let Some(name) = &named {
@@ -173,14 +191,18 @@ impl GatewayPrepare {
         }
         // APQ: only documents that parse and pass the limits are registered.
         if let Some(pending) = pending
-            && parsed
+            && (parsed || seen.is_some())
         {
             snapshot.persisted.register(pending).await;
         }
         if let Some(known) = known {
             req = req.data(known);
         }
-        Ok(req.data(Prepared { snapshot, ctx }))
+        Ok(req.data(Prepared {
+            snapshot,
+            ctx,
+            document: parsed,
+        }))
     }
 }
 

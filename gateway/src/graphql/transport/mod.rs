@@ -46,7 +46,7 @@ mod tests;
 use std::sync::Arc;
 
 use async_graphql::Executor;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::OperationType;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -55,6 +55,7 @@ use http::Method;
 use http::request::Parts;
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::graphql::engine::plan::{Known, operation_of};
 use negotiate::MediaType;
 use signal::Witness;
 pub use signal::{
@@ -296,9 +297,14 @@ async fn run<E: Executor, P: Prepare>(
         return response::rejection(&rejection, media);
     }
     let operation_name = graphql_request.operation_name.clone();
-    let operation = match graphql_request.parsed_query() {
-        Ok(document) => operation_type(document, operation_name.as_deref()),
-        Err(error) => return response::parse_failure(error, media),
+    // A document seen before: its operation is known without it (see the prepare step).
+    let known = Known::of(&graphql_request).and_then(|k| k.operation);
+    let operation = match known {
+        Some(ty) => Some(ty),
+        None => match graphql_request.parsed_query() {
+            Ok(document) => operation_of(document, operation_name.as_deref()).map(|op| op.node.ty),
+            Err(error) => return response::parse_failure(error, media),
+        },
     };
     let Some(operation) = operation else {
         let message = match operation_name {
@@ -338,21 +344,4 @@ async fn run<E: Executor, P: Prepare>(
     let result = shared.executor.execute(graphql_request).await;
     let request_error = witness.is_request_error(&result);
     response::executed(result, request_error, media, slot.take())
-}
-
-/// The type of the operation the request selects, if the name resolves (as async-graphql
-/// selects it: a lone anonymous operation takes no name).
-fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), None) => Some(operation.node.ty),
-        (DocumentOperations::Single(_), Some(_)) => None,
-        (DocumentOperations::Multiple(operations), Some(name)) => {
-            operations.get(name).map(|operation| operation.node.ty)
-        }
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
-            .values()
-            .next()
-            .map(|operation| operation.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
 }
