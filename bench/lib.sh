@@ -1,5 +1,5 @@
 # Helpers shared by the load scripts that run the BFF next to the demo backends
-# (bench/percore.sh, bench/cache.sh): sourced, not run. The caller sets `work` (a temporary
+# (bench/percore.sh, bench/cache.sh, bench/rss.sh): sourced, not run. The caller sets `work` (a temporary
 # folder) and `bin` (portico-load), and closes "${fds[@]}" when it ends, which stops every
 # child started with `start` (each reads a FIFO held open here, and stops at its end).
 
