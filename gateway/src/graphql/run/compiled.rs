@@ -109,8 +109,10 @@ pub async fn run(plan: &OpPlan, variables: &Variables, g: &GraphqlCtx, json: boo
                 Root::Json(piece) => match serde_json::from_slice::<Gql>(&piece) {
                     Ok(v) => Some(v),
                     // Text this module wrote always reads back; say so if it ever does not.
-                    Err(e) => {
-                        errors.push(at(Error::new(format!("internal: {e}")), root.pos, &[]));
+                    Err(_) => {
+                        let path = [Seg::Key(root.key.clone())];
+                        let e = Error::new("internal: the reply could not be written");
+                        errors.push(at(e, root.pos, &path));
                         Some(Gql::Null)
                     }
                 },
