@@ -652,6 +652,10 @@ pub(crate) fn time_text(timestamp: bool, bytes: &[u8]) -> Result<String, Unsuppo
         if !(-62_135_596_800..=253_402_300_799).contains(&seconds) {
             return Err(Unsupported("a timestamp out of range"));
         }
+        if (0..1_000_000_000).contains(&nanos) {
+            return Ok(rfc3339(seconds, nanos));
+        }
+        // Nanos out of their range: prost-types normalizes them into the seconds.
         Ok(prost_types::Timestamp { seconds, nanos }.to_string())
     } else {
         if seconds.unsigned_abs() > 315_576_000_000 || nanos.unsigned_abs() > 999_999_999 {
@@ -659,6 +663,64 @@ pub(crate) fn time_text(timestamp: bool, bytes: &[u8]) -> Result<String, Unsuppo
         }
         Ok(prost_types::Duration { seconds, nanos }.to_string())
     }
+}
+
+/// The text prost-types' `Timestamp` display gives for `seconds` (years 1 to 9999) and
+/// `nanos` (0 to 999,999,999), without its formatting machinery: the civil date of the day
+/// (proleptic Gregorian, as prost-types' musl-derived conversion), the time of day, and the
+/// fraction as nothing, milliseconds, microseconds or nanoseconds, whichever is exact.
+fn rfc3339(seconds: i64, nanos: i32) -> String {
+    /// `n` in `width` digits, zero-padded.
+    fn digits(out: &mut String, n: u32, width: u32) {
+        for i in (0..width).rev() {
+            let d = (n / 10u32.pow(i)) % 10;
+            out.push(char::from(b'0' + d as u8));
+        }
+    }
+    let days = seconds.div_euclid(86_400);
+    // Below 86,400: fits.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let secs = seconds.rem_euclid(86_400) as u32;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = String::with_capacity(30);
+    // The range check keeps the year within 1..=9999 and the rest within their digits.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    {
+        digits(&mut out, year as u32, 4);
+        out.push('-');
+        digits(&mut out, month as u32, 2);
+        out.push('-');
+        digits(&mut out, day as u32, 2);
+    }
+    out.push('T');
+    digits(&mut out, secs / 3_600, 2);
+    out.push(':');
+    digits(&mut out, secs / 60 % 60, 2);
+    out.push(':');
+    digits(&mut out, secs % 60, 2);
+    #[allow(clippy::cast_sign_loss)]
+    let nanos = nanos as u32;
+    if nanos != 0 {
+        out.push('.');
+        if nanos.is_multiple_of(1_000_000) {
+            digits(&mut out, nanos / 1_000_000, 3);
+        } else if nanos.is_multiple_of(1_000) {
+            digits(&mut out, nanos / 1_000, 6);
+        } else {
+            digits(&mut out, nanos, 9);
+        }
+    }
+    out.push('Z');
+    out
 }
 
 /// A wrapper: its value (the last field 1), or the type's default.
@@ -843,4 +905,64 @@ fn well_known(
         .skip_default_fields(!opts.emit_unpopulated);
     msg.serialize_with_options(&mut serde_json::Serializer::new(out), &sopts)
         .map_err(|_| Unsupported("a well-known type that does not encode"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::rfc3339;
+
+    fn prost(seconds: i64, nanos: i32) -> String {
+        prost_types::Timestamp { seconds, nanos }.to_string()
+    }
+
+    #[test]
+    fn timestamps_read_as_prost_types_writes_them_at_the_edges() {
+        let days = [
+            -62_135_596_800, // 0001-01-01
+            -62_135_596_801 + 86_400,
+            -2_208_988_800, // 1900-01-01 (not a leap year)
+            -2_203_891_200, // 1900-03-01
+            0,
+            951_782_400,     // 2000-02-29
+            951_868_800,     // 2000-03-01
+            1_709_164_800,   // 2024-02-29
+            4_107_542_400,   // 2100-03-01
+            253_402_300_799, // 9999-12-31T23:59:59
+        ];
+        for seconds in days {
+            for nanos in [
+                0,
+                1,
+                999_999_999,
+                1_000_000,
+                5_000,
+                120_000_000,
+                123_456_789,
+            ] {
+                assert_eq!(
+                    rfc3339(seconds, nanos),
+                    prost(seconds, nanos),
+                    "{seconds} {nanos}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn timestamps_read_as_prost_types_writes_them(
+            seconds in -62_135_596_800i64..=253_402_300_799,
+            nanos in prop_oneof![
+                Just(0),
+                (0..1_000i32).prop_map(|n| n * 1_000_000),
+                (0..1_000_000i32).prop_map(|n| n * 1_000),
+                0..1_000_000_000i32,
+            ],
+        ) {
+            prop_assert_eq!(rfc3339(seconds, nanos), prost(seconds, nanos));
+        }
+    }
 }
