@@ -280,6 +280,13 @@ where
             let text = time_text(*w == Wkt::Timestamp, only_message(occurrences)?).ok()?;
             write_str(out, &text)
         }
+        // Wrappers (nullable scalars), as `wkt` shows the decoded message.
+        (Shape::Wkt(Wkt::Wrapper(_)), _) if !fd.is_list() => {
+            let Kind::Message(m) = &kind else {
+                return None;
+            };
+            write_value(out, &wrapper(m, only_message(occurrences)?, depth)?)
+        }
         (shape, _) if fd.is_list() => {
             let mut items = Vec::new();
             for one in occurrences {
@@ -320,6 +327,36 @@ where
                 ),
             }
         }
+    }
+}
+
+/// The GraphQL value of the wrapper message (`StringValue`...) of type `desc` encoded in
+/// `bytes`: what [`wkt`](crate::graphql::engine::schema::output::wkt) gives for the decoded
+/// message (prost-reflect's JSON of the wrapped value read into a JSON value: 64-bit
+/// integers as strings, bytes in base64, non-finite floats null).
+fn wrapper(desc: &MessageDescriptor, bytes: &[u8], depth: u32) -> Option<Gql> {
+    use base64::Engine as _;
+    let inner = desc.get_field(1)?;
+    let seen = scan(bytes, &[1], Some((desc, depth + 1)))?;
+    let value = match seen.last() {
+        Some(one) => scalar(&inner.kind(), one.wire, one.data)?,
+        None => Value::default_value_for_field(&inner),
+    };
+    // A JSON value holds no non-finite number: serde makes them null.
+    let float = |f: f64| Some(serde_json::Number::from_f64(f).map_or(Gql::Null, Gql::Number));
+    match value {
+        Value::I64(n) => Some(Gql::String(n.to_string())),
+        Value::U64(n) => Some(Gql::String(n.to_string())),
+        Value::I32(n) => Some(Gql::from(n)),
+        Value::U32(n) => Some(Gql::from(n)),
+        Value::Bool(b) => Some(Gql::Boolean(b)),
+        Value::String(s) => Some(Gql::String(s)),
+        Value::Bytes(b) => Some(Gql::String(
+            base64::engine::general_purpose::STANDARD.encode(b),
+        )),
+        Value::F64(f) => float(f),
+        Value::F32(f) => float(f64::from(f)),
+        _ => None,
     }
 }
 
@@ -588,6 +625,74 @@ mod tests {
         let mut out = b"prefix".to_vec();
         assert!(project(&[0x72, 0x01, 0xff], &desc, &sel, &|_| false, &mut out).is_none());
         assert_eq!(out, b"prefix");
+    }
+
+    #[test]
+    fn wrappers_read_as_the_decoded_message_shows_them() {
+        use crate::graphql::engine::schema::output::wkt;
+        use crate::graphql::engine::schema::shape::Wkt;
+        let pool = DescriptorPool::global();
+        let cases: Vec<(&str, Vec<Value>)> = vec![
+            (
+                "DoubleValue",
+                vec![
+                    Value::F64(0.1),
+                    Value::F64(-0.0),
+                    Value::F64(1e300),
+                    Value::F64(f64::NAN),
+                    Value::F64(f64::INFINITY),
+                    Value::F64(f64::NEG_INFINITY),
+                ],
+            ),
+            (
+                "FloatValue",
+                vec![
+                    Value::F32(0.1),
+                    Value::F32(3.5),
+                    Value::F32(f32::NAN),
+                    Value::F32(f32::NEG_INFINITY),
+                ],
+            ),
+            ("Int64Value", vec![Value::I64(i64::MIN), Value::I64(7)]),
+            ("UInt64Value", vec![Value::U64(u64::MAX)]),
+            ("Int32Value", vec![Value::I32(i32::MIN), Value::I32(-1)]),
+            ("UInt32Value", vec![Value::U32(u32::MAX)]),
+            ("BoolValue", vec![Value::Bool(true)]),
+            ("StringValue", vec![Value::String("é \" 😀".into())]),
+            ("BytesValue", vec![Value::Bytes(vec![0, 255, 7, 9].into())]),
+        ];
+        for (name, values) in cases {
+            let desc = pool
+                .get_message_by_name(&format!("google.protobuf.{name}"))
+                .unwrap();
+            let Some(w @ Wkt::Wrapper(_)) = Wkt::of(&desc) else {
+                panic!("{name} is a wrapper");
+            };
+            let field = desc.get_field(1).unwrap();
+            // Unset (the default), then each value.
+            let mut messages = vec![DynamicMessage::new(desc.clone())];
+            for v in values {
+                let mut m = DynamicMessage::new(desc.clone());
+                m.set_field(&field, v);
+                messages.push(m);
+            }
+            for m in messages {
+                let bytes = m.encode_to_vec();
+                let decoded = DynamicMessage::decode(desc.clone(), bytes.as_slice()).unwrap();
+                let theirs = wkt(&decoded, w).unwrap();
+                let mine = wrapper(&desc, &bytes, 0).unwrap();
+                assert_eq!(
+                    serde_json::to_string(&mine).unwrap(),
+                    serde_json::to_string(&theirs).unwrap(),
+                    "{name} {m:?}"
+                );
+            }
+        }
+        // Field 1 sent as the wrong wire type: the general way refuses it, so does this.
+        let desc = pool
+            .get_message_by_name("google.protobuf.StringValue")
+            .unwrap();
+        assert!(wrapper(&desc, &[0x08, 0x01], 0).is_none());
     }
 
     #[test]
