@@ -20,6 +20,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub(crate) mod calendar;
 pub mod cli;
 pub mod config;
 pub mod cores;

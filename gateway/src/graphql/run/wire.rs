@@ -492,6 +492,17 @@ mod tests {
         .unwrap()
     }
 
+    /// Sets each singular field of `t.M` to its sample (in field order) and its repeated twin
+    /// to two of them.
+    fn fill(msg: &mut DynamicMessage, samples: &[Value]) {
+        let desc = msg.descriptor();
+        for (fd, v) in desc.fields().filter(|f| !f.is_list()).zip(samples) {
+            msg.set_field(&fd, v.clone());
+            let list = desc.get_field(fd.number() + 100).unwrap();
+            msg.set_field(&list, Value::List(vec![v.clone(), v.clone()]));
+        }
+    }
+
     #[test]
     fn every_scalar_kind_decodes_as_prost_reflect_decodes_it() {
         let desc = pool().get_message_by_name("t.M").unwrap();
@@ -513,11 +524,7 @@ mod tests {
             Value::String("é".into()),
             Value::Bytes(vec![0, 255].into()),
         ];
-        for (fd, v) in desc.fields().filter(|f| !f.is_list()).zip(samples.iter()) {
-            msg.set_field(&fd, v.clone());
-            let list = desc.get_field(fd.number() + 100).unwrap();
-            msg.set_field(&list, Value::List(vec![v.clone(), v.clone()]));
-        }
+        fill(&mut msg, &samples);
         let bytes = msg.encode_to_vec();
         let decoded = DynamicMessage::decode(desc.clone(), bytes.as_slice()).unwrap();
         let numbers: Vec<u32> = desc.fields().map(|f| f.number()).collect();
@@ -592,11 +599,7 @@ mod tests {
             Value::String("quote \" backslash \\ newline \n tab \t \u{1} é 😀 </script>".into()),
             Value::Bytes(vec![0, 255, 1].into()),
         ];
-        for (fd, v) in desc.fields().filter(|f| !f.is_list()).zip(samples.iter()) {
-            msg.set_field(&fd, v.clone());
-            let list = desc.get_field(fd.number() + 100).unwrap();
-            msg.set_field(&list, Value::List(vec![v.clone(), v.clone()]));
-        }
+        fill(&mut msg, &samples);
         let bytes = msg.encode_to_vec();
         let decoded = DynamicMessage::decode(desc.clone(), bytes.as_slice()).unwrap();
         // The general way: each decoded value converted by `leaf`, in an object, serialized.

@@ -681,16 +681,7 @@ fn rfc3339(seconds: i64, nanos: i32) -> String {
     // Below 86,400: fits.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let secs = seconds.rem_euclid(86_400) as u32;
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::calendar::civil_from_days(days);
     let mut out = String::with_capacity(30);
     // The range check keeps the year within 1..=9999 and the rest within their digits.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
