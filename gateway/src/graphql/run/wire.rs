@@ -180,19 +180,28 @@ fn unselected(
         }
         return validate(data, m, depth + 1);
     }
+    let one = Seen {
+        node: 0,
+        wire,
+        data,
+    };
     if fd.is_list() {
-        let mut sink = Vec::new();
-        return values(
-            &kind,
-            &Seen {
-                node: 0,
-                wire,
-                data,
-            },
-            &mut sink,
-        );
+        return each_value(&kind, &one, &mut |wire, data| check(&kind, wire, data));
     }
-    scalar(&kind, wire, data).map(|_| ())
+    check(&kind, wire, data)
+}
+
+/// Checks one value of `kind` (not a message) as [`scalar`] would read it, without building
+/// it: the framing was checked by the scan, so what is left is the wire type and UTF-8.
+fn check(kind: &Kind, wire: WireType, data: &[u8]) -> Option<()> {
+    if wire != wire_of(kind) {
+        return None;
+    }
+    match kind {
+        Kind::String => std::str::from_utf8(data).ok().map(|_| ()),
+        Kind::Message(_) => None,
+        _ => Some(()),
+    }
 }
 
 /// Checks a whole message of type `desc` as decoding would.
@@ -362,13 +371,22 @@ fn wrapper(desc: &MessageDescriptor, bytes: &[u8], depth: u32) -> Option<Gql> {
 
 /// The values of one occurrence of a repeated field: one, or a packed run of them.
 fn values(kind: &Kind, one: &Seen<'_>, out: &mut Vec<Value>) -> Option<()> {
+    each_value(kind, one, &mut |wire, data| {
+        out.push(scalar(kind, wire, data)?);
+        Some(())
+    })
+}
+
+/// Calls `f` with the wire type and bytes of each value of one occurrence of a repeated
+/// field: the occurrence itself, or each value of a packed run.
+fn each_value(
+    kind: &Kind,
+    one: &Seen<'_>,
+    f: &mut dyn FnMut(WireType, &[u8]) -> Option<()>,
+) -> Option<()> {
     let packable = !matches!(kind, Kind::String | Kind::Bytes | Kind::Message(_));
     if packable && one.wire == WireType::LengthDelimited {
-        let wire = match kind {
-            Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => WireType::ThirtyTwoBit,
-            Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => WireType::SixtyFourBit,
-            _ => WireType::Varint,
-        };
+        let wire = wire_of(kind);
         let mut buf = one.data;
         while buf.has_remaining() {
             let data = match wire {
@@ -376,12 +394,21 @@ fn values(kind: &Kind, one: &Seen<'_>, out: &mut Vec<Value>) -> Option<()> {
                 WireType::SixtyFourBit => take(&mut buf, 8)?,
                 _ => varint_bytes(&mut buf)?,
             };
-            out.push(scalar(kind, wire, data)?);
+            f(wire, data)?;
         }
         return Some(());
     }
-    out.push(scalar(kind, one.wire, one.data)?);
-    Some(())
+    f(one.wire, one.data)
+}
+
+/// The wire type a value of `kind` is sent as (unpacked).
+fn wire_of(kind: &Kind) -> WireType {
+    match kind {
+        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => WireType::ThirtyTwoBit,
+        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => WireType::SixtyFourBit,
+        Kind::String | Kind::Bytes | Kind::Message(_) => WireType::LengthDelimited,
+        _ => WireType::Varint,
+    }
 }
 
 /// One value of `kind` from its wire bytes, as prost-reflect decodes it; `None` when the wire
@@ -393,13 +420,7 @@ fn scalar(kind: &Kind, wire: WireType, data: &[u8]) -> Option<Value> {
     };
     let fixed32 = || <[u8; 4]>::try_from(data).ok().map(u32::from_le_bytes);
     let fixed64 = || <[u8; 8]>::try_from(data).ok().map(u64::from_le_bytes);
-    let expected = match kind {
-        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => WireType::ThirtyTwoBit,
-        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => WireType::SixtyFourBit,
-        Kind::String | Kind::Bytes | Kind::Message(_) => WireType::LengthDelimited,
-        _ => WireType::Varint,
-    };
-    if wire != expected {
+    if wire != wire_of(kind) {
         return None;
     }
     // The truncating casts are protobuf's: a varint read as a 32-bit field keeps its low bits.
@@ -696,6 +717,38 @@ mod tests {
             .get_message_by_name("google.protobuf.StringValue")
             .unwrap();
         assert!(wrapper(&desc, &[0x08, 0x01], 0).is_none());
+    }
+
+    #[test]
+    fn fields_not_selected_are_refused_exactly_when_decoding_refuses_them() {
+        let desc = pool().get_message_by_name("t.M").unwrap();
+        for (name, bytes) in [
+            ("a packed int32 run cut short", &[0xaa, 0x6, 0x1, 0x80][..]),
+            ("a packed int32 run", &[0xaa, 0x6, 0x2, 0x96, 0x1][..]),
+            (
+                "a packed fixed32 run of 3 bytes",
+                &[0xda, 0x6, 0x3, 0x0, 0x0, 0x0][..],
+            ),
+            (
+                "a packed fixed32 run",
+                &[0xda, 0x6, 0x8, 0x0, 0x0, 0x80, 0x3f, 0x0, 0x0, 0x0, 0x0][..],
+            ),
+            ("a repeated string not UTF-8", &[0x92, 0x7, 0x1, 0xff][..]),
+            ("a repeated string", &[0x92, 0x7, 0x2, 0xc3, 0xa9][..]),
+            ("a string sent as a varint", &[0x70, 0x1][..]),
+            (
+                "a repeated int64 sent as fixed64",
+                &[0xb1, 0x6, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0][..],
+            ),
+            ("repeated bytes", &[0x9a, 0x7, 0x2, 0xff, 0xfe][..]),
+            ("an unknown field", &[0xb8, 0x3e, 0x1][..]),
+            ("a bool of 5", &[0x68, 0x5][..]),
+            ("a double sent as fixed32", &[0x65, 0x0, 0x0, 0x0, 0x0][..]),
+        ] {
+            let decodes = DynamicMessage::decode(desc.clone(), bytes).is_ok();
+            let scans = scan(bytes, &[1], Some((&desc, 0))).is_some();
+            assert_eq!(scans, decodes, "{name}");
+        }
     }
 
     #[test]
