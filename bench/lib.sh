@@ -1,5 +1,5 @@
 # Helpers shared by the load scripts that run the BFF next to the demo backends
-# (bench/percore.sh, bench/cache.sh, bench/rss.sh): sourced, not run. The caller sets `work` (a temporary
+# (bench/percore.sh, bench/cache.sh, bench/rss.sh, bench/link-order.sh): sourced, not run. The caller sets `work` (a temporary
 # folder) and `bin` (portico-load), and closes "${fds[@]}" when it ends, which stops every
 # child started with `start` (each reads a FIFO held open here, and stops at its end).
 
@@ -90,5 +90,26 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = [[$(cat "$work/$q.json")]]
 LUA
+  done
+}
+
+# one_of_each BASE: one request of each kind to the BFF at BASE (needs write_queries): REST,
+# GraphQL flat and nested twice each (the second runs on the compiled plan), an SSE query, a
+# gRPC-web call, the OpenAPI document, the SDL, the portal and a 404.
+one_of_each() {
+  local base=$1 path
+  json() { curl -sS -o /dev/null -H 'content-type: application/json' --data-binary "@$1" "$base/graphql"; }
+  curl -sS -o /dev/null "$base/v1/users/1"
+  json "$work/flat.json"
+  json "$work/flat.json"
+  json "$work/nested.json"
+  json "$work/nested.json"
+  curl -sS -o /dev/null -N -H 'accept: text/event-stream' -H 'content-type: application/json' \
+    --data-binary "@$work/flat.json" "$base/graphql"
+  printf '\x00\x00\x00\x00\x03\x0a\x01\x31' >"$work/getuser.grpcweb"
+  curl -sS -o /dev/null -H 'content-type: application/grpc-web+proto' \
+    --data-binary "@$work/getuser.grpcweb" "$base/demo.v1.UserService/GetUser"
+  for path in /openapi.json /portal/schema.graphql /portal /no/such/route; do
+    curl -sS -o /dev/null "$base$path"
   done
 }

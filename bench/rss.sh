@@ -48,18 +48,5 @@ memory() {
 }
 
 memory "after start"
-json() { curl -sS -o /dev/null -H 'content-type: application/json' --data-binary "@$1" "$base/graphql"; }
-curl -sS -o /dev/null "$base/v1/users/1"
-json "$work/flat.json"
-json "$work/flat.json"
-json "$work/nested.json"
-json "$work/nested.json"
-curl -sS -o /dev/null -N -H 'accept: text/event-stream' -H 'content-type: application/json' \
-  --data-binary "@$work/flat.json" "$base/graphql"
-printf '\x00\x00\x00\x00\x03\x0a\x01\x31' >"$work/getuser.grpcweb"
-curl -sS -o /dev/null -H 'content-type: application/grpc-web+proto' \
-  --data-binary "@$work/getuser.grpcweb" "$base/demo.v1.UserService/GetUser"
-for path in /openapi.json /portal/schema.graphql /portal /no/such/route; do
-  curl -sS -o /dev/null "$base$path"
-done
+one_of_each "$base"
 memory "after one request of each kind"
