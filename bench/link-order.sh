@@ -3,9 +3,9 @@
 # `bff-web` runs when it starts and serves one request of each kind (bench/lib.sh's
 # `one_of_each`) and then REST, flat and nested GraphQL requests thirty times each, recorded
 # by callgrind: those the requests ran, the most instructions first, then those only start-up
-# ran, kept when the binary defines them. The build script
-# (gateway/link/build.rs) hands the file to the linker, which places those functions side by
-# side; see the README, "Memory".
+# ran, kept when the binary defines them. The build script (gateway/link/build.rs) hands the
+# file to the linker, which places those functions side by side; see the README, "Resident
+# memory: the code a BFF runs, side by side".
 #
 #   cargo build --release --locked -p bff-web -p bff-mobile -p portico-demo --bins   # the Dockerfile's build
 #   cargo build --release -p portico-bench      # portico-load: the demo backends
@@ -14,7 +14,8 @@
 # Symbol names carry a hash of each crate's build settings (features included), so the file
 # fits the build it was recorded from: the Dockerfile's set, which `-p bff-web` alone also
 # gives. Rerun it when the code a request runs has moved (bench/rss.sh shows the file-backed
-# memory growing back). Needs valgrind (callgrind_control) and curl. Knobs: BIN (portico-load), BFF (bff-web).
+# memory growing back). Needs valgrind (callgrind_control) and curl. Knobs: BIN
+# (portico-load), BFF (bff-web).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,14 +1,15 @@
 //! The link order of the shipped binaries: `bff-web` and `bff-mobile` use this file as their
 //! build script.
 //!
-//! `gateway/link/order.txt` lists the functions a BFF runs when it starts and serves one
-//! request of each kind, written by `bench/link-order.sh` from a callgrind run. The linker
-//! places them side by side at the start of `.text`, so the code a running BFF needs sits in
-//! a few hundred contiguous pages instead of being spread over all 18 MB of it: the kernel
-//! maps code 64 KiB around each page a process touches, so scattered code costs resident
-//! memory out of all proportion to its size (see the README, "Memory"). Names the binary does
-//! not have (code changed since the file was written, another feature set) are skipped: a
-//! stale file costs memory, never correctness.
+//! `gateway/link/order.txt` lists the functions a BFF runs: those serving requests first, the
+//! hottest at the top, then those only start-up runs, written by `bench/link-order.sh` from a
+//! callgrind run. The linker places them side by side at the start of `.text`, so the code a
+//! running BFF needs sits in a few hundred contiguous pages instead of being spread over all
+//! 18 MB of it: the kernel maps code 64 KiB around each page a process touches, so scattered
+//! code costs resident memory out of all proportion to its size (see the README, "Resident
+//! memory: the code a BFF runs, side by side"). Names the binary does not have (code changed
+//! since the file was written, another feature set) are skipped: a stale file costs memory,
+//! never correctness.
 //!
 //! Only release builds for `x86_64-unknown-linux-gnu` get it, where rustc links with its own
 //! lld (the default since Rust 1.90; GNU ld has no `--symbol-ordering-file`).
