@@ -27,7 +27,9 @@
 # graphql-nested-unbatched runs a second Portico whose link calls GetProduct per item too.
 #
 # Knobs (environment): BIN (portico-load; default target/release/portico-load of this
-# checkout), BIN_WAIT (seconds to wait for BIN to appear, polled every 30 s; default 0),
+# checkout), BFF (a BFF binary to measure instead of `portico-load bff`, run as `BFF --config
+# FILE`: `BFF=target/release/bff-web` measures the shipped build, laid out by
+# gateway/link/order.txt, which portico-load's build is not; WORKERS does not apply), BIN_WAIT (seconds to wait for BIN to appear, polled every 30 s; default 0),
 # CONNECTIONS (32), THREADS (wrk threads, 2), DURATION (seconds per round, 8), ROUNDS (3),
 # WARMUP (seconds, unmeasured, per gateway and path, 2), WORKERS (Portico's tokio workers, or
 # cores with per_core; default one per core, as Tailcall's and Go's defaults), RUNTIME
@@ -79,11 +81,14 @@ done
 
 work=$(mktemp -d)
 tc_pid=
-# Every role but Tailcall stops when its stdin closes: each reads a FIFO this script holds
-# open on a file descriptor (9 backends, 8 Portico, 7 Portico unbatched, 6 grpc-gateway).
+bff_pids=()
+# Every role but Tailcall (and a BFF binary given as BFF, which stops on SIGTERM) stops when
+# its stdin closes: each reads a FIFO this script holds open on a file descriptor (9 backends,
+# 8 Portico, 7 Portico unbatched, 6 grpc-gateway).
 cleanup() {
   exec 9>&- 8>&- 7>&- 6>&-
   if [ -n "$tc_pid" ]; then kill "$tc_pid" 2>/dev/null || true; fi
+  for p in "${bff_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
@@ -137,8 +142,13 @@ YAML
 # start_bff NAME CONFIG FD: starts a BFF reading the FIFO held on FD; sets bff_pid, bff_addr.
 start_bff() {
   mkfifo "$work/$1.in"
-  RUST_LOG=warn "$bin" bff --config "$2" ${WORKERS:+--workers "$WORKERS"} \
-    <"$work/$1.in" >"$work/$1.out" 2>"$work/$1.err" &
+  if [ -n "${BFF:-}" ]; then
+    RUST_LOG=warn "$BFF" --config "$2" <"$work/$1.in" >"$work/$1.out" 2>"$work/$1.err" &
+    bff_pids+=("$!")
+  else
+    RUST_LOG=warn "$bin" bff --config "$2" ${WORKERS:+--workers "$WORKERS"} \
+      <"$work/$1.in" >"$work/$1.out" 2>"$work/$1.err" &
+  fi
   bff_pid=$!
   eval "exec $3>\"\$work/\$1.in\""
   wait_for "$work/$1.out" " on http://"
@@ -349,7 +359,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "$(nproc) cores, load average before $load_before, after $load_after, $started;" \
   "wrk -t$threads -c$connections, $rounds alternating rounds of ${duration}s per gateway" \
-  "(Portico: $bin bff, ${WORKERS:-default} workers; grpc-gateway and Tailcall: default threads);" \
+  "(Portico: ${BFF:-$bin bff}, ${WORKERS:-default} workers; grpc-gateway and Tailcall: default threads);" \
   "other processes took at most ${other_max}% of the machine's CPU in a round"
 echo
 echo "| path | peer | Portico req/s | peer req/s | ratio | CPU µs/req Portico | peer | ratio | p50 µs Portico | peer |"
