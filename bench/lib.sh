@@ -34,6 +34,16 @@ stop_all() {
   wait 2>/dev/null || true
 }
 
+# stop_bff_and_all: the EXIT trap of a script that starts a BFF binary itself and keeps its
+# pid in bff_pid: stops it (SIGTERM), then every child of `start`, and removes $work (kept
+# with KEEP_WORK=1).
+bff_pid=''
+stop_bff_and_all() {
+  [ -z "$bff_pid" ] || { kill "$bff_pid" 2>/dev/null; wait "$bff_pid" 2>/dev/null || true; }
+  stop_all
+  if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+
 # start_backends [ARGS...]: the demo backends (`portico-load backend ARGS`), ready.
 start_backends() {
   start backend backend "$@"

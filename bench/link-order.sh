@@ -28,13 +28,7 @@ done
 work=$(mktemp -d)
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
-bff_pid=''
-cleanup() {
-  [ -z "$bff_pid" ] || { kill "$bff_pid" 2>/dev/null; wait "$bff_pid" 2>/dev/null || true; }
-  stop_all
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap stop_bff_and_all EXIT
 
 start_backends
 write_bff_config "$work/bff.yaml"

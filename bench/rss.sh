@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The shipped BFF's resident memory: right after start, and after one request of each kind.
 #
-#   cargo build --release -p portico-bench -p bff-web
+#   cargo build --release -p bff-web          # on its own: built with portico-bench in one
+#   cargo build --release -p portico-bench    # command it would miss its link order (see
+#                                             # gateway/link/build.rs)
 #   bench/rss.sh                       # RUNTIME=multi_thread for one multi-threaded runtime
 #
 # Starts the demo backends (`portico-load backend`) and `bff-web --config` on them (the config
@@ -17,19 +19,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-$root/target/release/portico-load}
 bff=${BFF:-$root/target/release/bff-web}
 for b in "$bin" "$bff"; do
-  [ -x "$b" ] || { echo "no $b: cargo build --release -p portico-bench -p bff-web" >&2; exit 1; }
+  [ -x "$b" ] || { echo "no $b: see the build commands at the top of $0" >&2; exit 1; }
 done
 
 work=$(mktemp -d)
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
-bff_pid=''
-cleanup() {
-  [ -z "$bff_pid" ] || { kill "$bff_pid" 2>/dev/null; wait "$bff_pid" 2>/dev/null || true; }
-  stop_all
-  if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+trap stop_bff_and_all EXIT
 
 start_backends
 write_bff_config "$work/bff.yaml" "${RUNTIME:+runtime: { mode: $RUNTIME \}}"
