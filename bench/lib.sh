@@ -44,6 +44,21 @@ stop_bff_and_all() {
   if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 
+# start_bff_script: how a script that starts a BFF binary itself begins (rss.sh,
+# link-order.sh; `root` set): `bin` (BIN, default portico-load) and `bff` (BFF, default
+# bff-web) from this checkout's release builds, both present, a temporary `work`, and
+# stop_bff_and_all as the EXIT trap.
+start_bff_script() {
+  bin=${BIN:-$root/target/release/portico-load}
+  bff=${BFF:-$root/target/release/bff-web}
+  local b
+  for b in "$bin" "$bff"; do
+    [ -x "$b" ] || { echo "no $b: see the build commands at the top of $0" >&2; exit 1; }
+  done
+  work=$(mktemp -d)
+  trap stop_bff_and_all EXIT
+}
+
 # start_backends [ARGS...]: the demo backends (`portico-load backend ARGS`), ready.
 start_backends() {
   start backend backend "$@"

@@ -19,16 +19,9 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${BIN:-$root/target/release/portico-load}
-bff=${BFF:-$root/target/release/bff-web}
-for b in "$bin" "$bff"; do
-  [ -x "$b" ] || { echo "no $b: see the build commands at the top of $0" >&2; exit 1; }
-done
-
-work=$(mktemp -d)
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
-trap stop_bff_and_all EXIT
+start_bff_script
 
 start_backends
 write_bff_config "$work/bff.yaml"
