@@ -85,9 +85,67 @@ pub fn parse_grpc_timeout(s: &str) -> Option<Duration> {
     })
 }
 
+/// `d` in the gRPC wire format of a timeout, in the finest unit that fits 8 digits (as tonic
+/// writes it), for the `grpc-timeout` header of a backend call. Marked sensitive, so HTTP/2
+/// sends it as a never-indexed literal: a remaining budget differs from call to call, and
+/// indexing each one would churn the HPACK table.
+pub fn grpc_timeout_header(d: Duration) -> http::HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let secs = u128::from(d.as_secs());
+    let (n, unit) = [
+        (d.as_nanos(), b'n'),
+        (d.as_micros(), b'u'),
+        (d.as_millis(), b'm'),
+        (secs, b'S'),
+        (secs / 60, b'M'),
+    ]
+    .into_iter()
+    .find(|(n, _)| *n <= MAX)
+    .unwrap_or(((secs / 3600).min(MAX), b'H'));
+    let mut text = [0u8; 9];
+    let mut at = text.len() - 1;
+    text[at] = unit;
+    let mut rest = n;
+    loop {
+        at -= 1;
+        text[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut value =
+        http::HeaderValue::from_bytes(&text[at..]).unwrap_or(http::HeaderValue::from_static("0n"));
+    value.set_sensitive(true);
+    value
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_timeout_header_uses_the_finest_unit_that_fits() {
+        let h = |d| grpc_timeout_header(d).to_str().unwrap().to_string();
+        assert_eq!(h(Duration::ZERO), "0n");
+        assert_eq!(h(Duration::from_nanos(99_999_999)), "99999999n");
+        assert_eq!(h(Duration::from_millis(100)), "100000u");
+        assert_eq!(h(Duration::from_micros(29_999_876)), "29999876u");
+        assert_eq!(h(Duration::from_secs(30)), "30000000u");
+        assert_eq!(h(Duration::from_secs(200)), "200000m");
+        assert_eq!(h(Duration::from_secs(100_000)), "100000S");
+        assert_eq!(h(Duration::from_secs(100_000_000 * 60)), "1666666H");
+        assert!(grpc_timeout_header(Duration::from_secs(1)).is_sensitive());
+        // what it writes, the ingress reads back (to the unit's precision)
+        for d in [
+            Duration::from_millis(1234),
+            Duration::from_secs(86_400 * 400),
+        ] {
+            let back = parse_grpc_timeout(&h(d)).unwrap();
+            assert!(back <= d && d - back < Duration::from_secs(3600), "{d:?}");
+        }
+    }
 
     #[test]
     fn grpc_timeout_wire_format() {

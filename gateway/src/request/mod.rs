@@ -15,13 +15,17 @@ use std::sync::Arc;
 use http::{HeaderValue, Method};
 use tonic::metadata::MetadataMap;
 
-pub use budget::{Budget, parse_grpc_timeout};
+pub use budget::{Budget, grpc_timeout_header, parse_grpc_timeout};
 pub use trace::TraceContext;
 
 use crate::upstream::{Call, CallBody, Target};
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The W3C trace headers every backend call carries.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// The id of a request: the client's `x-request-id` when it is sane, else a fresh one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,27 +228,19 @@ impl RequestCtx {
     /// ([`Budget::call_deadline`] of the target's timeout) and the target's idempotency.
     pub fn call_to(&self, target: &Target, body: CallBody) -> Call {
         self.calls.bump();
-        let mut metadata = self.metadata.clone();
+        let mut headers = self.metadata.clone().into_headers();
         // Each call is a span of its own in the request's trace, child of the request's span.
         let span_id = crate::telemetry::traces::new_span_id();
-        if let Ok(parent) =
-            tonic::metadata::MetadataValue::try_from(self.trace.child_with(span_id).as_bytes())
-        {
-            metadata.insert("traceparent", parent);
-        }
-        match self
-            .trace
-            .tracestate
-            .as_ref()
-            .and_then(|s| tonic::metadata::MetadataValue::try_from(s.as_bytes()).ok())
-        {
+        headers.insert(TRACEPARENT, self.trace.child_with(span_id));
+        match &self.trace.tracestate {
             Some(state) => {
-                metadata.insert("tracestate", state);
+                headers.insert(TRACESTATE, state.clone());
             }
             None => {
-                metadata.remove("tracestate");
+                headers.remove(TRACESTATE);
             }
         }
+        let metadata = MetadataMap::from_headers(headers);
         Call {
             method: target.method.clone(),
             body,

@@ -62,15 +62,22 @@ impl TraceContext {
         self.child_with(nonzero_u64())
     }
 
-    /// A `traceparent` for a backend call whose span is `span_id`.
+    /// A `traceparent` for a backend call whose span is `span_id`. Marked sensitive, so
+    /// HTTP/2 sends it as a never-indexed literal: a value unique to each call would only
+    /// churn the HPACK table (evicting the headers every call repeats).
     pub fn child_with(&self, span_id: u64) -> HeaderValue {
-        let text = format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, span_id, self.flags
-        );
-        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(
+        let mut text = [0u8; 55];
+        text[..3].copy_from_slice(b"00-");
+        write_hex(&mut text[3..35], self.trace_id);
+        text[35] = b'-';
+        write_hex(&mut text[36..52], u128::from(span_id));
+        text[52] = b'-';
+        write_hex(&mut text[53..55], u128::from(self.flags));
+        let mut value = HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(
             "00-00000000000000000000000000000001-0000000000000001-01",
-        ))
+        ));
+        value.set_sensitive(true);
+        value
     }
 
     /// Whether the trace is sampled (flag `01`).
@@ -124,6 +131,15 @@ fn nonzero_u64() -> u64 {
 
 /// `00-<trace>-<parent>-<flags>` (or a later version, of which the first four fields are
 /// read): (trace id, parent id, flags).
+/// Writes the low `4 * out.len()` bits of `n` into `out` as lower-case hex, zero-padded.
+fn write_hex(out: &mut [u8], mut n: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+    }
+}
+
 fn parse(v: &[u8]) -> Option<(u128, u64, u8)> {
     if v.len() < 55 {
         return None;
@@ -170,6 +186,22 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn a_child_traceparent_is_the_w3c_text_and_never_indexed() {
+        let t = TraceContext::from_headers(&headers(&[("traceparent", CLIENT)]));
+        let child = t.child_with(0x0000_0000_00ab_cdef);
+        assert_eq!(
+            child.to_str().unwrap(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000abcdef-01"
+        );
+        assert!(child.is_sensitive());
+        // what it writes, a backend (or the next gateway) reads back
+        assert_eq!(
+            parse(child.as_bytes()),
+            Some((t.trace_id, 0x00ab_cdef, 0x01))
+        );
     }
 
     #[test]

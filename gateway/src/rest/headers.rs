@@ -83,7 +83,11 @@ impl HeaderRules {
             out.append(name.clone(), value.clone());
         }
         if let Some(id) = id {
-            out.insert(REQUEST_ID_HEADER, id.0.clone());
+            // Never indexed by HPACK: a value unique to each request would only churn the
+            // table, evicting the headers every call repeats.
+            let mut value = id.0.clone();
+            value.set_sensitive(true);
+            out.insert(REQUEST_ID_HEADER, value);
         }
         MetadataMap::from_headers(out)
     }

@@ -511,7 +511,10 @@ impl Upstream {
         let mut req = tonic::Request::new(msg);
         *req.metadata_mut() = metadata;
         // Sends `grpc-timeout` so the backend knows the budget too.
-        req.set_timeout(timeout);
+        req.metadata_mut().as_mut().insert(
+            http::header::HeaderName::from_static("grpc-timeout"),
+            crate::request::grpc_timeout_header(timeout),
+        );
         req
     }
 
