@@ -115,6 +115,23 @@ pub struct Sel {
     pub nodes: Vec<Node>,
     /// Whether a link is selected here or below (the selection needs calls to resolve).
     pub links: bool,
+    /// What writing it straight from wire bytes needs, worked out on first use (the plan is
+    /// cached, so once per cached plan): see [`crate::graphql::run`]'s `wire`.
+    pub wire: std::sync::OnceLock<Option<WireLayout>>,
+}
+
+/// A selection's layout for writing it from wire bytes: per node, in response order, the
+/// field number it reads (0 for `__typename`), its kind, and its key as JSON text
+/// (`"key":`). `None` (on [`Sel::wire`]) when a node cannot be written that way (maps,
+/// members of a real `oneof`, redacted fields, links).
+#[derive(Debug)]
+pub struct WireLayout {
+    /// The field number each node reads (0: none).
+    pub numbers: Box<[u32]>,
+    /// The kind of each node's field (`None` for `__typename`).
+    pub kinds: Box<[Option<prost_reflect::Kind>]>,
+    /// Each node's key, escaped, quoted and followed by `:`.
+    pub keys: Box<[Box<[u8]>]>,
 }
 
 /// One selected field.

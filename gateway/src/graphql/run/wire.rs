@@ -20,7 +20,7 @@ use prost::encoding::{WireType, decode_key, decode_varint};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
 use super::values::leaf;
-use crate::graphql::engine::plan::{Cond, NodeKind, Sel};
+use crate::graphql::engine::plan::{Cond, NodeKind, Sel, WireLayout};
 use crate::graphql::engine::schema::shape::{Shape, Wkt};
 use crate::transcode::direct::to_json::time_text;
 
@@ -75,23 +75,8 @@ fn object(
     if depth > MAX_DEPTH || sel.links {
         return None;
     }
-    // The field number each node reads (0: none).
-    let mut numbers = Vec::with_capacity(sel.nodes.len());
-    for node in &sel.nodes {
-        numbers.push(match &node.kind {
-            NodeKind::Typename(_) => 0,
-            NodeKind::Field {
-                fd, redact: None, ..
-            } => {
-                if fd.is_map() || fd.containing_oneof().is_some_and(|o| !o.is_synthetic()) {
-                    return None;
-                }
-                fd.number()
-            }
-            _ => return None,
-        });
-    }
-    let seen = scan(bytes, &numbers, Some((desc, depth)))?;
+    let layout = sel.wire.get_or_init(|| layout(sel)).as_ref()?;
+    let seen = scan(bytes, &layout.numbers, Some((desc, depth)))?;
     let start = out.len();
     let mut empty = true;
     for (i, node) in sel.nodes.iter().enumerate() {
@@ -100,16 +85,24 @@ fn object(
         }
         out.push(if empty { b'{' } else { b',' });
         empty = false;
-        write_str(out, node.key.as_str())?;
-        out.push(b':');
-        match &node.kind {
-            NodeKind::Typename(v) => write_value(out, v)?,
-            NodeKind::Field { fd, shape, sel, .. } => {
+        out.extend_from_slice(layout.keys.get(i)?);
+        match (&node.kind, layout.kinds.get(i)?) {
+            (NodeKind::Typename(v), _) => write_value(out, v)?,
+            (NodeKind::Field { fd, shape, sel, .. }, Some(kind)) => {
                 let mut occurrences = seen.iter().filter(|s| s.node == i).peekable();
                 if occurrences.peek().is_none() {
                     write_value(out, &unset(fd, shape)?)?;
                 } else {
-                    field(fd, shape, sel.as_ref(), occurrences, skipped, depth, out)?;
+                    field(
+                        fd,
+                        kind,
+                        shape,
+                        sel.as_ref(),
+                        occurrences,
+                        skipped,
+                        depth,
+                        out,
+                    )?;
                 }
             }
             _ => return None,
@@ -123,6 +116,36 @@ fn object(
         out.push(b'}');
     }
     Some(())
+}
+
+/// Works out `sel`'s [`WireLayout`]; `None` when a node cannot be written from wire bytes.
+fn layout(sel: &Sel) -> Option<WireLayout> {
+    let (mut numbers, mut kinds, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    for node in &sel.nodes {
+        let (number, kind) = match &node.kind {
+            NodeKind::Typename(_) => (0, None),
+            NodeKind::Field {
+                fd, redact: None, ..
+            } => {
+                if fd.is_map() || fd.containing_oneof().is_some_and(|o| !o.is_synthetic()) {
+                    return None;
+                }
+                (fd.number(), Some(fd.kind()))
+            }
+            _ => return None,
+        };
+        numbers.push(number);
+        kinds.push(kind);
+        let mut key = Vec::with_capacity(node.key.len() + 3);
+        write_str(&mut key, node.key.as_str())?;
+        key.push(b':');
+        keys.push(key.into_boxed_slice());
+    }
+    Some(WireLayout {
+        numbers: numbers.into(),
+        kinds: kinds.into(),
+        keys: keys.into(),
+    })
 }
 
 /// Every occurrence of the fields in `numbers`, in wire order; `None` on malformed framing or
@@ -248,8 +271,10 @@ fn unset(fd: &FieldDescriptor, shape: &Shape) -> Option<Gql> {
 }
 
 /// Writes the value of a field from its occurrences (at least one).
+#[allow(clippy::too_many_arguments)]
 fn field<'a, 'b>(
     fd: &FieldDescriptor,
+    kind: &Kind,
     shape: &Shape,
     sel: Option<&Sel>,
     occurrences: impl Iterator<Item = &'b Seen<'a>>,
@@ -260,7 +285,6 @@ fn field<'a, 'b>(
 where
     'a: 'b,
 {
-    let kind = fd.kind();
     match (shape, sel) {
         (Shape::Object(m), Some(sel)) => {
             object(only_message(occurrences)?, m, sel, skipped, depth + 1, out)
@@ -291,7 +315,7 @@ where
         }
         // Wrappers (nullable scalars), as `wkt` shows the decoded message.
         (Shape::Wkt(Wkt::Wrapper(_)), _) if !fd.is_list() => {
-            let Kind::Message(m) = &kind else {
+            let Kind::Message(m) = kind else {
                 return None;
             };
             write_value(out, &wrapper(m, only_message(occurrences)?, depth)?)
@@ -299,7 +323,7 @@ where
         (shape, _) if fd.is_list() => {
             let mut items = Vec::new();
             for one in occurrences {
-                values(&kind, one, &mut items)?;
+                values(kind, one, &mut items)?;
             }
             write_value(out, &leaf(&Value::List(items), shape).ok()?)
         }
@@ -315,7 +339,7 @@ where
             if count > 1 && matches!(kind, Kind::Message(_)) {
                 return None;
             }
-            match (shape, &kind) {
+            match (shape, kind) {
                 // Strings and enums written from the bytes: no value in between.
                 (Shape::Scalar(Kind::String), Kind::String) => {
                     if last.wire != WireType::LengthDelimited {
@@ -324,7 +348,7 @@ where
                     write_str(out, std::str::from_utf8(last.data).ok()?)
                 }
                 (Shape::Enum(e), Kind::Enum(_)) => {
-                    let Value::EnumNumber(n) = scalar(&kind, last.wire, last.data)? else {
+                    let Value::EnumNumber(n) = scalar(kind, last.wire, last.data)? else {
                         return None;
                     };
                     // A number the enum lacks: the general way reports it.
@@ -332,7 +356,7 @@ where
                 }
                 _ => write_value(
                     out,
-                    &leaf(&scalar(&kind, last.wire, last.data)?, shape).ok()?,
+                    &leaf(&scalar(kind, last.wire, last.data)?, shape).ok()?,
                 ),
             }
         }
@@ -595,6 +619,7 @@ mod tests {
                 })
                 .collect(),
             links: false,
+            wire: Default::default(),
         }
     }
 
