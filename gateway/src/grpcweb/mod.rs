@@ -34,15 +34,21 @@ impl WebContentType {
     /// The gRPC-Web content type of a `Content-Type` value (parameters ignored, case
     /// insensitive); `None` when it is not gRPC-Web.
     pub fn parse(value: &str) -> Option<Self> {
+        const PREFIX: &str = "application/grpc-web";
         let essence = value.split(';').next().unwrap_or("").trim();
-        let essence = essence.to_ascii_lowercase();
-        let rest = essence.strip_prefix("application/grpc-web")?;
-        let (mode, codec) = match rest.strip_prefix("-text") {
-            Some(codec) => (Mode::Text, codec),
-            None => (Mode::Binary, rest),
+        // Compared ignoring ASCII case, without a lower-cased copy (every request asks).
+        let head = essence.get(..PREFIX.len())?;
+        if !head.eq_ignore_ascii_case(PREFIX) {
+            return None;
+        }
+        let rest = essence.get(PREFIX.len()..)?;
+        let (mode, codec) = match rest.get(..5) {
+            Some(t) if t.eq_ignore_ascii_case("-text") => (Mode::Text, rest.get(5..)?),
+            _ => (Mode::Binary, rest),
         };
         let proto = match codec {
-            "" | "+proto" => true,
+            "" => true,
+            c if c.eq_ignore_ascii_case("+proto") => true,
             other if other.starts_with('+') => false,
             _ => return None,
         };
@@ -102,6 +108,10 @@ mod tests {
             binary
         );
         assert_eq!(WebContentType::parse("application/grpc-web-text"), text);
+        assert_eq!(
+            WebContentType::parse("APPLICATION/GRPC-WEB-Text+PROTO"),
+            text
+        );
         assert_eq!(
             WebContentType::parse("application/grpc-web-text+proto"),
             text

@@ -11,7 +11,7 @@ use http::request::Parts;
 use super::executor::Prepared;
 use crate::error::{ErrorKind, GatewayError};
 use crate::graphql::bff::persisted::Persisted;
-use crate::graphql::engine::limits::{self, codes};
+use crate::graphql::engine::limits::{self, QueryStats, codes};
 use crate::graphql::transport::{ConnectionInitPayload, Prepare, is_websocket};
 use crate::ingress::Admitted;
 use crate::request::RequestCtx;
@@ -85,8 +85,25 @@ impl GatewayPrepare {
             Origin::Trusted => (req, None),
         };
         let lim = &snapshot.config.graphql.limits;
+        let operation = req.operation_name.clone();
+        // A document seen before whose figures do not depend on variables: nothing is left
+        // to parse or measure (what is known is found by the query text), and the document
+        // is not even copied into the request (the executor fetches it if it needs it).
+        let seen = schema
+            .plans
+            .known(&req.query, operation.as_deref())
+            .filter(|k| k.operation.is_some());
+        // Its token count too, when the first request counted them all (0: not counted).
+        let counted = seen
+            .as_ref()
+            .and_then(|k| k.limits.get())
+            .map_or(0, |s| s.tokens);
+        let mut tokens = 0;
         if lim.max_tokens > 0 {
-            let tokens = limits::count_tokens(&req.query, lim.max_tokens);
+            tokens = match counted {
+                0 => limits::count_tokens(&req.query, lim.max_tokens),
+                n => n,
+            };
             if tokens > lim.max_tokens {
                 return Err(GatewayError::rejected(
                     ErrorKind::TooManyTokens,
@@ -97,16 +114,8 @@ impl GatewayPrepare {
                 ));
             }
         }
-        let operation = req.operation_name.clone();
         let mut introspection = false;
         let mut cost = None;
-        // A document seen before whose figures do not depend on variables: nothing is left
-        // to parse or measure (what is known is found by the query text), and the document
-        // is not even copied into the request (the executor fetches it if it needs it).
-        let seen = schema
-            .plans
-            .known(&req.query, operation.as_deref())
-            .filter(|k| k.operation.is_some());
         let (known, parsed, named) = match seen.as_ref().and_then(|k| Some((k, k.limits.get()?))) {
             Some((k, stats)) => {
                 introspection = stats.introspection;
@@ -154,7 +163,9 @@ impl GatewayPrepare {
                             if let (Ok(stats), Some(k)) = (&measured, &known)
                                 && !stats.variables_read
                             {
-                                let _ = k.limits.set(*stats);
+                                // `tokens` is the whole count only when it was counted
+                                // under a limit it kept to (else 0: counted next time).
+                                let _ = k.limits.set(QueryStats { tokens, ..*stats });
                             }
                             measured
                         }

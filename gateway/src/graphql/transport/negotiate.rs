@@ -44,23 +44,23 @@ impl MediaType {
     }
 }
 
-/// One media range of an `Accept` header.
+/// One media range of an `Accept` header (borrowed from it; compared ignoring ASCII case).
 #[derive(Debug, PartialEq)]
-struct Range {
-    ty: String,
-    subtype: String,
+struct Range<'a> {
+    ty: &'a str,
+    subtype: &'a str,
     /// Quality in thousandths (0..=1000).
     q: u16,
 }
 
 /// Parses every `Accept` header of the request into media ranges (malformed ranges skipped).
-fn ranges(headers: &HeaderMap) -> Vec<Range> {
+fn ranges(headers: &HeaderMap) -> Vec<Range<'_>> {
     let mut out = Vec::new();
     for value in headers.get_all(ACCEPT) {
         let Ok(text) = value.to_str() else { continue };
         for item in text.split(',') {
             let mut pieces = item.split(';');
-            let essence = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = pieces.next().unwrap_or("").trim();
             let Some((ty, subtype)) = essence.split_once('/') else {
                 continue;
             };
@@ -73,8 +73,8 @@ fn ranges(headers: &HeaderMap) -> Vec<Range> {
                 }
             }
             out.push(Range {
-                ty: ty.trim().to_owned(),
-                subtype: subtype.trim().to_owned(),
+                ty: ty.trim(),
+                subtype: subtype.trim(),
                 q,
             });
         }
@@ -99,9 +99,10 @@ fn matched(ranges: &[Range], media: MediaType) -> Option<(u16, u8)> {
     ranges
         .iter()
         .filter_map(|r| {
-            let specificity = match (r.ty.as_str(), r.subtype.as_str()) {
-                (t, s) if t == ty && s == subtype => 2,
-                (t, "*") if t == ty => 1,
+            let is_type = r.ty.eq_ignore_ascii_case(ty);
+            let specificity = match (r.ty, r.subtype) {
+                (_, s) if is_type && s.eq_ignore_ascii_case(subtype) => 2,
+                (_, "*") if is_type => 1,
                 ("*", "*") => 0,
                 _ => return None,
             };
@@ -143,9 +144,9 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 
 /// True when the client names `text/html` (a browser navigating to the endpoint).
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
-    ranges(headers)
-        .iter()
-        .any(|r| r.ty == "text" && r.subtype == "html" && r.q > 0)
+    ranges(headers).iter().any(|r| {
+        r.ty.eq_ignore_ascii_case("text") && r.subtype.eq_ignore_ascii_case("html") && r.q > 0
+    })
 }
 
 #[cfg(test)]
