@@ -32,6 +32,7 @@ pub mod direct;
 mod error;
 mod field_path;
 mod form;
+pub mod json_text;
 mod query;
 mod response;
 mod scalar;

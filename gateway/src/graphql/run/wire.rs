@@ -56,7 +56,8 @@ pub(super) fn project(
 
 /// A JSON string (serde's escaping).
 fn write_str(out: &mut Vec<u8>, s: &str) -> Option<()> {
-    serde_json::to_writer(out, s).ok()
+    crate::transcode::json_text::write_str(out, s);
+    Some(())
 }
 
 /// A GraphQL value as serde writes it.
@@ -345,7 +346,7 @@ where
                     if last.wire != WireType::LengthDelimited {
                         return None;
                     }
-                    write_str(out, std::str::from_utf8(last.data).ok()?)
+                    crate::transcode::json_text::write_utf8(out, last.data)
                 }
                 (Shape::Enum(e), Kind::Enum(_)) => {
                     let Value::EnumNumber(n) = scalar(kind, last.wire, last.data)? else {

@@ -208,7 +208,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Params, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad_request("the request body is empty"));
     }
-    let json: Json = serde_json::from_slice(body)
+    let json: Json = crate::transcode::json_text::from_slice(body)
         .map_err(|e| bad_request(format!("the request body is not valid JSON: {e}")))?;
     let map = match json {
         Json::Object(map) => map,

@@ -29,6 +29,7 @@ use prost_reflect::{DeserializeOptions, DynamicMessage, EnumDescriptor};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 
 use super::{MAX_DEPTH, MessagePlan, Plans, Shape, Ty, Unsupported, Wkt};
+use crate::transcode::json_text;
 
 /// Marks an error as "not for this decoder" (the caller takes the `DynamicMessage` path)
 /// rather than an invalid body (whose error is prost-reflect's, word for word).
@@ -99,8 +100,18 @@ fn run<'p>(
     start: Start<'p>,
 ) -> Result<Vec<u8>, Refusal> {
     let mut enc = Enc::new(plans, limits, json.len());
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let first = walk(&mut enc, start, &mut de).and_then(|()| de.end());
+    // A UTF-8 body (checked once, whole) is read as text: serde_json then does not check
+    // each string again. One that is not gets from_slice's error, with its place.
+    let first = match json_text::utf8_body(json) {
+        Some(text) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            walk(&mut enc, start, &mut de).and_then(|()| de.end())
+        }
+        None => {
+            let mut de = serde_json::Deserializer::from_slice(json);
+            walk(&mut enc, start, &mut de).and_then(|()| de.end())
+        }
+    };
     let Err(e) = first else {
         return Ok(enc.out);
     };

@@ -17,6 +17,7 @@ use super::{
     EncodeOptions, FieldPlan, MAX_DEPTH, MessagePlan, Plans, Shape, Ty, Unsupported, Wkt,
     write_json,
 };
+use crate::transcode::json_text;
 
 /// One field occurrence on the wire.
 #[derive(Clone, Copy, Debug)]
@@ -151,6 +152,9 @@ enum Scalar<'b> {
     U64(u64),
     Bool(bool),
     Str(&'b str),
+    /// A string whose bytes are plain ([`json_text::is_plain`]): UTF-8 with nothing to
+    /// escape, written as they are.
+    Plain(&'b [u8]),
     Bytes(&'b [u8]),
     Enum(i32),
 }
@@ -167,7 +171,7 @@ impl Scalar<'_> {
             Scalar::U64(v) => v == 0,
             Scalar::Bool(v) => !v,
             Scalar::Str(v) => v.is_empty(),
-            Scalar::Bytes(v) => v.is_empty(),
+            Scalar::Plain(v) | Scalar::Bytes(v) => v.is_empty(),
         }
     }
 }
@@ -199,10 +203,17 @@ fn scalar<'b>(ty: &Ty, wire: Wire, bytes: &'b [u8]) -> Result<Scalar<'b>, Unsupp
         (Ty::Sfixed64, Wire::Fixed64(v)) => Scalar::I64(v as i64),
         (Ty::Bool, Wire::Varint(v)) => Scalar::Bool(v != 0),
         (Ty::Enum(_), Wire::Varint(v)) => Scalar::Enum(v as i32),
-        (Ty::String, Wire::Len(s, e)) => Scalar::Str(
-            std::str::from_utf8(bytes.get(s..e).ok_or(mismatch)?)
-                .map_err(|_| Unsupported("a string that is not UTF-8"))?,
-        ),
+        (Ty::String, Wire::Len(s, e)) => {
+            let b = bytes.get(s..e).ok_or(mismatch)?;
+            if json_text::is_plain(b) {
+                Scalar::Plain(b)
+            } else {
+                Scalar::Str(
+                    std::str::from_utf8(b)
+                        .map_err(|_| Unsupported("a string that is not UTF-8"))?,
+                )
+            }
+        }
         (Ty::Bytes, Wire::Len(s, e)) => Scalar::Bytes(bytes.get(s..e).ok_or(mismatch)?),
         _ => return Err(mismatch),
     })
@@ -562,6 +573,7 @@ fn write_scalar(out: &mut Vec<u8>, ty: &Ty, v: Scalar<'_>) {
         }
         Scalar::Bool(x) => out.extend_from_slice(if x { b"true" } else { b"false" }),
         Scalar::Str(s) => write_json(out, s),
+        Scalar::Plain(b) => json_text::write_plain(out, b),
         Scalar::Bytes(b) => {
             use base64::Engine;
             out.push(b'"');
@@ -578,7 +590,7 @@ fn write_scalar(out: &mut Vec<u8>, ty: &Ty, v: Scalar<'_>) {
                 out.extend_from_slice(b"null");
             }
             Ty::Enum(e) => match e.get_value(n) {
-                Some(v) => write_json(out, v.name()),
+                Some(v) => json_text::write_str(out, v.name()),
                 None => write_json(out, &n),
             },
             _ => write_json(out, &n),
@@ -598,6 +610,7 @@ fn non_finite(nan: bool, positive: bool) -> &'static [u8] {
 fn write_map_key(out: &mut Vec<u8>, v: Scalar<'_>) {
     match v {
         Scalar::Str(s) => write_json(out, s),
+        Scalar::Plain(b) => json_text::write_plain(out, b),
         Scalar::Bool(b) => out.extend_from_slice(if b { b"\"true\"" } else { b"\"false\"" }),
         other => {
             out.push(b'"');
@@ -765,9 +778,8 @@ fn value(out: &mut Vec<u8>, bytes: &[u8], depth: usize) -> Result<(), Unsupporte
             write_json(out, &x);
         }
         Some((3, Wire::Len(s, e))) => {
-            let text = std::str::from_utf8(sub(s, e)?)
-                .map_err(|_| Unsupported("a string that is not UTF-8"))?;
-            write_json(out, text);
+            json_text::write_utf8(out, sub(s, e)?)
+                .ok_or(Unsupported("a string that is not UTF-8"))?;
         }
         Some((4, Wire::Varint(v))) => {
             out.extend_from_slice(if v != 0 { b"true" } else { b"false" });
@@ -834,7 +846,7 @@ fn structure(out: &mut Vec<u8>, bytes: &[u8], depth: usize) -> Result<(), Unsupp
             out.push(b',');
         }
         first = false;
-        write_json(out, key);
+        json_text::write_str(out, key);
         out.push(b':');
         value(out, val, depth + 1)?;
     }
