@@ -13,8 +13,9 @@
 #
 # Symbol names carry a hash of each crate's build settings (features included), so the file
 # fits the build it was recorded from: the Dockerfile's set, which `-p bff-web` alone also
-# gives. Rerun it when the code a request runs has moved (bench/rss.sh shows the file-backed
-# memory growing back). Needs valgrind (callgrind_control) and curl. Knobs: BIN
+# gives. Rerun it when the code a request runs has moved, or a workspace crate got a new
+# dependency (that renames all its functions) (bench/rss.sh shows the file-backed memory
+# growing back). Needs valgrind (callgrind_control) and curl. Knobs: BIN
 # (portico-load), BFF (bff-web).
 set -euo pipefail
 
